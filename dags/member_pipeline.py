@@ -1,0 +1,103 @@
+"""
+### Member pipeline: MySQL → Parquet on S3 → Delta table `member` (a Databricks run)
+
+Every day (or when triggered) for the run's interval:
+
+1. **extract_members** streams the MySQL `member` table into Parquet files under
+   `s3://<landing>/member/extract_date=YYYY-MM-DD/` and publishes the batch by writing its
+   `_manifest.json` last (`include/extract/`).
+2. **wait_for_manifest** waits until that manifest exists: nothing downstream reads an unpublished batch.
+3. **merge_members** submits a Databricks run of `spark_jobs/member_merge.py`, which reads exactly the
+   manifest's files, cleans and validates the rows, quarantines bad ones with a reason and MERGEs the rest
+   into the Delta table `member` (upsert on `member_id`).
+4. **reconcile** checks landed rows = merged rows + quarantined rows from the manifest and the job's
+   result file, and fails the run if they differ.
+
+Re-running any task for the same interval is safe: the extract replaces its batch, the MERGE only changes
+rows whose values changed, the quarantine is replaced per batch.
+Connections: `mysql_members`, `aws_lakehouse`, `databricks_default` (ids overridable, see include/settings.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
+from airflow.sdk import dag, task
+
+from include import layout, settings
+from include.databricks_jobs import member_merge_run
+
+BATCH_ID = "{{ ti.xcom_pull(task_ids='extract_members')['batch_id'] }}"
+
+default_args = {
+    "owner": "data-platform",
+    "retries": 3,
+    "retry_delay": dt.timedelta(seconds=20),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(minutes=10),
+    "execution_timeout": dt.timedelta(minutes=30),
+}
+
+
+@dag(
+    schedule="@daily",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=dt.timedelta(hours=2),
+    default_args=default_args,
+    tags=["member", "mysql", "databricks", "delta"],
+    doc_md=__doc__,
+)
+def member_pipeline():
+    @task(execution_timeout=dt.timedelta(minutes=20))
+    def extract_members(**context) -> dict:
+        from include.extract.run import batch_id_for, extract_member_batch
+
+        # manual runs may carry no data interval; they then extract for the day they were triggered
+        interval_end = context.get("data_interval_end") or context["dag_run"].run_after
+        return extract_member_batch(batch_id_for(interval_end.date()), context["run_id"])
+
+    wait_for_manifest = S3KeySensor(
+        task_id="wait_for_manifest",
+        aws_conn_id=settings.AWS_CONN_ID,
+        bucket_name=settings.LANDING_BUCKET,
+        bucket_key="{{ ti.xcom_pull(task_ids='extract_members')['manifest_key'] }}",
+        mode="reschedule",
+        poke_interval=15,
+        timeout=dt.timedelta(minutes=10).total_seconds(),
+        execution_timeout=dt.timedelta(minutes=15),
+    )
+
+    merge_members = DatabricksSubmitRunOperator(
+        task_id="merge_members",
+        databricks_conn_id=settings.DATABRICKS_CONN_ID,
+        json=member_merge_run(BATCH_ID),
+        # the triggerer polls the run; no worker slot is held while Spark works
+        deferrable=True,
+        polling_period_seconds=5,
+        # API errors (5xx, 429, connection) are retried inside the hook; job failures by task retries
+        databricks_retry_limit=4,
+        databricks_retry_delay=5,
+        execution_timeout=dt.timedelta(hours=1),
+    )
+
+    @task(execution_timeout=dt.timedelta(minutes=5))
+    def reconcile(extracted: dict) -> dict:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from include.reconcile import read_json, reconcile_batch
+
+        s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
+        batch_id = extracted["batch_id"]
+        manifest = read_json(s3, settings.LANDING_BUCKET, layout.manifest_key("member", batch_id))
+        result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("member", batch_id))
+        return reconcile_batch(manifest, result)
+
+    extracted = extract_members()
+    extracted >> wait_for_manifest >> merge_members >> reconcile(extracted)
+
+
+member_pipeline()

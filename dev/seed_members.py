@@ -1,0 +1,153 @@
+"""Create the source `member` table, its read-only extract user, and seed it with generated members.
+
+    python -m dev.seed_members --if-empty --rows 1000      # what `make demo` runs
+    python -m dev.seed_members --truncate --rows 1000000    # benchmarks
+
+Members are generated the way the brief's generator does it (Faker: uuid4 id, first/last name, email,
+phone number, street address, city, country, registration date within the last two years), but seeded
+(Faker and `random`) so a given --seed and --rows always produce the same table. Calling Faker a million
+times takes minutes, so each field draws from a pool of Faker values (at most --pool distinct values per
+field) and rows combine pool entries at random. The rows are bulk-loaded with LOAD DATA LOCAL INFILE.
+
+Connects as root (MYSQL_ROOT_PASSWORD) to MYSQL_HOST:MYSQL_PORT; the extract never uses root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+import MySQLdb
+from faker import Faker
+
+MEMBER_DDL = """
+CREATE TABLE IF NOT EXISTS member (
+    member_id         VARCHAR(36)  NOT NULL,
+    first_name        VARCHAR(100) NULL,
+    last_name         VARCHAR(100) NULL,
+    email             VARCHAR(255) NULL,
+    phone_number      VARCHAR(50)  NULL,
+    address           VARCHAR(255) NULL,
+    city              VARCHAR(100) NULL,
+    country           VARCHAR(100) NULL,
+    registration_date DATE         NULL,
+    PRIMARY KEY (member_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci
+"""
+
+COLUMNS = (
+    "member_id", "first_name", "last_name", "email", "phone_number",
+    "address", "city", "country", "registration_date",
+)
+
+
+def generate_members(rows: int, seed: int = 42, pool: int = 20_000, today: dt.date | None = None) -> Iterator[tuple]:
+    """Yield `rows` member tuples in COLUMNS order, deterministic for a given seed."""
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    rng = random.Random(seed)
+    size = max(1, min(rows, pool))
+    pools = {
+        "first_name": [fake.first_name() for _ in range(size)],
+        "last_name": [fake.last_name() for _ in range(size)],
+        "email": [fake.email() for _ in range(size)],
+        "phone_number": [fake.phone_number() for _ in range(size)],
+        "address": [fake.street_address() for _ in range(size)],
+        "city": [fake.city() for _ in range(size)],
+        "country": [fake.country() for _ in range(size)],
+    }
+    today = today or dt.date.today()
+    first_day = today - dt.timedelta(days=730)  # Faker's date_between("-2y", "today")
+    days = (today - first_day).days
+    fields = list(pools.values())
+    for _ in range(rows):
+        member_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        values = [p[rng.randrange(size)] for p in fields]
+        yield (member_id, *values, first_day + dt.timedelta(days=rng.randint(0, days)))
+
+
+def _tsv_field(value) -> str:
+    if value is None:
+        return r"\N"
+    text = value.isoformat() if isinstance(value, dt.date) else str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def connect_root(database: str | None = None):
+    return MySQLdb.connect(
+        host=os.environ.get("MYSQL_HOST", "127.0.0.1"),
+        port=int(os.environ.get("MYSQL_PORT", "3306")),
+        user="root",
+        password=os.environ["MYSQL_ROOT_PASSWORD"],
+        database=database or "",
+        charset="utf8mb4",
+        local_infile=1,
+    )
+
+
+def setup_schema(conn, database: str, extract_user: str, extract_password: str) -> None:
+    """Database, table and the read-only extract user (SELECT on the member table only). Idempotent."""
+    cur = conn.cursor()
+    cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    cur.execute(f"USE `{database}`")
+    cur.execute(MEMBER_DDL)
+    cur.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (extract_user, extract_password))
+    # keeps the password in step with .env if the user existed already
+    cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (extract_user, extract_password))
+    cur.execute(f"GRANT SELECT ON `{database}`.`member` TO %s@'%%'", (extract_user,))
+    conn.commit()
+
+
+def load_members(conn, rows: Iterator[tuple]) -> int:
+    """Bulk-load rows through a temporary TSV file; returns the number of rows loaded."""
+    count = 0
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".tsv") as f:
+        for row in rows:
+            f.write("\t".join(_tsv_field(v) for v in row) + "\n")
+            count += 1
+        f.flush()
+        cur = conn.cursor()
+        cur.execute(
+            "LOAD DATA LOCAL INFILE %s INTO TABLE member CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY '\\t' LINES TERMINATED BY '\\n' "
+            f"({', '.join(COLUMNS)})",
+            (f.name,),
+        )
+    conn.commit()
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=int(os.environ.get("SEED_ROWS", "1000")))
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--pool", type=int, default=20_000, help="distinct Faker values per field")
+    parser.add_argument("--if-empty", action="store_true", help="seed only when the table has no rows")
+    parser.add_argument("--truncate", action="store_true", help="empty the table first")
+    args = parser.parse_args(argv)
+
+    database = os.environ.get("MYSQL_DATABASE", "members")
+    conn = connect_root()
+    setup_schema(conn, database, os.environ["MYSQL_EXTRACT_USER"], os.environ["MYSQL_EXTRACT_PASSWORD"])
+    cur = conn.cursor()
+    if args.truncate:
+        cur.execute("TRUNCATE TABLE member")
+    cur.execute("SELECT COUNT(*) FROM member")
+    existing = cur.fetchone()[0]
+    if args.if_empty and existing:
+        print(f"member table already has {existing} rows; not seeding")
+        return 0
+    started = time.monotonic()
+    loaded = load_members(conn, generate_members(args.rows, seed=args.seed, pool=args.pool))
+    print(f"seeded {loaded} members in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# The local stack as plain processes on loopback, for machines without docker.
+#
+#   dev/stack.sh install   install what is missing: Debian packages, the locked venv, Spark jars, MinIO, .env
+#   dev/stack.sh start     start MariaDB, Postgres, MinIO, the Databricks runner and Airflow (reuses running ones)
+#   dev/stack.sh stop      stop them all; data stays under .local/ for the next start
+#   dev/stack.sh status    what runs, where
+#   dev/stack.sh run CMD   run CMD with the stack's environment (.env + Airflow settings)
+#
+# Everything it starts belongs to this checkout: data and logs under .local/, downloads cached under
+# $LAKEHOUSE_CACHE (default ~/.cache/lakehouse-ref) so a second checkout on the same machine installs fast.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${LAKEHOUSE_STATE:-$REPO/.local}
+CACHE=${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse-ref}
+VENV=$REPO/.venv
+PY=$VENV/bin/python
+UV_VERSION=0.13.8
+# MinIO publishes no semver tags, so the Go proxy knows it by commit; this one is 2026-02-12.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO_BIN=$CACHE/bin/minio-$MINIO_VERSION
+APT_PACKAGES=(mariadb-server mariadb-client libmariadb-dev pkg-config postgresql maven openjdk-17-jre-headless)
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31mstack: %s\033[0m\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------- install
+install_apt() {
+  local missing=()
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+  command -v mariadb >/dev/null || missing+=(mariadb-client)
+  [ -f /usr/include/mariadb/mysql.h ] || missing+=(libmariadb-dev)
+  command -v pkg-config >/dev/null || missing+=(pkg-config)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  command -v mvn >/dev/null || missing+=(maven)
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  if [ ${#missing[@]} -eq 0 ]; then say "Debian packages: all present"; return; fi
+  say "Debian packages: installing ${missing[*]} (one minute or two)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >"$STATE/logs/apt.log" 2>&1 \
+    || die "apt-get install failed; see $STATE/logs/apt.log"
+}
+
+install_venv() {
+  local want have
+  want=$(sha256sum "$REPO/requirements.lock" | cut -c1-16)
+  have=$(cat "$VENV/.lock-hash" 2>/dev/null || true)
+  if [ "$want" = "$have" ]; then say "Python venv: up to date with requirements.lock"; return; fi
+  say "Python venv: installing requirements.lock into .venv (about a minute; pyspark alone is 450 MB)"
+  [ -x "$PY" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "uv==$UV_VERSION"
+  # mysqlclient builds against libmariadb; pkg-config finds it
+  "$VENV/bin/uv" pip sync -q -p "$PY" --require-hashes "$REPO/requirements.lock"
+  echo "$want" >"$VENV/.lock-hash"
+}
+
+install_jars() {
+  local want have
+  want=$(sha256sum "$REPO/dev/jars/pom.xml" | cut -c1-16)
+  have=$(cat "$CACHE/jars/.pom-hash" 2>/dev/null || true)
+  if [ "$want" = "$have" ]; then say "Spark jars: cached in $CACHE/jars"; return; fi
+  say "Spark jars: resolving Delta + S3A from Maven Central into $CACHE/jars (~700 MB, the AWS SDK bundle)"
+  rm -rf "$CACHE/jars"
+  mvn -q -B -f "$REPO/dev/jars/pom.xml" dependency:copy-dependencies \
+    -DexcludeTransitive=true -DoutputDirectory="$CACHE/jars" >"$STATE/logs/maven.log" 2>&1 \
+    || die "maven could not resolve the jars; see $STATE/logs/maven.log"
+  echo "$want" >"$CACHE/jars/.pom-hash"
+}
+
+install_minio() {
+  if [ -x "$MINIO_BIN" ]; then say "MinIO: cached at $MINIO_BIN"; return; fi
+  command -v go >/dev/null || die "Go is needed to build MinIO from its Go module; install Go >= 1.24"
+  say "MinIO: building $MINIO_VERSION from its Go module (about 3 minutes on 2 cores, once per machine)"
+  local gobin; gobin=$(mktemp -d)
+  GOBIN=$gobin GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION" \
+    >"$STATE/logs/minio-build.log" 2>&1 || die "MinIO build failed; see $STATE/logs/minio-build.log"
+  mkdir -p "$CACHE/bin" && mv "$gobin/minio" "$MINIO_BIN" && rmdir "$gobin"
+}
+
+# .env from .env.example, every `change-me` replaced by a fresh random secret of the right shape.
+install_env() {
+  if [ -f "$REPO/.env" ]; then say ".env: present (kept)"; return; fi
+  say ".env: creating from .env.example with random secrets"
+  python3 - "$REPO/.env.example" "$REPO/.env" <<'EOF'
+import base64, re, secrets, sys
+src, dst = sys.argv[1:]
+def secret(name):
+    if name == "MINIO_KMS_SECRET_KEY":  # MinIO's static KMS key: name:base64(32 bytes)
+        return "lakehouse-key:" + base64.b64encode(secrets.token_bytes(32)).decode()
+    if name == "AIRFLOW__CORE__FERNET_KEY":
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    return secrets.token_hex(16)  # URI-safe: these go into AIRFLOW_CONN_* URIs
+out = [re.sub(r"^(\w+)=change-me$", lambda m: f"{m[1]}={secret(m[1])}", line) for line in open(src)]
+with open(dst, "w") as f:
+    f.writelines(out)
+EOF
+  chmod 600 "$REPO/.env"
+}
+
+cmd_install() {
+  mkdir -p "$STATE/logs" "$STATE/run" "$CACHE"
+  install_apt
+  install_venv
+  install_jars
+  install_minio
+  install_env
+  say "install: done"
+}
+
+# ---------------------------------------------------------------------------------------------- environment
+load_env() {
+  [ -f "$REPO/.env" ] || die ".env is missing: run 'dev/stack.sh install' (or make demo) first"
+  set -a
+  # shellcheck disable=SC1091
+  . "$REPO/.env"
+  AIRFLOW_HOME=$STATE/airflow
+  AIRFLOW__CORE__DAGS_FOLDER=$REPO/dags
+  AIRFLOW__CORE__PLUGINS_FOLDER=$REPO/plugins
+  AIRFLOW__CORE__LOAD_EXAMPLES=False
+  AIRFLOW__CORE__EXECUTOR=LocalExecutor
+  AIRFLOW__CORE__PARALLELISM=4
+  AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://airflow:${AIRFLOW_METADATA_PASSWORD}@127.0.0.1:${AIRFLOW_METADATA_PORT}/airflow
+  AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:${AIRFLOW_API_PORT}/execution/
+  AIRFLOW__API__BASE_URL=http://127.0.0.1:${AIRFLOW_API_PORT}
+  AIRFLOW__API__PORT=${AIRFLOW_API_PORT}
+  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${AIRFLOW_ADMIN_USER}:admin
+  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$STATE/airflow/passwords.json
+  # new DAG files show up within seconds instead of the default five minutes
+  AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=15
+  AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True
+  PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
+  PATH=$VENV/bin:$PATH
+  set +a
+}
+
+# ---------------------------------------------------------------------------------------------- processes
+pidfile() { echo "$STATE/run/$1.pid"; }
+running() { local p; p=$(cat "$(pidfile "$1")" 2>/dev/null) && kill -0 "$p" 2>/dev/null; }
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_bg NAME PORT CMD...: a new session (so stop can kill the whole tree), log under .local/logs
+start_bg() {
+  local name=$1 port=$2; shift 2
+  if running "$name"; then say "$name: already running (pid $(cat "$(pidfile "$name")"))"; return 1; fi
+  port_free "$port" || die "$name: port $port is taken by a process this checkout did not start (another checkout's stack? 'make down' there)"
+  setsid nohup "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
+  echo $! >"$(pidfile "$name")"
+  say "$name: starting on 127.0.0.1:$port (log: .local/logs/$name.log)"
+}
+
+wait_for() {  # wait_for NAME SECONDS CMD...: poll until CMD succeeds
+  local name=$1 secs=$2; shift 2
+  for _ in $(seq "$secs"); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    if ! running "$name" && [ -f "$(pidfile "$name")" ]; then
+      tail -20 "$STATE/logs/$name.log" >&2; die "$name exited during start-up (log above)"
+    fi
+    sleep 1
+  done
+  tail -20 "$STATE/logs/$name.log" >&2; die "$name not ready after ${secs}s (log above)"
+}
+
+http_ok() { curl -fsS -o /dev/null "$1"; }
+
+start_mariadb() {
+  local data=$STATE/mariadb
+  if [ ! -d "$data/mysql" ]; then
+    say "mariadb: initialising a data directory in .local/mariadb"
+    mariadb-install-db --datadir="$data" --user=root --auth-root-authentication-method=normal \
+      --skip-test-db >"$STATE/logs/mariadb-init.log" 2>&1 || die "mariadb-install-db failed; see .local/logs/mariadb-init.log"
+  fi
+  # local_infile lets the seeder bulk-load; the extract user never gets FILE privileges
+  start_bg mariadb "$MYSQL_PORT" "$(command -v mariadbd || echo /usr/sbin/mariadbd)" --no-defaults \
+    --datadir="$data" --user=root --port="$MYSQL_PORT" --bind-address=127.0.0.1 \
+    --socket="$STATE/run/mysqld.sock" --pid-file="$STATE/run/mysqld.own.pid" --local-infile=1 \
+    --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+    --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 || true
+  # ping answers "alive" even when the login is refused, which is all we ask here. `env -u`: the
+  # client would otherwise follow MYSQL_HOST from .env to TCP instead of the socket.
+  local client=(--no-defaults --protocol=socket --socket="$STATE/run/mysqld.sock" -uroot)
+  wait_for mariadb 60 env -u MYSQL_HOST mariadb-admin "${client[@]}" ping
+  # a fresh data directory has password-less root accounts: give them the password from .env
+  if env -u MYSQL_HOST mariadb "${client[@]}" -e 'SELECT 1' >/dev/null 2>&1; then
+    env -u MYSQL_HOST mariadb "${client[@]}" -e "
+      ALTER USER 'root'@'localhost' IDENTIFIED BY '$MYSQL_ROOT_PASSWORD';
+      DROP USER IF EXISTS 'root'@'127.0.0.1', 'root'@'::1', 'root'@'$(hostname)';
+      DELETE FROM mysql.global_priv WHERE User='';
+      FLUSH PRIVILEGES;"
+  fi
+}
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1; }
+
+start_postgres() {
+  # Postgres refuses to run as root, so its data directory belongs to the postgres user; if that user
+  # cannot reach .local/ (a checkout under /root), the data lives under /var/lib/postgresql instead.
+  local data=$STATE/postgres bin; bin=$(pg_bin)
+  if ! runuser -u postgres -- test -x "$STATE"; then
+    data=/var/lib/postgresql/lakehouse-ref-$(echo -n "$REPO" | sha256sum | cut -c1-12)
+  fi
+  echo "$data" >"$STATE/run/postgres.datadir"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    say "postgres: initialising the Airflow metadata database in $data"
+    mkdir -p "$data" && chown postgres:postgres "$data" && chmod 700 "$data"
+    local pw; pw=$(mktemp); echo "$AIRFLOW_METADATA_PASSWORD" >"$pw"; chown postgres "$pw"
+    runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres --auth=scram-sha-256 --pwfile="$pw" \
+      >"$STATE/logs/postgres-init.log" 2>&1 || die "initdb failed; see .local/logs/postgres-init.log"
+    rm -f "$pw"
+  fi
+  if runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    say "postgres: already running"
+  else
+    port_free "$AIRFLOW_METADATA_PORT" || die "postgres: port $AIRFLOW_METADATA_PORT is taken by another process"
+    say "postgres: starting on 127.0.0.1:$AIRFLOW_METADATA_PORT"
+    touch "$STATE/logs/postgres.log" && chown postgres "$STATE/logs/postgres.log" 2>/dev/null || true
+    runuser -u postgres -- "$bin/pg_ctl" -D "$data" -w -t 60 -l "$STATE/logs/postgres.log" start \
+      -o "-p $AIRFLOW_METADATA_PORT -c listen_addresses=127.0.0.1 -k /tmp" >/dev/null \
+      || { tail -20 "$STATE/logs/postgres.log" >&2; die "postgres did not start"; }
+  fi
+  PGPASSWORD=$AIRFLOW_METADATA_PASSWORD "$bin/psql" -h 127.0.0.1 -p "$AIRFLOW_METADATA_PORT" -U postgres -qtA \
+    -c "SELECT 1 FROM pg_database WHERE datname='airflow'" | grep -q 1 || {
+    PGPASSWORD=$AIRFLOW_METADATA_PASSWORD "$bin/psql" -h 127.0.0.1 -p "$AIRFLOW_METADATA_PORT" -U postgres -q \
+      -c "CREATE ROLE airflow LOGIN PASSWORD '$AIRFLOW_METADATA_PASSWORD'" -c "CREATE DATABASE airflow OWNER airflow"
+  }
+}
+
+start_minio() {
+  local port=${S3_ENDPOINT_URL##*:}
+  MINIO_ROOT_USER=$S3_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$S3_SECRET_ACCESS_KEY \
+    MINIO_BROWSER_REDIRECT=off start_bg minio "$port" "$MINIO_BIN" server "$STATE/minio" \
+    --address "127.0.0.1:$port" --console-address "127.0.0.1:$S3_CONSOLE_PORT" || true
+  wait_for minio 60 http_ok "$S3_ENDPOINT_URL/minio/health/live"
+  "$PY" -m dev.bootstrap buckets
+}
+
+start_runner() {
+  start_bg databricks-runner "$DATABRICKS_RUNNER_PORT" "$PY" -m dev.databricks_runner serve \
+    --host 127.0.0.1 --port "$DATABRICKS_RUNNER_PORT" --state-dir "$STATE/databricks_runner" || true
+  wait_for databricks-runner 30 http_ok "http://127.0.0.1:$DATABRICKS_RUNNER_PORT/health"
+}
+
+start_airflow() {
+  mkdir -p "$AIRFLOW_HOME"
+  printf '{"%s": "%s"}\n' "$AIRFLOW_ADMIN_USER" "$AIRFLOW_ADMIN_PASSWORD" >"$AIRFLOW_HOME/passwords.json"
+  chmod 600 "$AIRFLOW_HOME/passwords.json"
+  if ! running airflow-api-server; then
+    say "airflow: migrating the metadata database (first time ~30 s)"
+    airflow db migrate >"$STATE/logs/airflow-migrate.log" 2>&1 || { tail -30 "$STATE/logs/airflow-migrate.log" >&2; die "airflow db migrate failed"; }
+  fi
+  start_bg airflow-api-server "$AIRFLOW_API_PORT" airflow api-server --host 127.0.0.1 --port "$AIRFLOW_API_PORT" || true
+  # the other components listen on no port of ours; 0 skips the port check
+  for c in scheduler dag-processor triggerer; do
+    running "airflow-$c" && { say "airflow-$c: already running"; continue; }
+    setsid nohup airflow "$c" >>"$STATE/logs/airflow-$c.log" 2>&1 </dev/null &
+    echo $! >"$(pidfile "airflow-$c")"
+    say "airflow-$c: starting (log: .local/logs/airflow-$c.log)"
+  done
+  wait_for airflow-api-server 120 http_ok "http://127.0.0.1:$AIRFLOW_API_PORT/api/v2/monitor/health"
+}
+
+cmd_start() {
+  mkdir -p "$STATE/logs" "$STATE/run"
+  load_env
+  [ -x "$PY" ] && [ -x "$MINIO_BIN" ] || die "not installed yet: run 'dev/stack.sh install' first"
+  start_mariadb
+  start_postgres
+  start_minio
+  say "mysql: schema, read-only extract user, seed (if empty: $SEED_ROWS rows)"
+  "$PY" -m dev.seed_members --if-empty --rows "$SEED_ROWS"
+  start_runner
+  start_airflow
+  say "stack is up: Airflow http://127.0.0.1:$AIRFLOW_API_PORT (user $AIRFLOW_ADMIN_USER, password in .env)"
+}
+
+stop_one() {
+  local name=$1 p
+  p=$(cat "$(pidfile "$name")" 2>/dev/null) || return 0
+  if kill -0 "$p" 2>/dev/null; then
+    say "$name: stopping"
+    kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
+    for _ in $(seq 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$p" 2>/dev/null || true
+  fi
+  rm -f "$(pidfile "$name")"
+}
+
+cmd_stop() {
+  for n in airflow-scheduler airflow-triggerer airflow-dag-processor airflow-api-server databricks-runner minio mariadb; do
+    stop_one "$n"
+  done
+  local data; data=$(cat "$STATE/run/postgres.datadir" 2>/dev/null || true)
+  if [ -n "$data" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    say "postgres: stopping"; runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$data" -m fast stop >/dev/null
+  fi
+  say "stopped; data kept under .local/"
+}
+
+cmd_status() {
+  for n in mariadb minio databricks-runner airflow-api-server airflow-scheduler airflow-dag-processor airflow-triggerer; do
+    if running "$n"; then printf '  %-22s running (pid %s)\n' "$n" "$(cat "$(pidfile "$n")")"
+    else printf '  %-22s stopped\n' "$n"; fi
+  done
+  local data; data=$(cat "$STATE/run/postgres.datadir" 2>/dev/null || true)
+  if [ -n "$data" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    printf '  %-22s running\n' postgres; else printf '  %-22s stopped\n' postgres; fi
+}
+
+case "${1:-}" in
+  install) cmd_install ;;
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  run) shift; load_env; exec "$@" ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
+esac

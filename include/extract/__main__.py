@@ -1,0 +1,27 @@
+"""Run the member extract outside Airflow, e.g. for a backfill or while debugging.
+
+    python -m include.extract --date 2026-11-26        # batch extract_date=2026-11-26
+    dev/stack.sh run python -m include.extract --date 2026-11-26   # with the local stack's connections
+"""
+
+import argparse
+import datetime as dt
+import json
+import logging
+
+from include.extract.run import batch_id_for, extract_member_batch
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Extract the MySQL member table to a Parquet batch on S3.")
+    parser.add_argument("--date", type=dt.date.fromisoformat, default=dt.date.today(),
+                        help="the extraction interval's date (default: today)")
+    parser.add_argument("--run-id", default="cli")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    print(json.dumps(extract_member_batch(batch_id_for(args.date), args.run_id)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

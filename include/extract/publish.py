@@ -1,0 +1,165 @@
+"""MySQL -> Parquet on S3, streamed in bounded memory and published atomically through a manifest.
+
+    rows (server-side cursor, fetchmany) -> Arrow record batches -> ParquetWriter -> S3 multipart upload
+
+Memory holds one fetch batch, one Parquet row group and one upload part, whatever the table size.
+
+A batch is one extraction interval under ``s3://<bucket>/<table>/<batch_id>/``:
+
+1. unpublish: delete the batch's manifest, then every object and unfinished upload under its prefix
+   (a re-run replaces the batch; leftovers of a killed attempt go away);
+2. write the data files ``part-00000.parquet``, ``part-00001.parquet``, ... (deterministic names);
+3. publish: write ``_manifest.json`` last. Readers only ever read what a manifest lists, so a batch
+   without a manifest does not exist for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from include.extract.contract import TableContract, check_schema, live_columns, schema_hash, schema_json
+from include.extract.s3_upload import S3MultipartWriter, sse_args
+from include.layout import landing_prefix, manifest_key
+
+log = logging.getLogger(__name__)
+
+def stream_record_batches(conn, query: str, schema: pa.Schema, fetch_rows: int = 50_000) -> Iterator[pa.RecordBatch]:
+    """Rows of `query` as Arrow record batches, through an unbuffered (server-side) cursor.
+
+    mysqlclient's SSCursor uses mysql_use_result: rows stream from the server as they are fetched
+    instead of the whole result landing in client memory first.
+    """
+    from MySQLdb.cursors import SSCursor  # imported here so the module imports without mysqlclient
+
+    cur = conn.cursor(SSCursor)
+    try:
+        cur.execute(query)
+        while rows := cur.fetchmany(fetch_rows):
+            columns = zip(*rows)
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(values, type=f.type) for values, f in zip(columns, schema)], schema=schema
+            )
+    finally:
+        cur.close()
+
+
+def unpublish(s3, bucket: str, prefix: str) -> None:
+    """Remove a batch: manifest first (so no reader sees it half-deleted), then data and open uploads."""
+    s3.delete_object(Bucket=bucket, Key=prefix + "_manifest.json")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+        for upload in page.get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
+def write_parquet_files(
+    batches: Iterator[pa.RecordBatch], s3, bucket: str, prefix: str, schema: pa.Schema, *,
+    extra_args: dict, rows_per_file: int, row_group_rows: int, compression: str,
+) -> list[dict]:
+    """Write the batches into numbered Parquet files of at most `rows_per_file` rows; return their entries.
+
+    An empty source still produces one (empty) file, so the manifest always carries the schema.
+    """
+    files: list[dict] = []
+    pending = pa.Table.from_batches([], schema=schema)  # rows not yet written, < row_group_rows
+    upload = writer = None
+    rows_in_file = 0
+
+    def open_file():
+        nonlocal upload, writer, rows_in_file
+        key = f"{prefix}part-{len(files):05d}.parquet"
+        upload = S3MultipartWriter(s3, bucket, key, extra_args=extra_args)
+        writer = pq.ParquetWriter(upload, schema, compression=compression)
+        files.append({"path": f"s3://{bucket}/{key}", "rows": 0})
+        rows_in_file = 0
+
+    def close_file():
+        nonlocal upload, writer
+        writer.close()
+        upload.close()
+        files[-1].update(bytes=upload.size, sha256=upload.sha256.hexdigest())
+        upload = writer = None
+
+    def write(table: pa.Table):
+        nonlocal rows_in_file
+        while table.num_rows:
+            if writer is None:
+                open_file()
+            take = table.slice(0, min(table.num_rows, rows_per_file - rows_in_file))
+            writer.write_table(take, row_group_size=row_group_rows)
+            rows_in_file += take.num_rows
+            files[-1]["rows"] += take.num_rows
+            table = table.slice(take.num_rows)
+            if rows_in_file >= rows_per_file:
+                close_file()
+
+    try:
+        for batch in batches:
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+            if pending.num_rows >= row_group_rows:
+                full = pending.num_rows - pending.num_rows % row_group_rows
+                write(pending.slice(0, full))
+                pending = pending.slice(full).combine_chunks()
+        write(pending)
+        if writer is None and not files:
+            open_file()  # empty source
+        if writer is not None:
+            close_file()
+    except BaseException:
+        if upload is not None:
+            upload.abort()
+        raise
+    return files
+
+
+def extract_table(
+    conn, s3, *, contract: TableContract, bucket: str, batch_id: str, run_id: str,
+    sse: str = "AES256", sse_kms_key_id: str | None = None, rows_per_file: int = 1_000_000,
+    row_group_rows: int = 128 * 1024, fetch_rows: int = 50_000, compression: str = "zstd",
+) -> dict:
+    """Extract one full snapshot of `contract.table` as batch `batch_id`; return the published manifest."""
+    checked = check_schema(contract, live_columns(conn, contract.table))
+    if checked.new_columns:
+        log.warning("source has new columns %s; extracting them (policy: evolve)", checked.new_columns)
+    query = contract.select_sql(checked.schema)
+    prefix = landing_prefix(contract.table, batch_id)
+    extra = sse_args(sse, sse_kms_key_id)
+
+    unpublish(s3, bucket, prefix)
+    files = write_parquet_files(
+        stream_record_batches(conn, query, checked.schema, fetch_rows), s3, bucket, prefix, checked.schema,
+        extra_args=extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows, compression=compression,
+    )
+    manifest = {
+        "manifest_version": 1,
+        "table": contract.table,
+        "batch_id": batch_id,
+        "run_id": run_id,
+        "mode": "snapshot",
+        "source_query": query,
+        "watermark": {"column": None, "low": None, "high": None},
+        "row_count": sum(f["rows"] for f in files),
+        "schema": schema_json(checked.schema),
+        "schema_hash": schema_hash(checked.schema),
+        "new_columns": checked.new_columns,
+        "files": files,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    key = manifest_key(contract.table, batch_id)
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest, indent=2).encode(),
+                  ContentType="application/json", **extra)
+    log.info("published s3://%s/%s: %d rows in %d file(s)", bucket, key, manifest["row_count"], len(files))
+    return manifest
+
+
+def read_manifest(s3, bucket: str, table: str, batch_id: str) -> dict:
+    return json.loads(s3.get_object(Bucket=bucket, Key=manifest_key(table, batch_id))["Body"].read())

@@ -1,0 +1,31 @@
+"""Where each dataset lives. One place, so the extract, the Spark job's parameters and the reconciliation
+can never disagree about a path."""
+
+from __future__ import annotations
+
+from include import settings
+
+
+def landing_prefix(table: str, batch_id: str) -> str:
+    return f"{table}/{batch_id}/"
+
+
+def manifest_key(table: str, batch_id: str) -> str:
+    return landing_prefix(table, batch_id) + "_manifest.json"
+
+
+def manifest_uri(table: str, batch_id: str) -> str:
+    return f"s3://{settings.LANDING_BUCKET}/{manifest_key(table, batch_id)}"
+
+
+def delta_table_uri(table: str) -> str:
+    return f"s3://{settings.LAKEHOUSE_BUCKET}/delta/{table}"
+
+
+def result_key(table: str, batch_id: str) -> str:
+    """The Spark job's result file (counts after its commit), which the DAG reconciles."""
+    return f"_results/{table}/{batch_id}.json"
+
+
+def result_uri(table: str, batch_id: str) -> str:
+    return f"s3://{settings.LAKEHOUSE_BUCKET}/{result_key(table, batch_id)}"
