@@ -127,18 +127,24 @@ def extract_table(
     row_group_rows: int = 128 * 1024, fetch_rows: int = 50_000, compression: str = "zstd",
 ) -> dict:
     """Extract one full snapshot of `contract.table` as batch `batch_id`; return the published manifest."""
-    checked = check_schema(contract, live_columns(conn, contract.table))
-    if checked.new_columns:
-        log.warning("source has new columns %s; extracting them (policy: evolve)", checked.new_columns)
-    query = contract.select_sql(checked.schema)
-    prefix = landing_prefix(contract.table, batch_id)
     extra = sse_args(sse, sse_kms_key_id)
-
-    unpublish(s3, bucket, prefix)
-    files = write_parquet_files(
-        stream_record_batches(conn, query, checked.schema, fetch_rows), s3, bucket, prefix, checked.schema,
-        extra_args=extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows, compression=compression,
-    )
+    prefix = landing_prefix(contract.table, batch_id)
+    # One read-only transaction: a consistent snapshot for the whole table, and ending it afterwards
+    # releases the metadata lock the read holds (it would block DDL on the source until we disconnect).
+    conn.cursor().execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+    try:
+        checked = check_schema(contract, live_columns(conn, contract.table))
+        if checked.new_columns:
+            log.warning("source has new columns %s; extracting them (policy: evolve)", checked.new_columns)
+        query = contract.select_sql(checked.schema)
+        unpublish(s3, bucket, prefix)
+        files = write_parquet_files(
+            stream_record_batches(conn, query, checked.schema, fetch_rows), s3, bucket, prefix,
+            checked.schema, extra_args=extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
+            compression=compression,
+        )
+    finally:
+        conn.rollback()
     manifest = {
         "manifest_version": 1,
         "table": contract.table,

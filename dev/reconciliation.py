@@ -1,0 +1,70 @@
+"""Counts of one pipeline run, each read from where the data is: MySQL, the manifest, the Parquet footers
+and the Spark job's result file (written after its Delta commit)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import boto3
+import MySQLdb
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from include import layout, settings
+
+
+def s3_client():
+    return boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"],
+                        aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"],
+                        aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
+                        region_name=os.environ.get("S3_REGION", "us-east-1"))
+
+
+def mysql_row_count() -> int:
+    conn = MySQLdb.connect(host=os.environ["MYSQL_HOST"], port=int(os.environ["MYSQL_PORT"]),
+                           user=os.environ["MYSQL_EXTRACT_USER"], password=os.environ["MYSQL_EXTRACT_PASSWORD"],
+                           database=os.environ["MYSQL_DATABASE"])
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM member")
+        return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def parquet_row_count(manifest: dict) -> int:
+    """Rows in the batch's files, from their Parquet footers (only the footer is fetched)."""
+    fs = pafs.S3FileSystem(access_key=os.environ["S3_ACCESS_KEY_ID"], secret_key=os.environ["S3_SECRET_ACCESS_KEY"],
+                           endpoint_override=os.environ["S3_ENDPOINT_URL"],
+                           region=os.environ.get("S3_REGION", "us-east-1"))
+    return sum(pq.ParquetFile(f["path"].removeprefix("s3://"), filesystem=fs).metadata.num_rows
+               for f in manifest["files"])
+
+
+def read_json(s3, bucket: str, key: str) -> dict:
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def batch_of_run(api, dag_id: str, run_id: str) -> str:
+    r = api.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/extract_members/xcomEntries/return_value")
+    r.raise_for_status()
+    value = r.json()["value"]
+    return (json.loads(value) if isinstance(value, str) else value)["batch_id"]
+
+
+def counts_for_run(api, dag_id: str, run_id: str) -> dict:
+    batch_id = batch_of_run(api, dag_id, run_id)
+    s3 = s3_client()
+    manifest = read_json(s3, settings.LANDING_BUCKET, layout.manifest_key("member", batch_id))
+    result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("member", batch_id))
+    return {
+        "batch_id": batch_id,
+        "mysql_rows": mysql_row_count(),
+        "manifest_rows": manifest["row_count"],
+        "parquet_rows": parquet_row_count(manifest),
+        "delta_rows": result["delta_rows_total"],
+        "quarantined_rows": result["quarantined_rows"],
+        "manifest_uri": layout.manifest_uri("member", batch_id),
+        "delta_uri": layout.delta_table_uri("member"),
+    }

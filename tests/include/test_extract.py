@@ -1,0 +1,191 @@
+"""The extract against the real MariaDB and MinIO: exact rows, manifest, atomic publish, encryption."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+
+import MySQLdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dev.seed_members import COLUMNS, generate_members, load_members, setup_schema
+from include.extract import publish
+from include.extract.contract import MEMBER, SchemaDriftError
+from include.extract.publish import extract_table
+from include.extract.s3_upload import MiB, S3MultipartWriter
+from tests.services import mysql_connect
+
+pytestmark = pytest.mark.integration
+
+DB = "extract_test"
+BATCH = "extract_date=2026-11-26"
+
+# rows no generator makes: every edge the extract must carry byte for byte
+EDGE_ROWS = [
+    ("00000000-0000-4000-8000-000000000001", "Zoë 😀", "王小明", "zoe@example.com", None, None,
+     "Zürich", "Switzerland", dt.date(2025, 1, 31)),
+    ("00000000-0000-4000-8000-000000000002", None, None, None, None, None, None, None, None),
+    ("00000000-0000-4000-8000-000000000003", "x" * 100, "y" * 100, ("e" * 243) + "@example.com",
+     "9" * 50, "a" * 255, "c" * 100, "d" * 100, dt.date(1970, 1, 1)),
+    ("00000000-0000-4000-8000-000000000004", "None", "", "null@example.com", "", "tab\there",
+     "new\nline", "back\\slash", dt.date(2026, 11, 26)),
+]
+
+
+@pytest.fixture
+def source(mysql_env, mysql_root):
+    """A scratch database with the member table: 2,000 generated rows plus the edge rows."""
+    cur = mysql_root.cursor()
+    cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+    setup_schema(mysql_root, DB, mysql_env["MYSQL_EXTRACT_USER"], mysql_env["MYSQL_EXTRACT_PASSWORD"])
+    cur.execute(f"USE {DB}")
+    load_members(mysql_root, generate_members(2000, seed=7))
+    cur.executemany(f"INSERT INTO member ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * 9)})", EDGE_ROWS)
+    mysql_root.commit()
+    reader = mysql_connect(mysql_env, mysql_env["MYSQL_EXTRACT_USER"], mysql_env["MYSQL_EXTRACT_PASSWORD"], DB)
+    yield reader
+    reader.close()
+    cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+
+
+def mysql_rows(conn) -> list[tuple]:
+    cur = conn.cursor()
+    cur.execute(f"SELECT {', '.join(COLUMNS)} FROM member ORDER BY member_id")
+    return list(cur.fetchall())
+
+
+def read_batch(s3, manifest: dict) -> pa.Table:
+    tables = []
+    for f in manifest["files"]:
+        bucket, key = f["path"].removeprefix("s3://").split("/", 1)
+        tables.append(pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())))
+    return pa.concat_tables(tables)
+
+
+def keys(s3, bucket: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def run(source, s3, bucket, **kwargs) -> dict:
+    return extract_table(source, s3, contract=MEMBER, bucket=bucket, batch_id=BATCH, run_id="test", **kwargs)
+
+
+def test_parquet_equals_mysql_row_for_row(source, s3, scratch_bucket):
+    manifest = run(source, s3, scratch_bucket)
+    table = read_batch(s3, manifest).sort_by("member_id")
+    assert table.schema.field("registration_date").type == pa.date32()
+    assert table.schema.field("member_id").type == pa.string()
+    parquet_rows = [tuple(r.values()) for r in table.to_pylist()]
+    assert parquet_rows == mysql_rows(source)
+    assert manifest["row_count"] == len(parquet_rows) == 2000 + len(EDGE_ROWS)
+
+
+def test_manifest_describes_files_exactly(source, s3, scratch_bucket):
+    manifest = run(source, s3, scratch_bucket, rows_per_file=900, row_group_rows=256)
+    assert [f["rows"] for f in manifest["files"]] == [900, 900, 204]
+    assert [f["path"].rsplit("/", 1)[1] for f in manifest["files"]] == [
+        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    for f in manifest["files"]:
+        key = f["path"].split("/", 3)[3]
+        body = s3.get_object(Bucket=scratch_bucket, Key=key)["Body"].read()
+        assert len(body) == f["bytes"]
+        assert hashlib.sha256(body).hexdigest() == f["sha256"]
+        meta = pq.ParquetFile(io.BytesIO(body)).metadata
+        assert meta.num_rows == f["rows"]
+        assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= 256
+    stored = json.loads(s3.get_object(Bucket=scratch_bucket, Key=f"member/{BATCH}/_manifest.json")["Body"].read())
+    assert stored == manifest
+    assert stored["schema"][0] == {"name": "member_id", "type": "string", "nullable": False}
+    assert stored["schema_hash"].startswith("sha256:") and stored["source_query"].startswith("SELECT `member_id`")
+
+
+def test_rerun_replaces_the_batch(source, s3, scratch_bucket):
+    run(source, s3, scratch_bucket, rows_per_file=500)  # 5 files
+    second = run(source, s3, scratch_bucket)  # 1 file: the 4 stale files must go
+    expected = sorted([f["path"].split("/", 3)[3] for f in second["files"]] + [f"member/{BATCH}/_manifest.json"])
+    assert keys(s3, scratch_bucket) == expected
+    assert read_batch(s3, second).num_rows == 2000 + len(EDGE_ROWS)
+
+
+def test_every_object_is_encrypted(source, s3, scratch_bucket):
+    run(source, s3, scratch_bucket)
+    for key in keys(s3, scratch_bucket):
+        assert s3.head_object(Bucket=scratch_bucket, Key=key).get("ServerSideEncryption") == "AES256", key
+
+
+def test_failure_midway_publishes_nothing_and_retry_is_exact(source, s3, scratch_bucket, monkeypatch):
+    good = run(source, s3, scratch_bucket)
+    real_stream = publish.stream_record_batches
+
+    def dying_stream(*args, **kwargs):
+        for i, batch in enumerate(real_stream(*args, **kwargs)):
+            if i == 1:
+                raise ConnectionResetError("MySQL went away mid-extract")
+            yield batch
+
+    monkeypatch.setattr(publish, "stream_record_batches", dying_stream)
+    with pytest.raises(ConnectionResetError):
+        run(source, s3, scratch_bucket, fetch_rows=500)
+    assert f"member/{BATCH}/_manifest.json" not in keys(s3, scratch_bucket)
+    assert not s3.list_multipart_uploads(Bucket=scratch_bucket).get("Uploads")
+
+    monkeypatch.setattr(publish, "stream_record_batches", real_stream)
+    retry = run(source, s3, scratch_bucket)
+    assert [f["sha256"] for f in retry["files"]] == [f["sha256"] for f in good["files"]]
+
+
+def test_aborted_multipart_upload_leaves_nothing(s3, scratch_bucket):
+    with pytest.raises(RuntimeError):
+        with S3MultipartWriter(s3, scratch_bucket, "big.bin", part_size=5 * MiB) as out:
+            out.write(b"x" * (6 * MiB))  # one part uploaded
+            raise RuntimeError("killed")
+    assert keys(s3, scratch_bucket) == []
+    assert not s3.list_multipart_uploads(Bucket=scratch_bucket).get("Uploads")
+
+
+def test_multipart_object_is_complete_and_encrypted(s3, scratch_bucket):
+    payload = bytes(range(256)) * (45 * 1024)  # 11.25 MiB: two full parts and a tail
+    with S3MultipartWriter(s3, scratch_bucket, "big.bin", part_size=5 * MiB,
+                           extra_args={"ServerSideEncryption": "AES256"}) as out:
+        out.write(payload)
+    assert s3.get_object(Bucket=scratch_bucket, Key="big.bin")["Body"].read() == payload
+    assert s3.head_object(Bucket=scratch_bucket, Key="big.bin")["ServerSideEncryption"] == "AES256"
+    assert out.sha256.hexdigest() == hashlib.sha256(payload).hexdigest()
+
+
+def test_schema_drift_fails_before_touching_the_published_batch(source, s3, scratch_bucket, mysql_root):
+    good = run(source, s3, scratch_bucket)
+    mysql_root.cursor().execute(f"ALTER TABLE {DB}.member MODIFY registration_date VARCHAR(20)")
+    with pytest.raises(SchemaDriftError, match="registration_date' changed type: contract date32"):
+        run(source, s3, scratch_bucket)
+    stored = json.loads(s3.get_object(Bucket=scratch_bucket, Key=f"member/{BATCH}/_manifest.json")["Body"].read())
+    assert stored == good
+
+
+def test_extract_user_can_only_read(source):
+    cur = source.cursor()
+    cur.execute("SELECT COUNT(*) FROM member")
+    for statement in ("INSERT INTO member (member_id) VALUES ('x')", "DELETE FROM member",
+                      "CREATE TABLE t (i INT)", "DROP TABLE member"):
+        with pytest.raises(MySQLdb.OperationalError) as err:
+            cur.execute(statement)
+        assert err.value.args[0] == 1142, statement  # ER_TABLEACCESS_DENIED_ERROR
+
+
+def test_the_dags_connection_carries_4_byte_utf8(source):
+    """The DAG connects through MySqlHook and AIRFLOW_CONN_MYSQL_MEMBERS, not through the test helper."""
+    from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+    from include import settings
+
+    conn = MySqlHook(mysql_conn_id=settings.MYSQL_CONN_ID).get_conn()
+    try:
+        cur = conn.cursor()
+        cur.execute(f"SELECT first_name, last_name FROM {DB}.member WHERE member_id = %s", (EDGE_ROWS[0][0],))
+        assert cur.fetchone() == ("Zoë 😀", "王小明")
+    finally:
+        conn.close()
