@@ -62,7 +62,7 @@ install_jars() {
   if [ "$want" = "$have" ]; then say "Spark jars: cached in $CACHE/jars"; return; fi
   say "Spark jars: resolving Delta + S3A from Maven Central into $CACHE/jars (~700 MB, the AWS SDK bundle)"
   rm -rf "$CACHE/jars"
-  mvn -q -B -f "$REPO/dev/jars/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -f "$REPO/dev/jars/pom.xml" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
     -DexcludeTransitive=true -DoutputDirectory="$CACHE/jars" >"$STATE/logs/maven.log" 2>&1 \
     || die "maven could not resolve the jars; see $STATE/logs/maven.log"
   echo "$want" >"$CACHE/jars/.pom-hash"
