@@ -1,0 +1,84 @@
+"""Command line: ``python -m dev.databricks_runner serve --host 127.0.0.1 --port 8765 --state-dir DIR``.
+
+Environment: DATABRICKS_TOKEN (required: the only bearer token accepted), SPARK_JOBS_ROOT (the workspace
+prefix mapped to the checkout), RUNNER_MAX_CONCURRENT_RUNS (default 1), and the S3_* variables that
+dev/local_spark.py turns into S3A settings. Logs go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+
+from dev.databricks_runner.config import ConfigError, RunnerConfig
+
+log = logging.getLogger("dev.databricks_runner")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dev.databricks_runner",
+        description="A local stand-in for the Databricks Jobs API: runs spark_python_task with spark-submit.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the Jobs API slice and run submitted runs")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--state-dir", type=Path, required=True, help="run records and driver logs")
+    serve.add_argument(
+        "--workspace-dir", type=Path, default=None,
+        help="the checkout python_file paths map into (default: the one containing this package)",
+    )  # fmt: skip
+    serve.add_argument("--spark-master", default="local[2]", help="spark-submit --master (default: local[2])")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = RunnerConfig.load(
+            state_dir=args.state_dir, workspace_dir=args.workspace_dir, spark_master=args.spark_master
+        )
+    except ConfigError as e:
+        log.error("refusing to start: %s", e)
+        return 2
+    if not _is_loopback(args.host):
+        log.warning("listening on %s: run pages (driver logs) need no token; keep it on loopback", args.host)
+
+    # imported late so a configuration error is reported without paying for FastAPI's import
+    import uvicorn
+
+    from dev.databricks_runner.app import create_app
+    from dev.databricks_runner.store import StateDirBusy
+
+    try:
+        app = create_app(config)
+    except StateDirBusy as e:
+        log.error("refusing to start: %s", e)
+        return 2
+    log.info(
+        "Jobs API on http://%s:%d/api/2.1|2.2, state in %s, python files under %s mapped to %s, "
+        "%d run(s) at a time on %s",
+        args.host, args.port, config.state_dir, config.spark_jobs_root, config.workspace_dir,
+        config.max_concurrent_runs, config.spark_master,
+    )  # fmt: skip
+    # log_config=None: uvicorn's loggers propagate to the stdout handler configured above
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""How a task run becomes a spark-submit process, and how its driver log is read back.
+
+Every setting goes to spark-submit through a ``--properties-file`` (mode 0600, deleted when the process
+ends) rather than ``--conf k=v`` pairs: the S3 secret key from dev/local_spark.py would otherwise sit
+in the process's argv, readable by any local user through ``ps``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from dev.databricks_runner.config import RunnerConfig
+from dev.databricks_runner.state import TaskRun
+
+# A cluster's spark_conf is written for a real cluster (instance profiles, Unity Catalog, DBFS...), so
+# most of it would break local Spark. Only settings that change what a job computes are worth keeping,
+# and the local Delta/S3A settings still win on a clash.
+CLUSTER_CONF_PREFIXES = ("spark.sql.", "spark.databricks.delta.")
+
+# The environment a job should not inherit: the runner's own token and Airflow's connection strings.
+_PRIVATE_ENV = re.compile(r"^(DATABRICKS_TOKEN|AIRFLOW_CONN_.*)$")
+
+
+def cluster_spark_conf(cluster: Mapping | None) -> dict[str, str]:
+    conf = (cluster or {}).get("spark_conf") or {}
+    return {str(k): str(v) for k, v in conf.items() if str(k).startswith(CLUSTER_CONF_PREFIXES)}
+
+
+def write_properties(path: Path, conf: Mapping[str, str]) -> None:
+    """Write a Java properties file that only the runner's user can read."""
+
+    def escape(text: str, is_key: bool) -> str:
+        text = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        if is_key:
+            text = re.sub(r"([=: #!])", r"\\\1", text)
+        return text
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for key, value in conf.items():
+            f.write(f"{escape(key, True)}={escape(value, False)}\n")
+
+
+def command(config: RunnerConfig, task: TaskRun, run_name: str, properties: Path) -> list[str]:
+    return [
+        config.spark_submit,
+        "--master", config.spark_master,
+        "--name", f"{run_name}:{task.task_key}",
+        "--properties-file", str(properties),
+        task.local_file,
+        *task.parameters,
+    ]  # fmt: skip
+
+
+def environment(config: RunnerConfig) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not _PRIVATE_ENV.match(k)}
+    # spark-submit otherwise locates Spark and Python through whatever `python3` is first on PATH
+    env.setdefault("SPARK_HOME", config.spark_home)
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    # stay on loopback instead of binding the driver to the machine's public interface
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    return env
+
+
+def read_tail(path: Path, limit: int) -> tuple[str, bool]:
+    """The last ``limit`` bytes of a log, and whether anything was cut off."""
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - limit))
+            return f.read().decode("utf-8", errors="replace"), size > limit
+    except FileNotFoundError:
+        return "", False
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+_CHAINED = (
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+)
+# a log4j line ("26/11/26 19:04:34 WARN ...") ends a multi-line exception message
+_LOG4J_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d ")
+
+
+def python_error(log_text: str) -> tuple[str, str] | None:
+    """(error, error_trace) from the last Python traceback in a driver log, or None if there is none.
+
+    ``error`` is the exception line ("ValueError: boom"), ``error_trace`` the whole traceback including
+    the exceptions it was chained from, as Databricks fills runs/get-output for a spark_python_task.
+    """
+    lines = log_text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(_TRACEBACK)]
+    if not starts:
+        return None
+    # Frames are indented; the first unindented line after the header is the exception itself.
+    start = starts[-1]
+    end = next((j for j in range(start + 1, len(lines)) if lines[j][:1] not in ("", " ", "\t")), None)
+    if end is None:
+        return None
+    error = lines[end]
+    # keep the rest of a multi-line message (e.g. the JVM stack trace of a Py4J error)
+    last = end
+    while last + 1 < len(lines) and lines[last + 1].strip() and not _LOG4J_LINE.match(lines[last + 1]):
+        last += 1
+    # walk back over tracebacks this one was chained from
+    first = start
+    for prev in reversed(starts[:-1]):
+        between = [line.strip() for line in lines[prev:first] if line.strip()]
+        if not any(marker in between[-2:] for marker in _CHAINED):
+            break
+        first = prev
+    return error, "\n".join(lines[first : last + 1])

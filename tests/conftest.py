@@ -1,0 +1,45 @@
+"""Fixtures for the whole test suite: the repository root and one local SparkSession per test session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# fixtures for the real local services (MariaDB, MinIO, Airflow's API)
+pytest_plugins = ["tests.services"]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def spark(repo_root: Path) -> Iterator[SparkSession]:
+    """Local Spark with Delta (and S3A when S3_* variables are set), configured as the local runner does."""
+    # imported here so that test modules which never touch Spark don't pay for importing it
+    from pyspark.sql import SparkSession
+
+    from dev.local_spark import local_spark_conf
+
+    # Python workers must run this interpreter (the venv), not whatever `python3` is first on PATH
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master("local[2]").appName("tests")
+    for key, value in local_spark_conf().items():
+        builder = builder.config(key, value)
+    # Workers unpickle a job's UDF functions by module name (pytest imports jobs as e.g. `member_merge`),
+    # so they need the import paths pytest gets from pyproject's `pythonpath`.
+    worker_path = os.pathsep.join([str(repo_root), str(repo_root / "spark_jobs")])
+    session = builder.config("spark.executorEnv.PYTHONPATH", worker_path).getOrCreate()
+    yield session
+    session.stop()
