@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -32,6 +33,9 @@ def spark(repo_root: Path) -> Iterator[SparkSession]:
 
     from dev.local_spark import local_spark_conf
 
+    # py4j logs "Closing down clientserver connection" at interpreter exit, after pytest has closed the
+    # captured streams; keep it quiet instead of printing a logging traceback
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     # Python workers must run this interpreter (the venv), not whatever `python3` is first on PATH
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master("local[2]").appName("tests")
