@@ -1,28 +1,67 @@
-"""The JSON of each Databricks run the DAGs submit (`runs/submit` with a `spark_python_task`).
+"""The JSON of each Databricks run the DAGs submit (`runs/submit` with one `spark_python_task`).
 
-Built in one place from per-environment settings, so the run sent to the local runner and the run sent to
-a real workspace differ only by configured values (cluster, workspace path), never by code path.
+Every run is built here from per-environment settings, so the run sent to the local runner and the run
+sent to a real workspace differ only by configured values, never by code path
+(`tests/include/test_units.py` shows the difference). The operator that sends it, and what it adds at
+execution time (the idempotency token), is `include/databricks_submit.py`.
 
-Cluster choice, from the environment:
-- DATABRICKS_EXISTING_CLUSTER_ID set: run on that all-purpose cluster (development);
-- otherwise a job cluster (`new_cluster`) from DATABRICKS_SPARK_VERSION, DATABRICKS_NODE_TYPE,
-  DATABRICKS_MIN_WORKERS / DATABRICKS_MAX_WORKERS and optional DATABRICKS_POLICY_ID.
+Settings (environment variables, read when the DAG file is parsed; none is a secret):
+
+| variable | meaning | default |
+|---|---|---|
+| DATABRICKS_COMPUTE | `job_cluster`, `serverless` or `existing_cluster` | `existing_cluster` when DATABRICKS_EXISTING_CLUSTER_ID is set, else `job_cluster` |
+| DATABRICKS_SPARK_VERSION, DATABRICKS_NODE_TYPE | job cluster runtime and node type | `16.4.x-scala2.12`, `m6gd.large` |
+| DATABRICKS_MIN_WORKERS, DATABRICKS_MAX_WORKERS | job cluster autoscale range | 1, 4 |
+| DATABRICKS_POLICY_ID | cluster policy (instance profile, tags, limits); its defaults are applied | none |
+| DATABRICKS_SPARK_CONF | JSON object of Spark settings, over `spark.sql.session.timeZone=UTC` | `{}` |
+| DATABRICKS_TAGS | JSON object of extra job cluster tags (cost centre, environment...) | `{}` |
+| DATABRICKS_EXISTING_CLUSTER_ID | all-purpose cluster for `existing_cluster` (development only) | none |
+| DATABRICKS_ENVIRONMENT_VERSION | serverless environment version (2 = Python 3.11, as the jobs) | `2` |
+| DATABRICKS_BUDGET_POLICY_ID | serverless budget policy (its tags attribute the cost) | none |
+| DATABRICKS_RUN_TIMEOUT_SECONDS | the run's `timeout_seconds`; Databricks ends the run after it | 3000 |
+| SPARK_JOBS_ROOT | workspace folder the bundle deploys `spark_jobs/` to (include/settings.py) | see there |
+
+Libraries: each job names the PyPI packages it imports beyond the Databricks runtime. On a cluster they
+are the task's `libraries`; on serverless they are the dependencies of the run's environment.
+Tags: runs/submit has no run-level tags, so they go on the job cluster (`custom_tags`, which also tag
+the cloud instances); an existing cluster keeps its own tags, serverless is tagged by its budget policy.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping, Sequence
 
 from include import layout, settings
 
-# Libraries the jobs import beyond the Databricks runtime; same pins as requirements.lock.
-JOB_LIBRARIES = [{"pypi": {"package": "phonenumbers==9.0.43"}}, {"pypi": {"package": "pycountry==26.2.16"}}]
+COMPUTE_KINDS = ("job_cluster", "serverless", "existing_cluster")
+# Same pins as requirements.in (a unit test keeps them equal), so the cluster runs the tested versions.
+MEMBER_MERGE_PACKAGES = ("phonenumbers==9.0.43", "pycountry==26.2.16")
+DEFAULT_SPARK_CONF = {"spark.sql.session.timeZone": "UTC"}
+ENVIRONMENT_KEY = "default"
 
 
-def cluster_spec(env: dict[str, str] | None = None) -> dict:
-    env = os.environ if env is None else env
-    if env.get("DATABRICKS_EXISTING_CLUSTER_ID"):
-        return {"existing_cluster_id": env["DATABRICKS_EXISTING_CLUSTER_ID"]}
+def compute_kind(env: Mapping[str, str]) -> str:
+    kind = env.get("DATABRICKS_COMPUTE") or (
+        "existing_cluster" if env.get("DATABRICKS_EXISTING_CLUSTER_ID") else "job_cluster"
+    )
+    if kind not in COMPUTE_KINDS:
+        raise ValueError(f"DATABRICKS_COMPUTE={kind!r}: expected one of {', '.join(COMPUTE_KINDS)}")
+    if kind == "existing_cluster" and not env.get("DATABRICKS_EXISTING_CLUSTER_ID"):
+        raise ValueError("DATABRICKS_COMPUTE=existing_cluster needs DATABRICKS_EXISTING_CLUSTER_ID")
+    return kind
+
+
+def _json_object(env: Mapping[str, str], name: str) -> dict[str, str]:
+    value = json.loads(env.get(name) or "{}")
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object, got {value!r}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def job_cluster(task_key: str, env: Mapping[str, str]) -> dict:
+    """A `new_cluster` created for the run and deleted after it."""
     cluster = {
         "spark_version": env.get("DATABRICKS_SPARK_VERSION", "16.4.x-scala2.12"),
         "node_type_id": env.get("DATABRICKS_NODE_TYPE", "m6gd.large"),
@@ -30,34 +69,67 @@ def cluster_spec(env: dict[str, str] | None = None) -> dict:
             "min_workers": int(env.get("DATABRICKS_MIN_WORKERS", "1")),
             "max_workers": int(env.get("DATABRICKS_MAX_WORKERS", "4")),
         },
-        "spark_conf": {"spark.sql.session.timeZone": "UTC"},
-        "custom_tags": {"project": "lakehouse-ref"},
+        # the jobs use spark._jvm (spark_jobs/README.md): dedicated access mode, not standard/shared
+        "data_security_mode": "SINGLE_USER",
+        "spark_conf": {**DEFAULT_SPARK_CONF, **_json_object(env, "DATABRICKS_SPARK_CONF")},
+        "custom_tags": {
+            "project": "lakehouse-ref",
+            "job": task_key,
+            # rendered by the operator (json is a template field): the Airflow task that paid for it
+            "airflow_dag_id": "{{ ti.dag_id }}",
+            "airflow_task_id": "{{ ti.task_id }}",
+            **_json_object(env, "DATABRICKS_TAGS"),
+        },
     }
     if env.get("DATABRICKS_POLICY_ID"):
         cluster["policy_id"] = env["DATABRICKS_POLICY_ID"]
-    return {"new_cluster": cluster}
+        cluster["apply_policy_default_values"] = True
+    return cluster
 
 
-def spark_python_run(task_key: str, job_file: str, parameters: list[str], *, run_name: str,
-                     timeout_seconds: int = 3600, env: dict[str, str] | None = None) -> dict:
-    return {
-        "run_name": run_name,
-        "timeout_seconds": timeout_seconds,
-        "tasks": [
-            {
-                "task_key": task_key,
-                "spark_python_task": {
-                    "python_file": f"{settings.SPARK_JOBS_ROOT}/spark_jobs/{job_file}",
-                    "parameters": parameters,
-                },
-                "libraries": JOB_LIBRARIES,
-                **cluster_spec(env),
-            }
-        ],
+def spark_python_run(task_key: str, job_file: str, parameters: Sequence[str], *, run_name: str,
+                     packages: Sequence[str] = (), classic_only: bool = False,
+                     env: Mapping[str, str] | None = None) -> dict:
+    """The runs/submit JSON of one `spark_jobs/<job_file>` task, on the configured compute.
+
+    `classic_only`: the job needs a classic cluster (e.g. it uses `spark._jvm`), so serverless is refused
+    when the DAG is parsed rather than failing on Databricks later.
+    """
+    env = os.environ if env is None else env
+    kind = compute_kind(env)
+    if kind == "serverless" and classic_only:
+        raise ValueError(f"{job_file} needs a classic cluster: DATABRICKS_COMPUTE=serverless cannot run it")
+    jobs_root = env.get("SPARK_JOBS_ROOT", settings.SPARK_JOBS_ROOT)
+    task: dict = {
+        "task_key": task_key,
+        "spark_python_task": {
+            "python_file": f"{jobs_root}/spark_jobs/{job_file}",
+            "parameters": list(parameters),
+        },
     }
+    run: dict = {
+        "run_name": run_name,
+        "timeout_seconds": int(env.get("DATABRICKS_RUN_TIMEOUT_SECONDS", "3000")),
+        "tasks": [task],
+    }
+    libraries = [{"pypi": {"package": p}} for p in packages]
+    if kind != "serverless":
+        if kind == "job_cluster":
+            task["new_cluster"] = job_cluster(task_key, env)
+        else:
+            task["existing_cluster_id"] = env["DATABRICKS_EXISTING_CLUSTER_ID"]
+        if libraries:
+            task["libraries"] = libraries
+    else:
+        task["environment_key"] = ENVIRONMENT_KEY
+        spec = {"environment_version": env.get("DATABRICKS_ENVIRONMENT_VERSION", "2"), "dependencies": list(packages)}
+        run["environments"] = [{"environment_key": ENVIRONMENT_KEY, "spec": spec}]
+        if env.get("DATABRICKS_BUDGET_POLICY_ID"):
+            run["budget_policy_id"] = env["DATABRICKS_BUDGET_POLICY_ID"]
+    return run
 
 
-def member_merge_run(batch_id: str, env: dict[str, str] | None = None) -> dict:
+def member_merge_run(batch_id: str, env: Mapping[str, str] | None = None) -> dict:
     """The run that MERGEs one landed member batch into the Delta table `member`.
 
     `batch_id` may be a Jinja template: the operator renders its `json` field.
@@ -72,5 +144,7 @@ def member_merge_run(batch_id: str, env: dict[str, str] | None = None) -> dict:
             "--result-path", layout.result_uri("member", batch_id),
         ],
         run_name=f"member_merge {batch_id}",
+        packages=MEMBER_MERGE_PACKAGES,
+        classic_only=True,
         env=env,
     )

@@ -22,3 +22,6 @@ SPARK_JOBS_ROOT = os.getenv("SPARK_JOBS_ROOT", "/Workspace/Shared/lakehouse-ref/
 # with S3_SSE_KMS_KEY_ID naming the key).
 S3_SSE = os.getenv("S3_SSE", "AES256")
 S3_SSE_KMS_KEY_ID = os.getenv("S3_SSE_KMS_KEY_ID") or None
+
+# Rows per Parquet file of an extract batch (row groups hold 128K rows; see README "Design choices").
+EXTRACT_ROWS_PER_FILE = int(os.getenv("EXTRACT_ROWS_PER_FILE", "1000000"))

@@ -4,6 +4,7 @@ observed through the REST API, then every count checked against where the data r
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 from delta.tables import DeltaTable
@@ -67,3 +68,19 @@ def test_trigger_twice_same_interval(api, spark):
     if last_commit["operation"] == "MERGE":  # a no-op MERGE may still commit: it must change no row
         metrics = last_commit["operationMetrics"]
         assert metrics["numTargetRowsInserted"] == "0" and metrics["numTargetRowsUpdated"] == "0", metrics
+
+    assert_no_secret_in_task_logs(api, f"e2e__{stamp}__second")
+
+
+def assert_no_secret_in_task_logs(api: AirflowApi, run_id: str) -> None:
+    """The stack's real secrets (random per machine) serve as canaries: none may reach a task log, even
+    though every connection comes from an AIRFLOW_CONN_* URI or JSON holding them."""
+    secrets = {name: os.environ[name] for name in (
+        "MYSQL_EXTRACT_PASSWORD", "MYSQL_ROOT_PASSWORD", "S3_SECRET_ACCESS_KEY", "DATABRICKS_TOKEN")}
+    for task in api.task_states(DAG_ID, run_id):
+        r = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}")
+        for attempt in range(1, r.json()["try_number"] + 1):
+            log = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/logs/{attempt}?full_content=true")
+            assert log.status_code == 200 and len(log.text) > 100, f"no log for {task} try {attempt}"
+            leaked = [name for name, value in secrets.items() if value in log.text]
+            assert not leaked, f"{leaked} appear in the log of {task} try {attempt}"
