@@ -28,8 +28,14 @@ from typing import Any
 from airflow.providers.databricks.operators.databricks import XCOM_RUN_ID_KEY, DatabricksSubmitRunOperator
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR
 
+
+def env_flag(name: str, default: bool) -> bool:
+    value = os.getenv(name)
+    return default if value is None else value.strip().lower() not in ("false", "0", "no", "off", "")
+
+
 # DATABRICKS_DEFERRABLE=false polls from the worker instead of the triggerer (holds a worker slot).
-DEFERRABLE = os.getenv("DATABRICKS_DEFERRABLE", "true").strip().lower() not in ("false", "0", "no", "off")
+DEFERRABLE = env_flag("DATABRICKS_DEFERRABLE", True)
 POLL_SECONDS = int(os.getenv("DATABRICKS_POLL_SECONDS", "5"))
 # API errors (connection, 5xx, 429) are retried inside the hook with exponential waits (5, 5, 8 s);
 # anything else, and a failed run, fails the try and is left to the task's own retries.

@@ -25,3 +25,6 @@ S3_SSE_KMS_KEY_ID = os.getenv("S3_SSE_KMS_KEY_ID") or None
 
 # Rows per Parquet file of an extract batch (row groups hold 128K rows; see README "Design choices").
 EXTRACT_ROWS_PER_FILE = int(os.getenv("EXTRACT_ROWS_PER_FILE", "1000000"))
+# "connectorx" (default, fastest) or "mysqlclient" (pure DB-API; also used whenever the MySQL connection
+# carries ssl* options, which ConnectorX cannot take).
+EXTRACT_READER = os.getenv("EXTRACT_READER", "connectorx")

@@ -6,6 +6,7 @@ A missing service is a test failure that says what is missing and how to start i
 from __future__ import annotations
 
 import os
+import re
 import socket
 
 import boto3
@@ -73,7 +74,7 @@ def s3(s3_env):
 def scratch_bucket(s3, request):
     """An empty bucket of its own for one test. Unlike the real buckets it has NO default encryption,
     so a test sees only the encryption the writer asked for."""
-    name = "test-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name = "test-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:50].strip("-")
     empty_bucket(s3, name)
     try:
         s3.create_bucket(Bucket=name)

@@ -7,11 +7,15 @@ Airflow, so `python -m include.extract` behaves exactly like the task.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from urllib.parse import quote
 
 from include import settings
 from include.extract.contract import MEMBER
-from include.extract.publish import extract_table
+from include.extract.publish import Reader, connectorx_reader, extract_table
 from include.layout import manifest_key
+
+log = logging.getLogger(__name__)
 
 
 def batch_id_for(day: dt.date) -> str:
@@ -19,14 +23,36 @@ def batch_id_for(day: dt.date) -> str:
     return f"extract_date={day:%Y-%m-%d}"
 
 
+def connectorx_url(conn) -> str:
+    """The Airflow connection as a ConnectorX URL (credentials URL-quoted; never logged)."""
+    auth = f"{quote(conn.login or '', safe='')}:{quote(conn.password or '', safe='')}@"
+    return f"mysql://{auth}{conn.host}:{conn.port or 3306}/{conn.schema}"
+
+
+def make_reader(hook) -> Reader | None:
+    """ConnectorX unless configured otherwise or the connection asks for TLS settings it cannot take.
+
+    Falling back is explicit and logged: a TLS connection is never read over plaintext.
+    """
+    conn = hook.get_connection(hook.mysql_conn_id)
+    if settings.EXTRACT_READER == "mysqlclient":
+        return None
+    tls = {k for k in conn.extra_dejson if k.startswith("ssl")}
+    if tls:
+        log.info("connection %s sets %s: reading through mysqlclient, which applies them", conn.conn_id, sorted(tls))
+        return None
+    return connectorx_reader(connectorx_url(conn))
+
+
 def extract_member_batch(batch_id: str, run_id: str) -> dict:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.mysql.hooks.mysql import MySqlHook
 
-    conn = MySqlHook(mysql_conn_id=settings.MYSQL_CONN_ID).get_conn()
+    hook = MySqlHook(mysql_conn_id=settings.MYSQL_CONN_ID)
+    conn = hook.get_conn()
     try:
         manifest = extract_table(
-            conn, S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn(), contract=MEMBER,
+            conn, S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn(), contract=MEMBER, reader=make_reader(hook),
             bucket=settings.LANDING_BUCKET, batch_id=batch_id, run_id=run_id,
             sse=settings.S3_SSE, sse_kms_key_id=settings.S3_SSE_KMS_KEY_ID,
             rows_per_file=settings.EXTRACT_ROWS_PER_FILE,

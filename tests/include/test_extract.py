@@ -15,7 +15,7 @@ import pytest
 from dev.seed_members import COLUMNS, generate_members, load_members, setup_schema
 from include.extract import publish
 from include.extract.contract import MEMBER, SchemaDriftError
-from include.extract.publish import extract_table
+from include.extract.publish import connectorx_reader, extract_table
 from include.extract.s3_upload import MiB, S3MultipartWriter
 from tests.services import mysql_connect
 
@@ -74,8 +74,11 @@ def run(source, s3, bucket, **kwargs) -> dict:
     return extract_table(source, s3, contract=MEMBER, bucket=bucket, batch_id=BATCH, run_id="test", **kwargs)
 
 
-def test_parquet_equals_mysql_row_for_row(source, s3, scratch_bucket):
-    manifest = run(source, s3, scratch_bucket)
+@pytest.mark.parametrize("reader", ["connectorx", "mysqlclient"])
+def test_parquet_equals_mysql_row_for_row(source, s3, scratch_bucket, mysql_env, reader):
+    url = (f"mysql://{mysql_env['MYSQL_EXTRACT_USER']}:{mysql_env['MYSQL_EXTRACT_PASSWORD']}"
+           f"@{mysql_env['MYSQL_HOST']}:{mysql_env['MYSQL_PORT']}/{DB}")
+    manifest = run(source, s3, scratch_bucket, reader=connectorx_reader(url) if reader == "connectorx" else None)
     table = read_batch(s3, manifest).sort_by("member_id")
     assert table.schema.field("registration_date").type == pa.date32()
     assert table.schema.field("member_id").type == pa.string()
