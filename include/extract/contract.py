@@ -34,14 +34,16 @@ class TableContract:
     key: str
     columns: tuple[pa.Field, ...]
     on_new_column: str = "fail"  # or "evolve"
+    # a column that grows on every insert and update (e.g. updated_at): enables incremental extracts
+    watermark_column: str | None = None
 
     @property
     def schema(self) -> pa.Schema:
         return pa.schema(self.columns)
 
-    def select_sql(self, schema: pa.Schema | None = None) -> str:
+    def select_sql(self, schema: pa.Schema | None = None, where: str | None = None) -> str:
         names = ", ".join(f"`{f.name}`" for f in (schema or self.schema))
-        return f"SELECT {names} FROM `{self.table}`"
+        return f"SELECT {names} FROM `{self.table}`" + (f" WHERE {where}" if where else "")
 
 
 MEMBER = TableContract(

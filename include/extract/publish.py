@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from include.extract import watermark
 from include.extract.contract import TableContract, check_schema, live_columns, schema_hash, schema_json
 from include.extract.s3_upload import S3MultipartWriter, sse_args
 from include.layout import landing_prefix, manifest_key
@@ -143,14 +144,22 @@ def extract_table(
     conn, s3, *, contract: TableContract, bucket: str, batch_id: str, run_id: str,
     sse: str = "AES256", sse_kms_key_id: str | None = None, rows_per_file: int = 1_000_000,
     row_group_rows: int = 128 * 1024, fetch_rows: int = 50_000, compression: str = "zstd",
-    reader: Reader | None = None,
+    reader: Reader | None = None, mode: str = "snapshot", overlap: dt.timedelta = dt.timedelta(minutes=10),
+    low: dt.datetime | None = None, high: dt.datetime | None = None,
 ) -> dict:
-    """Extract one full snapshot of `contract.table` as batch `batch_id`; return the published manifest.
+    """Extract `contract.table` as batch `batch_id`; return the published manifest.
 
+    mode "snapshot": the whole table. mode "incremental": rows whose watermark column lies in the range
+    planned by include/extract/watermark.py (`low`/`high` given explicitly for a backfill).
     `conn` (DB-API, mysqlclient) checks the schema and, without a `reader`, reads the rows too.
     """
+    if mode not in ("snapshot", "incremental"):
+        raise ValueError(f"mode must be 'snapshot' or 'incremental', not {mode!r}")
+    if mode == "incremental" and not contract.watermark_column:
+        raise ValueError(f"table {contract.table!r} has no watermark column: only snapshots are possible")
     extra = sse_args(sse, sse_kms_key_id)
     prefix = landing_prefix(contract.table, batch_id)
+    previous = _existing_manifest(s3, bucket, contract.table, batch_id)
     # One read-only transaction: a consistent snapshot for the whole table, and ending it afterwards
     # releases the metadata lock the read holds (it would block DDL on the source until we disconnect).
     conn.cursor().execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
@@ -158,7 +167,14 @@ def extract_table(
         checked = check_schema(contract, live_columns(conn, contract.table))
         if checked.new_columns:
             log.warning("source has new columns %s; extracting them (policy: evolve)", checked.new_columns)
-        query = contract.select_sql(checked.schema)
+        span = None
+        if mode == "incremental":
+            previous_low = (previous or {}).get("watermark", {}).get("low")
+            span = watermark.plan_range(
+                conn, s3, bucket, contract.table, contract.watermark_column, overlap=overlap,
+                previous_low=previous_low and dt.datetime.fromisoformat(previous_low),
+                low=low, high=high, rerun=previous is not None)
+        query = contract.select_sql(checked.schema, where=span and span.where_sql())
         unpublish(s3, bucket, prefix)
         files = write_parquet_files(
             reader(query, checked.schema) if reader else stream_record_batches(conn, query, checked.schema, fetch_rows),
@@ -173,9 +189,9 @@ def extract_table(
         "table": contract.table,
         "batch_id": batch_id,
         "run_id": run_id,
-        "mode": "snapshot",
+        "mode": mode,
         "source_query": query,
-        "watermark": {"column": None, "low": None, "high": None},
+        "watermark": span.as_json() if span else {"column": None, "low": None, "high": None},
         "row_count": sum(f["rows"] for f in files),
         "schema": schema_json(checked.schema),
         "schema_hash": schema_hash(checked.schema),
@@ -187,7 +203,16 @@ def extract_table(
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest, indent=2).encode(),
                   ContentType="application/json", **extra)
     log.info("published s3://%s/%s: %d rows in %d file(s)", bucket, key, manifest["row_count"], len(files))
+    if span and span.high is not None:
+        watermark.write_high_watermark(s3, bucket, contract.table, span.high, extra)
     return manifest
+
+
+def _existing_manifest(s3, bucket: str, table: str, batch_id: str) -> dict | None:
+    try:
+        return read_manifest(s3, bucket, table, batch_id)
+    except s3.exceptions.NoSuchKey:
+        return None
 
 
 def read_manifest(s3, bucket: str, table: str, batch_id: str) -> dict:
