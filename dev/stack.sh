@@ -164,8 +164,26 @@ wait_for() {  # wait_for NAME SECONDS CMD...: poll until CMD succeeds
 
 http_ok() { curl -fsS -o /dev/null "$1"; }
 
+# A private CA and a server certificate for 127.0.0.1/localhost, so TLS to MySQL (ssl_mode REQUIRED or
+# VERIFY_IDENTITY in the connection's extra) can be exercised locally. Clients find the CA at
+# .local/tls/ca.pem.
+make_tls() {
+  local dir=$STATE/tls
+  [ -f "$dir/server-cert.pem" ] && return
+  say "tls: creating a local CA and a server certificate for MariaDB in .local/tls"
+  mkdir -p "$dir" && chmod 700 "$dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=lakehouse-ref local CA" \
+    -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/server-key.pem" \
+    -out "$dir/server.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" -CAcreateserial \
+    -days 3650 -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost') -out "$dir/server-cert.pem" 2>/dev/null
+  rm -f "$dir/server.csr"
+}
+
 start_mariadb() {
   local data=$STATE/mariadb
+  make_tls
   if [ ! -d "$data/mysql" ]; then
     say "mariadb: initialising a data directory in .local/mariadb"
     mariadb-install-db --datadir="$data" --user=root --auth-root-authentication-method=normal \
@@ -176,7 +194,8 @@ start_mariadb() {
     --datadir="$data" --user=root --port="$MYSQL_PORT" --bind-address=127.0.0.1 \
     --socket="$STATE/run/mysqld.sock" --pid-file="$STATE/run/mysqld.own.pid" --local-infile=1 \
     --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-    --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 || true
+    --innodb-buffer-pool-size=512M --innodb-flush-log-at-trx-commit=2 \
+    --ssl-ca="$STATE/tls/ca.pem" --ssl-cert="$STATE/tls/server-cert.pem" --ssl-key="$STATE/tls/server-key.pem" || true
   # ping answers "alive" even when the login is refused, which is all we ask here. `env -u`: the
   # client would otherwise follow MYSQL_HOST from .env to TCP instead of the socket.
   local client=(--no-defaults --protocol=socket --socket="$STATE/run/mysqld.sock" -uroot)
