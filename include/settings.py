@@ -28,3 +28,6 @@ EXTRACT_ROWS_PER_FILE = int(os.getenv("EXTRACT_ROWS_PER_FILE", "1000000"))
 # "connectorx" (default, fastest) or "mysqlclient" (pure DB-API; also used whenever the MySQL connection
 # carries ssl* options, which ConnectorX cannot take).
 EXTRACT_READER = os.getenv("EXTRACT_READER", "connectorx")
+# Extra Hive-style partition columns inside each batch, comma-separated (e.g. "country"); by default a
+# batch is partitioned only by its extraction interval (README, "Design choices").
+EXTRACT_PARTITION_COLS = tuple(c.strip() for c in os.getenv("EXTRACT_PARTITION_COLS", "").split(",") if c.strip())

@@ -22,8 +22,10 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterator
+from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from include.extract import watermark
@@ -80,64 +82,113 @@ def unpublish(s3, bucket: str, prefix: str) -> None:
             s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
 
 
+class _FileSequence:
+    """Numbered Parquet files under one prefix, each of at most `rows_per_file` rows, written from a
+    buffer that only ever holds less than one row group."""
+
+    def __init__(self, s3, bucket: str, prefix: str, schema: pa.Schema, *, extra_args: dict,
+                 rows_per_file: int, row_group_rows: int, compression: str):
+        self.s3, self.bucket, self.prefix, self.schema = s3, bucket, prefix, schema
+        self.extra_args, self.compression = extra_args, compression
+        self.rows_per_file, self.row_group_rows = rows_per_file, row_group_rows
+        self.files: list[dict] = []
+        self.pending = pa.Table.from_batches([], schema=schema)
+        self.upload = self.writer = None
+        self.rows_in_file = 0
+
+    def add(self, table: pa.Table) -> None:
+        self.pending = pa.concat_tables([self.pending, table])
+        full = self.pending.num_rows - self.pending.num_rows % self.row_group_rows
+        if full:
+            self._write(self.pending.slice(0, full))
+            self.pending = self.pending.slice(full).combine_chunks()
+
+    def finish(self) -> list[dict]:
+        self._write(self.pending)
+        if self.writer is None and not self.files:
+            self._open()  # an empty batch still gets a file, so it carries the schema
+        if self.writer is not None:
+            self._close()
+        return self.files
+
+    def abort(self) -> None:
+        if self.upload is not None:
+            self.upload.abort()
+
+    def _open(self) -> None:
+        key = f"{self.prefix}part-{len(self.files):05d}.parquet"
+        self.upload = S3MultipartWriter(self.s3, self.bucket, key, extra_args=self.extra_args)
+        self.writer = pq.ParquetWriter(self.upload, self.schema, compression=self.compression)
+        self.files.append({"path": f"s3://{self.bucket}/{key}", "rows": 0})
+        self.rows_in_file = 0
+
+    def _close(self) -> None:
+        self.writer.close()
+        self.upload.close()
+        self.files[-1].update(bytes=self.upload.size, sha256=self.upload.sha256.hexdigest())
+        self.upload = self.writer = None
+
+    def _write(self, table: pa.Table) -> None:
+        while table.num_rows:
+            if self.writer is None:
+                self._open()
+            take = table.slice(0, min(table.num_rows, self.rows_per_file - self.rows_in_file))
+            self.writer.write_table(take, row_group_size=self.row_group_rows)
+            self.rows_in_file += take.num_rows
+            self.files[-1]["rows"] += take.num_rows
+            table = table.slice(take.num_rows)
+            if self.rows_in_file >= self.rows_per_file:
+                self._close()
+
+
+def _hive_value(value) -> str:
+    return "__HIVE_DEFAULT_PARTITION__" if value is None else quote(str(value), safe="")
+
+
 def write_parquet_files(
     batches: Iterator[pa.RecordBatch], s3, bucket: str, prefix: str, schema: pa.Schema, *,
     extra_args: dict, rows_per_file: int, row_group_rows: int, compression: str,
+    partition_cols: tuple[str, ...] = (), max_partitions: int = 1000,
 ) -> list[dict]:
-    """Write the batches into numbered Parquet files of at most `rows_per_file` rows; return their entries.
+    """Write the batches as Parquet files under `prefix`; return their manifest entries.
 
-    An empty source still produces one (empty) file, so the manifest always carries the schema.
+    With `partition_cols`, rows go to Hive-style sub-folders (`col=value/part-00000.parquet`), one open
+    file sequence per partition value (at most `max_partitions`, each buffering under one row group).
+    Partition columns stay in the files too, so a reader of listed files needs no path parsing.
     """
-    files: list[dict] = []
-    pending = pa.Table.from_batches([], schema=schema)  # rows not yet written, < row_group_rows
-    upload = writer = None
-    rows_in_file = 0
+    options = dict(extra_args=extra_args, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
+                   compression=compression)
+    sequences: dict[tuple, _FileSequence] = {}
 
-    def open_file():
-        nonlocal upload, writer, rows_in_file
-        key = f"{prefix}part-{len(files):05d}.parquet"
-        upload = S3MultipartWriter(s3, bucket, key, extra_args=extra_args)
-        writer = pq.ParquetWriter(upload, schema, compression=compression)
-        files.append({"path": f"s3://{bucket}/{key}", "rows": 0})
-        rows_in_file = 0
-
-    def close_file():
-        nonlocal upload, writer
-        writer.close()
-        upload.close()
-        files[-1].update(bytes=upload.size, sha256=upload.sha256.hexdigest())
-        upload = writer = None
-
-    def write(table: pa.Table):
-        nonlocal rows_in_file
-        while table.num_rows:
-            if writer is None:
-                open_file()
-            take = table.slice(0, min(table.num_rows, rows_per_file - rows_in_file))
-            writer.write_table(take, row_group_size=row_group_rows)
-            rows_in_file += take.num_rows
-            files[-1]["rows"] += take.num_rows
-            table = table.slice(take.num_rows)
-            if rows_in_file >= rows_per_file:
-                close_file()
+    def sequence(values: tuple) -> _FileSequence:
+        if values not in sequences:
+            if len(sequences) >= max_partitions:
+                raise ValueError(f"more than {max_partitions} partitions of {partition_cols}: choose coarser columns")
+            sub = "".join(f"{c}={_hive_value(v)}/" for c, v in zip(partition_cols, values))
+            sequences[values] = _FileSequence(s3, bucket, prefix + sub, schema, **options)
+        return sequences[values]
 
     try:
         for batch in batches:
-            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
-            if pending.num_rows >= row_group_rows:
-                full = pending.num_rows - pending.num_rows % row_group_rows
-                write(pending.slice(0, full))
-                pending = pending.slice(full).combine_chunks()
-        write(pending)
-        if writer is None and not files:
-            open_file()  # empty source
-        if writer is not None:
-            close_file()
+            table = pa.Table.from_batches([batch])
+            if not partition_cols:
+                sequence(()).add(table)
+                continue
+            keys = table.select(list(partition_cols)).group_by(list(partition_cols)).aggregate([])
+            for values in keys.to_pylist():
+                mask = None
+                for col in partition_cols:
+                    v = values[col]
+                    cond = pc.is_null(table[col]) if v is None else pc.equal(table[col], v)
+                    mask = cond if mask is None else pc.and_(mask, cond)
+                sequence(tuple(values[c] for c in partition_cols)).add(table.filter(mask))
+        if not sequences:
+            sequence((None,) * len(partition_cols) if partition_cols else ())
+        return [f for key in sorted(sequences, key=str) for f in sequences[key].finish()]
     except BaseException:
-        if upload is not None:
-            upload.abort()
+        for seq in sequences.values():
+            seq.abort()
         raise
-    return files
 
 
 def extract_table(
@@ -145,7 +196,7 @@ def extract_table(
     sse: str = "AES256", sse_kms_key_id: str | None = None, rows_per_file: int = 1_000_000,
     row_group_rows: int = 128 * 1024, fetch_rows: int = 50_000, compression: str = "zstd",
     reader: Reader | None = None, mode: str = "snapshot", overlap: dt.timedelta = dt.timedelta(minutes=10),
-    low: dt.datetime | None = None, high: dt.datetime | None = None,
+    low: dt.datetime | None = None, high: dt.datetime | None = None, partition_cols: tuple[str, ...] = (),
 ) -> dict:
     """Extract `contract.table` as batch `batch_id`; return the published manifest.
 
@@ -180,7 +231,7 @@ def extract_table(
             reader(query, checked.schema) if reader else stream_record_batches(conn, query, checked.schema, fetch_rows),
             s3, bucket, prefix,
             checked.schema, extra_args=extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
-            compression=compression,
+            compression=compression, partition_cols=partition_cols,
         )
     finally:
         conn.rollback()
@@ -193,6 +244,7 @@ def extract_table(
         "source_query": query,
         "watermark": span.as_json() if span else {"column": None, "low": None, "high": None},
         "row_count": sum(f["rows"] for f in files),
+        "partition_cols": list(partition_cols),
         "schema": schema_json(checked.schema),
         "schema_hash": schema_hash(checked.schema),
         "new_columns": checked.new_columns,

@@ -55,7 +55,7 @@ def extract_member_batch(batch_id: str, run_id: str) -> dict:
             conn, S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn(), contract=MEMBER, reader=make_reader(hook),
             bucket=settings.LANDING_BUCKET, batch_id=batch_id, run_id=run_id,
             sse=settings.S3_SSE, sse_kms_key_id=settings.S3_SSE_KMS_KEY_ID,
-            rows_per_file=settings.EXTRACT_ROWS_PER_FILE,
+            rows_per_file=settings.EXTRACT_ROWS_PER_FILE, partition_cols=settings.EXTRACT_PARTITION_COLS,
         )
     finally:
         conn.close()

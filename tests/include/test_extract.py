@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import urllib.parse
 
 import MySQLdb
 import pyarrow as pa
@@ -192,3 +193,32 @@ def test_the_dags_connection_carries_4_byte_utf8(source):
         assert cur.fetchone() == ("Zoë 😀", "王小明")
     finally:
         conn.close()
+
+
+def test_hive_partitions_within_a_batch(source, s3, scratch_bucket):
+    manifest = run(source, s3, scratch_bucket, partition_cols=("country",))
+    assert manifest["partition_cols"] == ["country"]
+    seen = 0
+    for f in manifest["files"]:
+        folder = f["path"].split("/")[-2]
+        assert folder.startswith("country=")
+        values = set(read_batch(s3, {"files": [f]}).column("country").to_pylist())
+        assert len(values) == 1
+        (value,) = values
+        expected = "__HIVE_DEFAULT_PARTITION__" if value is None else urllib.parse.quote(value, safe="")
+        assert folder == f"country={expected}"
+        seen += f["rows"]
+    assert seen == manifest["row_count"] == 2000 + len(EDGE_ROWS)
+    assert any(f["path"].endswith("/country=__HIVE_DEFAULT_PARTITION__/part-00000.parquet")
+               for f in manifest["files"])
+
+
+def test_too_many_partitions_fail_and_leave_nothing(s3, scratch_bucket):
+    schema = pa.schema([("country", pa.string())])
+    batch = pa.record_batch([pa.array([str(i) for i in range(11)])], schema=schema)
+    with pytest.raises(ValueError, match="more than 10 partitions"):
+        publish.write_parquet_files(iter([batch]), s3, scratch_bucket, "member/x/", schema, extra_args={},
+                                    rows_per_file=100, row_group_rows=1, compression="zstd",
+                                    partition_cols=("country",), max_partitions=10)
+    assert keys(s3, scratch_bucket) == []
+    assert not s3.list_multipart_uploads(Bucket=scratch_bucket).get("Uploads")
