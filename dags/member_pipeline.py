@@ -23,11 +23,18 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 from airflow.sdk import dag, task
 
 from include import layout, settings
 from include.databricks_jobs import member_merge_run
+from include.databricks_submit import (
+    API_RETRY_DELAY,
+    API_RETRY_LIMIT,
+    DEFERRABLE,
+    POLL_SECONDS,
+    DatabricksSubmitRun,
+    execution_timeout_for,
+)
 
 BATCH_ID = "{{ ti.xcom_pull(task_ids='extract_members')['batch_id'] }}"
 
@@ -71,17 +78,20 @@ def member_pipeline():
         execution_timeout=dt.timedelta(minutes=15),
     )
 
-    merge_members = DatabricksSubmitRunOperator(
+    # run JSON from per-environment settings; token, timeouts, cancel: include/databricks_submit.py
+    merge_run = member_merge_run(BATCH_ID)
+    merge_members = DatabricksSubmitRun(
         task_id="merge_members",
         databricks_conn_id=settings.DATABRICKS_CONN_ID,
-        json=member_merge_run(BATCH_ID),
-        # the triggerer polls the run; no worker slot is held while Spark works
-        deferrable=True,
-        polling_period_seconds=5,
+        json=merge_run,
+        # the triggerer polls the run, no worker slot is held while Spark works (DATABRICKS_DEFERRABLE)
+        deferrable=DEFERRABLE,
+        polling_period_seconds=POLL_SECONDS,
         # API errors (5xx, 429, connection) are retried inside the hook; job failures by task retries
-        databricks_retry_limit=4,
-        databricks_retry_delay=5,
-        execution_timeout=dt.timedelta(hours=1),
+        databricks_retry_limit=API_RETRY_LIMIT,
+        databricks_retry_delay=API_RETRY_DELAY,
+        # the run's own timeout_seconds plus a margin: Databricks' TIMEDOUT comes first
+        execution_timeout=execution_timeout_for(merge_run),
     )
 
     @task(execution_timeout=dt.timedelta(minutes=5))

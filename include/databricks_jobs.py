@@ -5,21 +5,18 @@ sent to a real workspace differ only by configured values, never by code path
 (`tests/include/test_units.py` shows the difference). The operator that sends it, and what it adds at
 execution time (the idempotency token), is `include/databricks_submit.py`.
 
-Settings (environment variables, read when the DAG file is parsed; none is a secret):
-
-| variable | meaning | default |
-|---|---|---|
-| DATABRICKS_COMPUTE | `job_cluster`, `serverless` or `existing_cluster` | `existing_cluster` when DATABRICKS_EXISTING_CLUSTER_ID is set, else `job_cluster` |
-| DATABRICKS_SPARK_VERSION, DATABRICKS_NODE_TYPE | job cluster runtime and node type | `16.4.x-scala2.12`, `m6gd.large` |
-| DATABRICKS_MIN_WORKERS, DATABRICKS_MAX_WORKERS | job cluster autoscale range | 1, 4 |
-| DATABRICKS_POLICY_ID | cluster policy (instance profile, tags, limits); its defaults are applied | none |
-| DATABRICKS_SPARK_CONF | JSON object of Spark settings, over `spark.sql.session.timeZone=UTC` | `{}` |
-| DATABRICKS_TAGS | JSON object of extra job cluster tags (cost centre, environment...) | `{}` |
-| DATABRICKS_EXISTING_CLUSTER_ID | all-purpose cluster for `existing_cluster` (development only) | none |
-| DATABRICKS_ENVIRONMENT_VERSION | serverless environment version (2 = Python 3.11, as the jobs) | `2` |
-| DATABRICKS_BUDGET_POLICY_ID | serverless budget policy (its tags attribute the cost) | none |
-| DATABRICKS_RUN_TIMEOUT_SECONDS | the run's `timeout_seconds`; Databricks ends the run after it | 3000 |
-| SPARK_JOBS_ROOT | workspace folder the bundle deploys `spark_jobs/` to (include/settings.py) | see there |
+Settings (environment variables, read when the DAG file is parsed; none is a secret; defaults in brackets):
+- DATABRICKS_COMPUTE: `job_cluster`, `serverless` or `existing_cluster`
+  [`existing_cluster` when DATABRICKS_EXISTING_CLUSTER_ID is set, else `job_cluster`].
+- job cluster: DATABRICKS_SPARK_VERSION [16.4.x-scala2.12], DATABRICKS_NODE_TYPE [m6gd.large],
+  DATABRICKS_MIN_WORKERS / DATABRICKS_MAX_WORKERS (autoscale) [1 / 4], DATABRICKS_POLICY_ID (instance
+  profile, limits; its default values are applied) [none], DATABRICKS_SPARK_CONF (JSON object, over
+  spark.sql.session.timeZone=UTC) [{}], DATABRICKS_TAGS (JSON object of extra cluster tags) [{}].
+- existing cluster: DATABRICKS_EXISTING_CLUSTER_ID, an all-purpose cluster (development only).
+- serverless: DATABRICKS_ENVIRONMENT_VERSION [2, Python 3.11 like the jobs], DATABRICKS_BUDGET_POLICY_ID
+  (its tags attribute the cost) [none].
+- DATABRICKS_RUN_TIMEOUT_SECONDS: the run's timeout_seconds, after which Databricks ends it [3000].
+- SPARK_JOBS_ROOT: the workspace folder the bundle deploys `spark_jobs/` to (include/settings.py).
 
 Libraries: each job names the PyPI packages it imports beyond the Databricks runtime. On a cluster they
 are the task's `libraries`; on serverless they are the dependencies of the run's environment.
@@ -122,7 +119,8 @@ def spark_python_run(task_key: str, job_file: str, parameters: Sequence[str], *,
             task["libraries"] = libraries
     else:
         task["environment_key"] = ENVIRONMENT_KEY
-        spec = {"environment_version": env.get("DATABRICKS_ENVIRONMENT_VERSION", "2"), "dependencies": list(packages)}
+        version = env.get("DATABRICKS_ENVIRONMENT_VERSION", "2")
+        spec = {"environment_version": version, "dependencies": list(packages)}
         run["environments"] = [{"environment_key": ENVIRONMENT_KEY, "spec": spec}]
         if env.get("DATABRICKS_BUDGET_POLICY_ID"):
             run["budget_policy_id"] = env["DATABRICKS_BUDGET_POLICY_ID"]

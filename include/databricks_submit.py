@@ -30,15 +30,16 @@ from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR
 
 
 def env_flag(name: str, default: bool) -> bool:
-    value = os.getenv(name)
-    return default if value is None else value.strip().lower() not in ("false", "0", "no", "off", "")
+    value = os.getenv(name, "").strip().lower()
+    return default if not value else value not in ("false", "0", "no", "off")
 
 
 # DATABRICKS_DEFERRABLE=false polls from the worker instead of the triggerer (holds a worker slot).
 DEFERRABLE = env_flag("DATABRICKS_DEFERRABLE", True)
 POLL_SECONDS = int(os.getenv("DATABRICKS_POLL_SECONDS", "5"))
-# API errors (connection, 5xx, 429) are retried inside the hook with exponential waits (5, 5, 8 s);
-# anything else, and a failed run, fails the try and is left to the task's own retries.
+# API errors (connection, 5xx, 429) are retried inside the hook: 4 attempts, 5 s apart (its exponential
+# backoff never waits less than the delay). Anything else, and a failed run, fails the try and is left
+# to the task's own retries.
 API_RETRY_LIMIT = 4
 API_RETRY_DELAY = 5
 # The task outlives the run's timeout_seconds by this much, so Databricks' own TIMEDOUT normally ends
@@ -62,7 +63,9 @@ class DatabricksSubmitRun(DatabricksSubmitRunOperator):
     def execute(self, context: Any):
         ti = context["ti"]
         # set here, not templated in `json`: the token must be computed for the try that executes
-        self.idempotency_token = idempotency_token(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        self.idempotency_token = idempotency_token(
+            ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number
+        )
         return super().execute(context)
 
     def defer(self, *, trigger, method_name, kwargs=None, timeout=None):
