@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): they report numbers, see benchmarks/README.md."""

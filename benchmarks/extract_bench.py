@@ -1,0 +1,665 @@
+"""Extract benchmark: our MySQL -> Parquet -> S3 extract beside Airflow's SqlToS3Operator and the mysql floor.
+
+    make bench                                                   # 1M and 5M rows, 3 runs each (~20 min)
+    dev/stack.sh run python -m benchmarks.extract_bench --rows 1000000 5000000 --repeats 3
+    dev/stack.sh run python -m benchmarks.extract_bench --quick  # smoke run: 100K rows, once, saves nothing
+    python -m benchmarks.extract_bench --render benchmarks/results/extract-<date>.json   # re-render the .md
+
+Method (see benchmarks/README.md and the performance notes): every contender reads the same generated
+`member` table from the same MariaDB, in one run, interleaved (each repeat rotates the order), each at least
+`--repeats` times after one discarded warm-up scan. Each run is a child process; a sampler thread sums the
+VmRSS of the child and all its descendants from /proc every 50 ms for the peak. Wall time is the child's
+whole life (interpreter start, imports, work); the child also reports its in-process work time.
+Results go to benchmarks/results/extract-<date>.json and .md, with versions and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO / "benchmarks" / "results"
+SEED = 42
+SEED_TODAY = dt.date(2026, 1, 1)  # registration dates relative to a fixed day: the same table every day
+SAMPLE_S = 0.05
+MiB = 1024 * 1024
+
+TARGETS = {
+    "rows_per_s_vs_operator": 4.0,  # ours >= 4x the operator's rows/s
+    "peak_rss_vs_operator_large": 1 / 8,  # ours <= 1/8 of the operator's peak RSS at the largest size
+    "peak_rss_growth": 1.15,  # ours at the largest size <= 1.15x ours at the smallest
+    "wall_vs_mysql_floor": 2.0,  # ours <= 2x the raw mysql client's wall time
+}
+
+
+@dataclass(frozen=True)
+class Contender:
+    key: str
+    label: str
+    kind: str  # "python": benchmarks.contenders child; "mysql": client to /dev/null; "outfile": server only
+    writes_s3: bool
+
+
+CONTENDERS = {
+    c.key: c for c in (
+        Contender("ours", "ours (ConnectorX)", "python", True),
+        Contender("ours-mysqlclient", "ours (mysqlclient)", "python", True),
+        Contender("operator", "SqlToS3Operator (parquet)", "python", True),
+        Contender("mysql", "mysql --quick --batch > /dev/null", "mysql", False),
+        Contender("outfile", "SELECT ... INTO OUTFILE (server only)", "outfile", False),
+    )
+}
+
+
+# ------------------------------------------------------------------------------------------- /proc helpers
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        ppid = int(data[data.rindex(b")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def process_tree(root: int) -> list[int]:
+    children, tree, todo = _children_map(), [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def vm_rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0  # gone, or a zombie
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def system_cpu() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / hz, steal / hz
+
+
+def loadavg() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def find_server(program: str, *needles: str) -> int | None:
+    """The pid of the local service whose executable's name starts with `program` and whose command line
+    contains all `needles` (MariaDB by its port, MinIO by its address)."""
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                    argv = f.read().decode(errors="replace").split("\0")
+            except OSError:
+                continue
+            if Path(argv[0]).name.startswith(program) and all(n in " ".join(argv) for n in needles):
+                return int(entry.name)
+    return None
+
+
+class TreeSampler(threading.Thread):
+    """High-water mark of the summed VmRSS of a process and all its descendants, sampled every 50 ms."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_kib, self.samples, self.max_procs = pid, 0, 0, 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            tree = process_tree(self.pid)
+            self.peak_kib = max(self.peak_kib, sum(vm_rss_kib(p) for p in tree))
+            self.max_procs = max(self.max_procs, len(tree))
+            self.samples += 1
+            if self._done.wait(SAMPLE_S):
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
+# ----------------------------------------------------------------------------------------------- services
+def env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None:
+        sys.exit(f"{name} is not set: run through the stack, "
+                 "e.g. `dev/stack.sh run python -m benchmarks.extract_bench`")
+    return value
+
+
+def connect_root(database: str | None = None):
+    import MySQLdb
+
+    return MySQLdb.connect(host=env("MYSQL_HOST", "127.0.0.1"), port=int(env("MYSQL_PORT")), user="root",
+                           password=env("MYSQL_ROOT_PASSWORD"), database=database or "", charset="utf8mb4",
+                           local_infile=1)
+
+
+def mysql_client_cmd(user: str, database: str, sql: str) -> list[str]:
+    return [shutil.which("mysql") or "mysql", "--no-defaults", "-h", env("MYSQL_HOST", "127.0.0.1"),
+            "-P", env("MYSQL_PORT"), "-u", user, "--quick", "--batch", "-e", sql, database]
+
+
+def ensure_table(rows: int, database: str, seed: int) -> dict:
+    """The scratch database with `rows` generated members: reused when its tag says it holds exactly those."""
+    from dev.seed_members import generate_members, load_members, setup_schema
+
+    tag = f"extract_bench seed={seed} rows={rows} today={SEED_TODAY}"
+    conn = connect_root()
+    try:
+        setup_schema(conn, database, env("MYSQL_EXTRACT_USER"), env("MYSQL_EXTRACT_PASSWORD"))
+        cur = conn.cursor()
+        cur.execute("SELECT TABLE_COMMENT FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'member'", (database,))
+        comment = cur.fetchone()[0]
+        seeded_s = None
+        if comment != tag:
+            print(f"  seeding {database}.member with {rows:,} rows (seed {seed}) ...", flush=True)
+            started = time.monotonic()
+            cur.execute("TRUNCATE TABLE member")
+            cur.execute("ALTER TABLE member COMMENT = ''")
+            conn.commit()
+            load_members(conn, generate_members(rows, seed=seed, today=SEED_TODAY))
+            cur.execute("ALTER TABLE member COMMENT = %s", (tag,))
+            conn.commit()
+            seeded_s = round(time.monotonic() - started, 1)
+        cur.execute("SELECT COUNT(*) FROM member")
+        count = cur.fetchone()[0]
+        if count != rows:
+            raise RuntimeError(f"{database}.member holds {count} rows, expected {rows}")
+        cur.execute("ANALYZE TABLE member")
+        cur.fetchall()
+        cur.execute("SELECT DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'member'", (database,))
+        data_length, index_length = cur.fetchone()
+    finally:
+        conn.close()
+    return {"rows": rows, "database": database, "seed": seed, "seeded_s": seeded_s,
+            "reused": seeded_s is None, "innodb_data_bytes": int(data_length),
+            "innodb_index_bytes": int(index_length)}
+
+
+def warm_up(database: str) -> dict:
+    """One discarded full scan through the mysql client (also measures the result's text size),
+    and one import of everything the Python contenders import."""
+    from include.extract.contract import MEMBER
+
+    client_env = dict(os.environ, MYSQL_PWD=env("MYSQL_EXTRACT_PASSWORD"))
+    started = time.perf_counter()
+    proc = subprocess.Popen(mysql_client_cmd(env("MYSQL_EXTRACT_USER"), database, MEMBER.select_sql()),
+                            env=client_env, stdout=subprocess.PIPE)
+    text_bytes = 0
+    while chunk := proc.stdout.read(1 << 20):
+        text_bytes += len(chunk)
+    if proc.wait():
+        raise RuntimeError("warm-up scan failed")
+    scan_s = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "benchmarks.contenders", "warm",
+                        "--result", f"{tmp}/warm.json"], cwd=REPO, check=True)
+    return {"warmup_scan_s": round(scan_s, 2), "mysql_text_bytes": text_bytes}
+
+
+# -------------------------------------------------------------------------------------------------- runs
+class Bench:
+    def __init__(self, bucket: str, tmp: Path, stamp: str):
+        import boto3
+
+        self.bucket, self.tmp, self.stamp = bucket, tmp, stamp
+        self.s3 = boto3.client(
+            "s3", endpoint_url=env("S3_ENDPOINT_URL"), region_name=env("S3_REGION", "us-east-1"),
+            aws_access_key_id=env("S3_ACCESS_KEY_ID"), aws_secret_access_key=env("S3_SECRET_ACCESS_KEY"))
+        try:
+            self.s3.create_bucket(Bucket=bucket)
+        except (self.s3.exceptions.BucketAlreadyOwnedByYou, self.s3.exceptions.BucketAlreadyExists):
+            pass
+        self.find_servers()
+        self.secrets = [env(n) for n in
+                        ("MYSQL_EXTRACT_PASSWORD", "MYSQL_ROOT_PASSWORD", "S3_SECRET_ACCESS_KEY")]
+
+    def find_servers(self) -> None:
+        # looked up before every run: someone else may restart the shared stack meanwhile
+        self.mariadb_pid = find_server("mariadbd", f"--port={env('MYSQL_PORT')}")
+        self.minio_pid = find_server("minio", "server", env("S3_ENDPOINT_URL").split("//", 1)[1])
+
+    def command(self, c: Contender, database: str, batch: str, result: Path) -> tuple[list[str], dict]:
+        from include.extract.contract import MEMBER
+
+        if c.kind == "python":
+            return ([sys.executable, "-m", "benchmarks.contenders", c.key, "--database", database,
+                     "--bucket", self.bucket, "--batch", batch, "--result", str(result)], dict(os.environ))
+        if c.kind == "mysql":
+            return (mysql_client_cmd(env("MYSQL_EXTRACT_USER"), database, MEMBER.select_sql()),
+                    dict(os.environ, MYSQL_PWD=env("MYSQL_EXTRACT_PASSWORD")))
+        if c.kind == "outfile":
+            sql = f"{MEMBER.select_sql()} INTO OUTFILE '{self.outfile(batch)}'"
+            return (mysql_client_cmd("root", database, sql),
+                    dict(os.environ, MYSQL_PWD=env("MYSQL_ROOT_PASSWORD")))
+        raise ValueError(c.kind)
+
+    def outfile(self, batch: str) -> Path:
+        return self.tmp / "outfile" / f"{batch}.tsv"
+
+    def run(self, c: Contender, size: dict, repeat: int, position: int) -> dict:
+        batch = f"bench-{self.stamp}-{c.key}-{size['rows']}-r{repeat}"
+        result_path = self.tmp / f"{batch}.json"
+        log_path = self.tmp / f"{batch}.log"
+        cmd, child_env = self.command(c, size["database"], batch, result_path)
+        self.find_servers()
+        before = self._counters()
+        with open(log_path, "wb") as log:
+            started = time.perf_counter()
+            stdout = log if c.kind == "python" else subprocess.DEVNULL  # the mysql floor writes to /dev/null
+            proc = subprocess.Popen(cmd, cwd=REPO, env=child_env, stdout=stdout, stderr=log)
+            sampler = TreeSampler(proc.pid)
+            sampler.start()
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        sampler.stop()
+        after = self._counters()
+        if proc.returncode:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            for secret in self.secrets:
+                tail = tail.replace(secret, "***")
+            raise RuntimeError(f"{c.label} failed (exit {proc.returncode}):\n{tail}")
+        child = json.loads(result_path.read_text()) if c.kind == "python" else {}
+        out = self.collect_output(c, batch)
+        rows = out.pop("rows_verified")
+        if rows is not None and rows != size["rows"]:
+            raise RuntimeError(f"{c.label} wrote {rows} rows, the table has {size['rows']}")
+        cpu_child = usage.ru_utime + usage.ru_stime
+        delta = {k: None if before[k] is None or after[k] is None else after[k] - before[k] for k in before}
+        other = None
+        if None not in (delta["busy"], delta["mariadb"], delta["minio"]):
+            other = delta["busy"] - cpu_child - delta["mariadb"] - delta["minio"] - delta["self"]
+        run = {
+            "contender": c.key, "rows": size["rows"], "repeat": repeat, "position": position,
+            "wall_s": round(wall, 3),
+            "work_s": round(child["work_s"], 3) if "work_s" in child else round(wall, 3),
+            "import_s": round(child["import_s"], 3) if "import_s" in child else 0.0,
+            "rows_per_s": round(size["rows"] / wall),
+            "peak_rss_tree_mib": round(sampler.peak_kib / 1024, 1),
+            "max_rss_kernel_mib": round(usage.ru_maxrss / 1024, 1),
+            "rss_samples": sampler.samples, "max_processes": sampler.max_procs,
+            **out,
+            "rows_verified": rows is not None,
+            "cpu_child_s": round(cpu_child, 2),
+            "cpu_mariadb_s": _r(delta["mariadb"]), "cpu_minio_s": _r(delta["minio"]),
+            "cpu_other_processes_s": _r(other), "steal_s": _r(delta["steal"]),
+            "loadavg_before": before["load"], "mariadb_pid": self.mariadb_pid,
+        }
+        return run
+
+    def _counters(self) -> dict:
+        busy, steal = system_cpu()
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        return {"busy": busy, "steal": steal, "self": me.ru_utime + me.ru_stime, "load": loadavg(),
+                "mariadb": cpu_seconds(self.mariadb_pid), "minio": cpu_seconds(self.minio_pid)}
+
+    def collect_output(self, c: Contender, batch: str) -> dict:
+        """Bytes written (sum of object sizes, or the OUTFILE), rows read back from Parquet footers; then
+        delete the output so the next run starts from the same state."""
+        if c.kind == "outfile":
+            path = self.outfile(batch)
+            size = path.stat().st_size
+            path.unlink()
+            return {"output_bytes": size, "output_objects": 1, "rows_verified": None}
+        if not c.writes_s3:
+            return {"output_bytes": None, "output_objects": 0, "rows_verified": None}
+        import pyarrow.parquet as pq
+
+        prefix = f"member/{batch}/"
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        objects = [o for page in pages for o in page.get("Contents", [])]
+        rows = 0
+        for o in objects:
+            if o["Key"].endswith(".parquet"):
+                rows += pq.read_metadata(self._s3fs().open_input_file(f"{self.bucket}/{o['Key']}")).num_rows
+        for o in objects:
+            self.s3.delete_object(Bucket=self.bucket, Key=o["Key"])
+        return {"output_bytes": sum(o["Size"] for o in objects), "output_objects": len(objects),
+                "rows_verified": rows}
+
+    def _s3fs(self):
+        from pyarrow import fs
+
+        scheme, hostport = env("S3_ENDPOINT_URL").split("://", 1)
+        return fs.S3FileSystem(access_key=env("S3_ACCESS_KEY_ID"), secret_key=env("S3_SECRET_ACCESS_KEY"),
+                               endpoint_override=hostport, scheme=scheme,
+                               region=env("S3_REGION", "us-east-1"))
+
+
+def _r(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# ---------------------------------------------------------------------------------------- summary, report
+def summarize(runs: list[dict], sizes: list[int], contenders: list[str]) -> dict:
+    summary: dict = {}
+    for rows in sizes:
+        summary[str(rows)] = {}
+        for key in contenders:
+            mine = [r for r in runs if r["rows"] == rows and r["contender"] == key]
+            if not mine:
+                continue
+
+            def stat(field):
+                values = [r[field] for r in mine if r[field] is not None]
+                if not values:
+                    return None
+                return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+            summary[str(rows)][key] = {
+                "runs": len(mine),
+                **{f: stat(f) for f in ("wall_s", "work_s", "import_s", "rows_per_s", "peak_rss_tree_mib",
+                                        "max_rss_kernel_mib", "output_bytes", "cpu_child_s", "cpu_mariadb_s",
+                                        "cpu_minio_s", "cpu_other_processes_s")},
+                "rows_per_s_work": statistics.median(rows / r["work_s"] for r in mine),
+            }
+    return summary
+
+
+def evaluate_targets(summary: dict, sizes: list[int]) -> list[dict]:
+    """The issue's targets, as ratios of medians measured in this run."""
+    def med(rows, key, field):
+        entry = summary.get(str(rows), {}).get(key)
+        return entry[field]["median"] if entry and entry.get(field) else None
+
+    targets = []
+    for rows in sizes:
+        ours, op = med(rows, "ours", "rows_per_s"), med(rows, "operator", "rows_per_s")
+        if ours and op:
+            by = summary[str(rows)]
+            work = by["ours"]["rows_per_s_work"] / by["operator"]["rows_per_s_work"]
+            targets.append({"target": f"rows/s vs SqlToS3Operator, {rows:,} rows", "ratio": ours / op,
+                            "goal": f">= {TARGETS['rows_per_s_vs_operator']:g}x",
+                            "met": ours / op >= TARGETS["rows_per_s_vs_operator"],
+                            "ratio_in_process": work,
+                            "note": "whole process; in-process work time only: %.2fx" % work})
+    large, small = max(sizes), min(sizes)
+    ours_l, op_l = med(large, "ours", "peak_rss_tree_mib"), med(large, "operator", "peak_rss_tree_mib")
+    if ours_l and op_l:
+        targets.append({"target": f"peak RSS vs SqlToS3Operator, {large:,} rows", "ratio": ours_l / op_l,
+                        "goal": "<= 1/8 (0.125)",
+                        "met": ours_l / op_l <= TARGETS["peak_rss_vs_operator_large"],
+                        "note": f"{ours_l:.0f} MiB vs {op_l:.0f} MiB (1/{op_l / ours_l:.1f})"})
+    ours_s = med(small, "ours", "peak_rss_tree_mib")
+    if large != small and ours_l and ours_s:
+        growth = ours_l / ours_s
+        targets.append({"target": f"our peak RSS at {large:,} vs {small:,} rows", "ratio": growth,
+                        "goal": f"<= {TARGETS['peak_rss_growth']:g}x",
+                        "met": growth <= TARGETS["peak_rss_growth"],
+                        "note": f"{ours_l:.0f} MiB vs {ours_s:.0f} MiB"})
+    for rows in sizes:
+        ours, floor = med(rows, "ours", "wall_s"), med(rows, "mysql", "wall_s")
+        if ours and floor:
+            targets.append({"target": f"wall time vs raw mysql floor, {rows:,} rows", "ratio": ours / floor,
+                            "goal": f"<= {TARGETS['wall_vs_mysql_floor']:g}x",
+                            "met": ours / floor <= TARGETS["wall_vs_mysql_floor"],
+                            "note": f"{ours:.2f} s vs {floor:.2f} s"})
+    return targets
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for dist in ("pyarrow", "connectorx", "mysqlclient", "pandas", "boto3", "apache-airflow",
+                 "apache-airflow-providers-amazon", "apache-airflow-providers-mysql",
+                 "apache-airflow-providers-common-sql"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    conn = connect_root()
+    cur = conn.cursor()
+    cur.execute("SELECT VERSION(), @@innodb_buffer_pool_size, @@innodb_flush_method")
+    out["mariadb"], pool, flush = cur.fetchone()
+    conn.close()
+    client = subprocess.run(["mysql", "--version"], capture_output=True, text=True)
+    out["mysql_client"] = client.stdout.strip()
+    minio = find_server("minio", "server")
+    if minio:
+        with open(f"/proc/{minio}/cmdline", "rb") as f:
+            out["minio"] = Path(f.read().split(b"\0")[0].decode()).name
+    out["server_settings"] = {"innodb_buffer_pool_size": int(pool), "innodb_flush_method": flush}
+    return out
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    return {"cpu_model": cpu, "nproc": os.cpu_count(), "memory_gib": round(mem_kib / 1024 / 1024, 1),
+            "kernel": platform.release()}
+
+
+def fmt_stat(s: dict | None, fmt: str = "{:.2f}", spread: bool = True) -> str:
+    if not s:
+        return "–"
+    if not spread or s["min"] == s["max"]:
+        return fmt.format(s["median"])
+    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
+
+
+def markdown(report: dict) -> str:
+    m, v = report["machine"], report["versions"]
+    server = v["server_settings"]
+    lines = [
+        f"# Extract benchmark, {report['date']}",
+        "",
+        f"Produced by `{report['command']}` ({report['duration_s'] / 60:.1f} min). "
+        "Method and how to read it: [benchmarks/README.md](../README.md). Each contender ran "
+        f"{report['repeats']} time(s) per size, interleaved (each repeat rotates the order), "
+        "after one discarded warm-up scan; figures are the median with (min–max).",
+        "",
+        f"- Machine: {m['cpu_model']}, {m['nproc']} CPUs, {m['memory_gib']} GiB RAM, Linux {m['kernel']}; "
+        "MariaDB, MinIO and the contender share the machine.",
+        f"- Shared machine: load average (1 min) {report['load']['before']:.2f} before, "
+        f"{report['load']['after']:.2f} after; other processes used a median "
+        f"{report['load']['other_cpu_share_median']:.0%} of the machine's CPU during the measured runs "
+        f"(max {report['load']['other_cpu_share_max']:.0%}).",
+        f"- Versions: Python {v['python']}, pyarrow {v['pyarrow']}, connectorx {v['connectorx']}, "
+        f"mysqlclient {v['mysqlclient']}, pandas {v['pandas']}, boto3 {v['boto3']}, "
+        f"Airflow {v['apache-airflow']}, "
+        f"amazon provider {v['apache-airflow-providers-amazon']}, mysql provider "
+        f"{v['apache-airflow-providers-mysql']}, common-sql {v['apache-airflow-providers-common-sql']}; "
+        f"MariaDB {v['mariadb']} (InnoDB buffer pool {server['innodb_buffer_pool_size'] // MiB} MiB, "
+        f"{server['innodb_flush_method']}); client `{v['mysql_client']}`; {v.get('minio', 'MinIO')}.",
+        "",
+        "## Targets (ratios of medians, same run)",
+        "",
+        "| target | measured | goal | met? | detail |",
+        "|---|---|---|---|---|",
+    ]
+    for t in report["targets"]:
+        met = "met" if t["met"] else "**not met**"
+        lines.append(f"| {t['target']} | {t['ratio']:.2f}x | {t['goal']} | {met} | {t['note']} |")
+    for size in report["sizes"]:
+        rows = size["rows"]
+        lines += [
+            "",
+            f"## {rows:,} rows",
+            "",
+            f"Table `{size['database']}.member`: {size['innodb_data_bytes'] / MiB:.0f} MiB of InnoDB data; "
+            f"the mysql client's text output is {size['mysql_text_bytes'] / MiB:.0f} MiB.",
+            "",
+            "| contender | wall s | rows/s | in-process s | peak RSS, tree (MiB) | output bytes "
+            "| CPU s: client / mariadbd / minio |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for key, s in report["summary"][str(rows)].items():
+            label = CONTENDERS[key].label
+            cpu = " / ".join(fmt_stat(s[f], "{:.1f}", spread=False)
+                             for f in ("cpu_child_s", "cpu_mariadb_s", "cpu_minio_s"))
+            rss = "server side" if key == "outfile" else fmt_stat(s["peak_rss_tree_mib"], "{:.0f}")
+            out = "– (/dev/null)"
+            if s["output_bytes"]:
+                out = fmt_stat(s["output_bytes"], "{:,.0f}", spread=False)
+            work = fmt_stat(s["work_s"]) if CONTENDERS[key].kind == "python" else "–"
+            lines.append(f"| {label} | {fmt_stat(s['wall_s'])} | {s['rows_per_s']['median']:,.0f} | {work} "
+                         f"| {rss} | {out} | {cpu} |")
+    lines += [
+        "",
+        "## Every run, in execution order",
+        "",
+        "| rows | repeat | # | contender | wall s | in-process s | peak RSS MiB "
+        "| CPU s client / mariadbd / minio / other | load before |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["runs"]:
+        cpu = " / ".join("–" if r[f] is None else f"{r[f]:.1f}" for f in
+                         ("cpu_child_s", "cpu_mariadb_s", "cpu_minio_s", "cpu_other_processes_s"))
+        label = CONTENDERS[r["contender"]].label
+        lines.append(f"| {r['rows']:,} | {r['repeat']} | {r['position']} | {label} "
+                     f"| {r['wall_s']:.2f} | {r['work_s']:.2f} | {r['peak_rss_tree_mib']:.0f} | {cpu} "
+                     f"| {r['loadavg_before']:.2f} |")
+    lines += ["", "Peak RSS of `INTO OUTFILE` is the mysql client only: the work happens inside mariadbd, "
+              "whose memory is not part of any contender's tree.", ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the member extract against SqlToS3Operator and "
+                                                 "the raw mysql client (see benchmarks/README.md).")
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 100K rows, once; saves only with --out")
+    parser.add_argument("--contenders", nargs="+", choices=list(CONTENDERS), default=list(CONTENDERS))
+    parser.add_argument("--database-prefix", default="bench", help="scratch databases <prefix>_<rows>")
+    parser.add_argument("--bucket", default="bench", help="scratch bucket (created if missing)")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--out", type=Path,
+                        help=f"results directory (default {RESULTS_DIR.relative_to(REPO)}; "
+                             "none with --quick)")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="only rewrite the Markdown table of a saved JSON result, next to it")
+    args = parser.parse_args(argv)
+    if args.render:
+        args.render.with_suffix(".md").write_text(markdown(json.loads(args.render.read_text())))
+        return 0
+    if args.quick:
+        args.rows, args.repeats = [100_000], 1
+    out_dir = args.out if args.out else (None if args.quick else RESULTS_DIR)
+    sizes = sorted(set(args.rows))
+    contenders = [CONTENDERS[k] for k in args.contenders]
+
+    started_at = dt.datetime.now(dt.timezone.utc)
+    stamp = started_at.strftime("%Y%m%dT%H%M%S")
+    t0 = time.monotonic()
+    load_before = loadavg()
+    print(f"extract benchmark: rows {sizes}, {args.repeats} repeat(s), "
+          f"contenders {[c.key for c in contenders]}; load average {load_before:.2f}", flush=True)
+    runs: list[dict] = []
+    size_info: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="extract-bench-") as tmp:
+        tmp_path = Path(tmp)
+        (tmp_path / "outfile").mkdir()
+        os.chmod(tmp_path / "outfile", 0o777)  # mariadbd writes the OUTFILE
+        bench = Bench(args.bucket, tmp_path, stamp)
+        for rows in sizes:
+            print(f"{rows:,} rows:", flush=True)
+            info = ensure_table(rows, f"{args.database_prefix}_{rows}", args.seed)
+            info.update(warm_up(info["database"]))
+            size_info.append(info)
+            for repeat in range(1, args.repeats + 1):
+                shift = (repeat - 1) % len(contenders)
+                order = contenders[shift:] + contenders[:shift]
+                for position, c in enumerate(order, 1):
+                    run = bench.run(c, info, repeat, position)
+                    runs.append(run)
+                    print(f"  r{repeat} {c.label:<40} {run['wall_s']:7.2f} s  "
+                          f"{run['rows_per_s']:>10,} rows/s  peak RSS {run['peak_rss_tree_mib']:7.0f} MiB  "
+                          f"out {run['output_bytes'] or 0:>12,} B", flush=True)
+    load_after = loadavg()
+    duration = time.monotonic() - t0
+
+    shares = [r["cpu_other_processes_s"] / (r["wall_s"] * os.cpu_count()) for r in runs
+              if r["cpu_other_processes_s"] is not None]
+    summary = summarize(runs, sizes, [c.key for c in contenders])
+    report = {
+        "benchmark": "extract",
+        "date": started_at.date().isoformat(),
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "duration_s": round(duration, 1),
+        "command": " ".join(["python -m benchmarks.extract_bench",
+                             *(sys.argv[1:] if argv is None else argv)]),
+        "repeats": args.repeats,
+        "machine": machine(),
+        "versions": versions(),
+        "load": {"before": load_before, "after": load_after,
+                 "other_cpu_share_median": statistics.median(shares) if shares else 0.0,
+                 "other_cpu_share_max": max(shares) if shares else 0.0},
+        "contenders": {c.key: c.label for c in contenders},
+        "sizes": size_info,
+        "targets": evaluate_targets(summary, sizes),
+        "summary": summary,
+        "runs": runs,
+    }
+    text = markdown(report)
+    print("\n" + text)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        base = out_dir / f"extract-{report['date']}"
+        base.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+        base.with_suffix(".md").write_text(text)
+        print(f"wrote {base}.json and {base}.md")
+    print(f"took {duration / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
