@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -87,8 +88,9 @@ class _FileSequence:
     buffer that only ever holds less than one row group."""
 
     def __init__(self, s3, bucket: str, prefix: str, schema: pa.Schema, *, extra_args: dict,
-                 rows_per_file: int, row_group_rows: int, compression: str):
+                 rows_per_file: int, row_group_rows: int, compression: str, file_name: str = "part"):
         self.s3, self.bucket, self.prefix, self.schema = s3, bucket, prefix, schema
+        self.file_name = file_name
         self.extra_args, self.compression = extra_args, compression
         self.rows_per_file, self.row_group_rows = rows_per_file, row_group_rows
         self.files: list[dict] = []
@@ -116,7 +118,7 @@ class _FileSequence:
             self.upload.abort()
 
     def _open(self) -> None:
-        key = f"{self.prefix}part-{len(self.files):05d}.parquet"
+        key = f"{self.prefix}{self.file_name}-{len(self.files):05d}.parquet"
         self.upload = S3MultipartWriter(self.s3, self.bucket, key, extra_args=self.extra_args)
         self.writer = pq.ParquetWriter(self.upload, self.schema, compression=self.compression)
         self.files.append({"path": f"s3://{self.bucket}/{key}", "rows": 0})
@@ -148,7 +150,7 @@ def _hive_value(value) -> str:
 def write_parquet_files(
     batches: Iterator[pa.RecordBatch], s3, bucket: str, prefix: str, schema: pa.Schema, *,
     extra_args: dict, rows_per_file: int, row_group_rows: int, compression: str,
-    partition_cols: tuple[str, ...] = (), max_partitions: int = 1000,
+    partition_cols: tuple[str, ...] = (), max_partitions: int = 1000, file_name: str = "part",
 ) -> list[dict]:
     """Write the batches as Parquet files under `prefix`; return their manifest entries.
 
@@ -157,7 +159,7 @@ def write_parquet_files(
     Partition columns stay in the files too, so a reader of listed files needs no path parsing.
     """
     options = dict(extra_args=extra_args, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
-                   compression=compression)
+                   compression=compression, file_name=file_name)
     sequences: dict[tuple, _FileSequence] = {}
 
     def sequence(values: tuple) -> _FileSequence:
@@ -197,17 +199,23 @@ def extract_table(
     row_group_rows: int = 128 * 1024, fetch_rows: int = 50_000, compression: str = "zstd",
     reader: Reader | None = None, mode: str = "snapshot", overlap: dt.timedelta = dt.timedelta(minutes=10),
     low: dt.datetime | None = None, high: dt.datetime | None = None, partition_cols: tuple[str, ...] = (),
+    key_ranges: int = 1,
 ) -> dict:
     """Extract `contract.table` as batch `batch_id`; return the published manifest.
 
     mode "snapshot": the whole table. mode "incremental": rows whose watermark column lies in the range
     planned by include/extract/watermark.py (`low`/`high` given explicitly for a backfill).
+    `key_ranges` > 1 splits the table into that many primary-key ranges of equal row counts, read and
+    written in parallel (files `part-r000-00000.parquet`, ...); it needs a `reader` that opens its own
+    connections (ConnectorX).
     `conn` (DB-API, mysqlclient) checks the schema and, without a `reader`, reads the rows too.
     """
     if mode not in ("snapshot", "incremental"):
         raise ValueError(f"mode must be 'snapshot' or 'incremental', not {mode!r}")
     if mode == "incremental" and not contract.watermark_column:
         raise ValueError(f"table {contract.table!r} has no watermark column: only snapshots are possible")
+    if key_ranges > 1 and reader is None:
+        raise ValueError("parallel key ranges need a reader with its own connections (ConnectorX)")
     extra = sse_args(sse, sse_kms_key_id)
     prefix = landing_prefix(contract.table, batch_id)
     previous = _existing_manifest(s3, bucket, contract.table, batch_id)
@@ -226,13 +234,24 @@ def extract_table(
                 previous_low=previous_low and dt.datetime.fromisoformat(previous_low),
                 low=low, high=high, rerun=previous is not None)
         query = contract.select_sql(checked.schema, where=span and span.where_sql())
+        ranges = split_key_ranges(conn, contract.table, contract.key, key_ranges) if key_ranges > 1 else []
         unpublish(s3, bucket, prefix)
-        files = write_parquet_files(
-            reader(query, checked.schema) if reader else stream_record_batches(conn, query, checked.schema, fetch_rows),
-            s3, bucket, prefix,
-            checked.schema, extra_args=extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
-            compression=compression, partition_cols=partition_cols,
-        )
+        options = dict(extra_args=extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
+                       compression=compression, partition_cols=partition_cols)
+        if ranges:
+            def write_range(i: int, predicate: str) -> list[dict]:
+                where = " AND ".join(f"({c})" for c in (span and span.where_sql(), predicate) if c)
+                range_query = contract.select_sql(checked.schema, where=where)
+                return write_parquet_files(reader(range_query, checked.schema), s3, bucket, prefix,
+                                           checked.schema, file_name=f"part-r{i:03d}", **options)
+
+            with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
+                futures = [pool.submit(write_range, i, r) for i, r in enumerate(ranges)]
+                files = [f for future in futures for f in future.result()]
+        else:
+            rows = reader(query, checked.schema) if reader else stream_record_batches(
+                conn, query, checked.schema, fetch_rows)
+            files = write_parquet_files(rows, s3, bucket, prefix, checked.schema, **options)
     finally:
         conn.rollback()
     manifest = {
@@ -245,6 +264,7 @@ def extract_table(
         "watermark": span.as_json() if span else {"column": None, "low": None, "high": None},
         "row_count": sum(f["rows"] for f in files),
         "partition_cols": list(partition_cols),
+        "key_ranges": ranges,
         "schema": schema_json(checked.schema),
         "schema_hash": schema_hash(checked.schema),
         "new_columns": checked.new_columns,
@@ -258,6 +278,31 @@ def extract_table(
     if span and span.high is not None:
         watermark.write_high_watermark(s3, bucket, contract.table, span.high, extra)
     return manifest
+
+
+def split_key_ranges(conn, table: str, key: str, parts: int) -> list[str]:
+    """SQL predicates splitting `table` into `parts` ranges of its primary key with equal row counts.
+
+    Boundaries are the key values at every 1/parts of the ordered key (an index-only walk); values are
+    quoted by the driver, since ConnectorX takes no query parameters.
+    """
+    cur = conn.cursor()
+    cur.execute(f"SELECT COUNT(*) FROM `{table}`")
+    (count,) = cur.fetchone()
+    bounds = []
+    for i in range(1, parts):
+        cur.execute(f"SELECT `{key}` FROM `{table}` ORDER BY `{key}` LIMIT 1 OFFSET %s", (count * i // parts,))
+        row = cur.fetchone()
+        if row and (not bounds or row[0] != bounds[-1]):
+            bounds.append(row[0])
+    cur.close()
+    literals = [conn.literal(b).decode() for b in bounds]
+    predicates = []
+    for i in range(len(literals) + 1):
+        lower = f"`{key}` >= {literals[i - 1]}" if i > 0 else None
+        upper = f"`{key}` < {literals[i]}" if i < len(literals) else None
+        predicates.append(" AND ".join(p for p in (lower, upper) if p) or "TRUE")
+    return predicates
 
 
 def _existing_manifest(s3, bucket: str, table: str, batch_id: str) -> dict | None:

@@ -222,3 +222,22 @@ def test_too_many_partitions_fail_and_leave_nothing(s3, scratch_bucket):
                                     partition_cols=("country",), max_partitions=10)
     assert keys(s3, scratch_bucket) == []
     assert not s3.list_multipart_uploads(Bucket=scratch_bucket).get("Uploads")
+
+
+def test_parallel_key_ranges_cover_the_table_exactly(source, s3, scratch_bucket, mysql_env):
+    url = (f"mysql://{mysql_env['MYSQL_EXTRACT_USER']}:{mysql_env['MYSQL_EXTRACT_PASSWORD']}"
+           f"@{mysql_env['MYSQL_HOST']}:{mysql_env['MYSQL_PORT']}/{DB}")
+    manifest = run(source, s3, scratch_bucket, reader=connectorx_reader(url), key_ranges=4)
+    assert [f["path"].rsplit("/", 1)[1] for f in manifest["files"]] == [
+        f"part-r{i:03d}-00000.parquet" for i in range(4)]
+    assert len(manifest["key_ranges"]) == 4 and manifest["key_ranges"][0].startswith("`member_id` < ")
+    ranges = [sorted(read_batch(s3, {"files": [f]}).column("member_id").to_pylist()) for f in manifest["files"]]
+    assert all(len(r) in (501, 502) for r in ranges), [len(r) for r in ranges]  # equal row counts
+    assert all(a[-1] < b[0] for a, b in zip(ranges, ranges[1:])), "ranges overlap"
+    table = read_batch(s3, manifest).sort_by("member_id")
+    assert [tuple(r.values()) for r in table.to_pylist()] == mysql_rows(source)
+
+
+def test_key_ranges_need_a_reader_with_its_own_connections(source, s3, scratch_bucket):
+    with pytest.raises(ValueError, match="need a reader"):
+        run(source, s3, scratch_bucket, key_ranges=2)
