@@ -18,7 +18,7 @@ from include.extract import publish
 from include.extract.contract import MEMBER, SchemaDriftError
 from include.extract.publish import connectorx_reader, extract_table
 from include.extract.s3_upload import MiB, S3MultipartWriter
-from tests.services import mysql_connect
+from tests.services import mysql_connect, require_env
 
 pytestmark = pytest.mark.integration
 
@@ -241,3 +241,12 @@ def test_parallel_key_ranges_cover_the_table_exactly(source, s3, scratch_bucket,
 def test_key_ranges_need_a_reader_with_its_own_connections(source, s3, scratch_bucket):
     with pytest.raises(ValueError, match="need a reader"):
         run(source, s3, scratch_bucket, key_ranges=2)
+
+
+def test_sse_kms_is_configurable(source, s3, scratch_bucket):
+    key_id = require_env("MINIO_KMS_SECRET_KEY")["MINIO_KMS_SECRET_KEY"].split(":", 1)[0]
+    run(source, s3, scratch_bucket, sse="aws:kms", sse_kms_key_id=key_id, rows_per_file=1500)
+    for key in keys(s3, scratch_bucket):
+        head = s3.head_object(Bucket=scratch_bucket, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms", key
+        assert head["SSEKMSKeyId"].endswith(key_id), key
