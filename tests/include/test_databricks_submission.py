@@ -37,7 +37,7 @@ from airflow.sdk.exceptions import TaskDeferralTimeout, TaskDeferred
 
 from include.databricks_jobs import MEMBER_MERGE_PACKAGES, member_merge_run, spark_python_run
 from include.databricks_submit import DatabricksSubmitRun, env_flag, idempotency_token
-from tests.dev.test_databricks_runner import JOBS_ROOT, REPO, Runner, alive, free_port, read_pid, wait_until
+from tests.dev.runner_harness import JOBS_ROOT, REPO, Runner, alive, free_port, read_pid, runner, wait_until  # noqa: F401 (fixture)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PIN = "pycountry==26.2.16"
@@ -79,18 +79,6 @@ def fake_context(dag_id: str, run_id: str = "manual__1", try_number: int = 1) ->
         xcom_pull=lambda task_ids=None, key=None: xcom.get(key),
     )
     return {"ti": ti, "xcom": xcom}
-
-
-@pytest.fixture(scope="module")
-def runner(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("runner")
-    r = Runner(tmp / "state", tmp / "runner.log")
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in r.conn_env.items():
-            mp.setenv(key, value)
-        r.start()
-        yield r
-        r.stop()
 
 
 @pytest.fixture
