@@ -131,3 +131,13 @@ def runner(tmp_path_factory):
         r.start()
         yield r
         r.stop()
+
+
+@pytest.fixture
+def own_runner(tmp_path, monkeypatch):
+    """A runner of the test's own, for tests that kill or restart it."""
+    r = Runner(tmp_path / "state", tmp_path / "runner.log")
+    for key, value in r.conn_env.items():
+        monkeypatch.setenv(key, value)
+    yield r
+    r.stop()  # SIGTERM: the runner kills the jobs it still runs

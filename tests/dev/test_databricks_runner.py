@@ -24,7 +24,9 @@ from airflow.providers.databricks.operators.databricks import DatabricksSubmitRu
 from airflow.providers.databricks.utils.databricks import extract_failed_task_errors, normalise_json_content
 
 from dev.databricks_runner.spark import python_error
-from tests.dev.runner_harness import JOBS_ROOT, Runner, alive, read_pid, runner, wait_until  # noqa: F401 (fixture)
+from tests.dev.runner_harness import (  # noqa: F401 (own_runner, runner: fixtures)
+    JOBS_ROOT, alive, own_runner, read_pid, runner, wait_until,
+)
 
 WORKLOAD_FAILED = "Workload failed, see run output for details."
 
@@ -46,16 +48,6 @@ def sleeper(pid_file: Path) -> dict:
 
 def state_of(run_or_task: dict) -> tuple[str, str | None]:
     return run_or_task["state"]["life_cycle_state"], run_or_task["state"].get("result_state")
-
-
-@pytest.fixture
-def own_runner(tmp_path, monkeypatch):
-    """A runner of the test's own, for tests that kill or restart it."""
-    r = Runner(tmp_path / "state", tmp_path / "runner.log")
-    for key, value in r.conn_env.items():
-        monkeypatch.setenv(key, value)
-    yield r
-    r.stop()  # SIGTERM: the runner kills the jobs it still runs
 
 
 # --- connection, auth, API surface ---------------------------------------------------------------

@@ -37,7 +37,9 @@ from airflow.sdk.exceptions import TaskDeferralTimeout, TaskDeferred
 
 from include.databricks_jobs import MEMBER_MERGE_PACKAGES, member_merge_run, spark_python_run
 from include.databricks_submit import DatabricksSubmitRun, env_flag, idempotency_token
-from tests.dev.runner_harness import JOBS_ROOT, REPO, Runner, alive, free_port, read_pid, runner, wait_until  # noqa: F401 (fixture)
+from tests.dev.runner_harness import (  # noqa: F401 (own_runner, runner: fixtures)
+    JOBS_ROOT, REPO, Runner, alive, free_port, own_runner, read_pid, runner, wait_until,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PIN = "pycountry==26.2.16"
@@ -88,16 +90,6 @@ def idle_runner(runner):
     hook = runner.hook()
     for run in hook._do_api_call(("GET", "2.2/jobs/runs/list"), {"active_only": True}).get("runs", []):
         hook.cancel_run(run["run_id"])
-
-
-@pytest.fixture
-def own_runner(tmp_path, monkeypatch):
-    """A runner of the test's own, for tests that restart it."""
-    r = Runner(tmp_path / "state", tmp_path / "runner.log")
-    for key, value in r.conn_env.items():
-        monkeypatch.setenv(key, value)
-    yield r
-    r.stop()
 
 
 @pytest.fixture(scope="module")
