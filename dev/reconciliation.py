@@ -6,19 +6,13 @@ from __future__ import annotations
 import json
 import os
 
-import boto3
 import MySQLdb
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from dev.bootstrap import s3_client
 from include import layout, settings
-
-
-def s3_client():
-    return boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"],
-                        aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"],
-                        aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
-                        region_name=os.environ.get("S3_REGION", "us-east-1"))
+from include.reconcile import read_json
 
 
 def mysql_row_count() -> int:
@@ -40,10 +34,6 @@ def parquet_row_count(manifest: dict) -> int:
                            region=os.environ.get("S3_REGION", "us-east-1"))
     return sum(pq.ParquetFile(f["path"].removeprefix("s3://"), filesystem=fs).metadata.num_rows
                for f in manifest["files"])
-
-
-def read_json(s3, bucket: str, key: str) -> dict:
-    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def batch_of_run(api, dag_id: str, run_id: str) -> str:

@@ -49,7 +49,6 @@ def all_dags():
 def test_dag_conventions(dag_id, dag):
     assert dag.tags, f"{dag_id} has no tags"
     assert dag.doc_md and len(dag.doc_md) > 100, f"{dag_id} lacks a doc_md description"
-    assert dag.max_active_runs == 1 or dag.max_active_runs is None or dag.max_active_runs > 0
     assert dag.dagrun_timeout is not None, f"{dag_id} has no dagrun_timeout"
     for task in dag.tasks:
         where = f"{dag_id}.{task.task_id}"
@@ -64,6 +63,7 @@ def test_dag_conventions(dag_id, dag):
 
 def test_member_pipeline_shape(dagbag):
     dag = dagbag.dags["member_pipeline"]
+    assert dag.max_active_runs == 1  # runs of one table serialise; MERGE still tolerates overlap
     order = ["extract_members", "wait_for_manifest", "merge_members", "reconcile"]
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids

@@ -63,7 +63,7 @@ def test_trigger_twice_same_interval(api, spark):
     second = counts_for_run(api, DAG_ID, f"e2e__{stamp}__second")
     delta_rows_again, duplicates, last_commit = delta_state(spark)
     assert second["batch_id"] == first["batch_id"], "both runs cover the same interval"
-    assert {k: v for k, v in second.items()} == first
+    assert second == first
     assert delta_rows_again == delta_rows and duplicates == 0
     if last_commit["operation"] == "MERGE":  # a no-op MERGE may still commit: it must change no row
         metrics = last_commit["operationMetrics"]
