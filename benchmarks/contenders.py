@@ -58,8 +58,8 @@ def run_ours(args, reader_kind: str) -> dict:
 
     if reader_kind == "connectorx":
         import connectorx  # noqa: F401  (imported lazily by the reader; here so import time is counted apart)
-    from include.extract.contract import MEMBER
-    from include.extract.publish import connectorx_reader, extract_table
+    from lakehouse_jobs.contracts import MEMBER
+    from include.extract.engine import connectorx_reader, extract_table
 
     imported = time.perf_counter()
     m = mysql_settings(args.database)
@@ -72,7 +72,7 @@ def run_ours(args, reader_kind: str) -> dict:
     finally:
         conn.close()
     done = time.perf_counter()
-    return {"rows": manifest["row_count"], "files": len(manifest["files"]),
+    return {"rows": manifest.row_count, "files": len(manifest.files),
             "import_s": imported - STARTED, "work_s": done - imported}
 
 
@@ -90,11 +90,12 @@ def run_operator(args) -> dict:
     from airflow.providers.mysql.hooks.mysql import MySqlHook  # noqa: F401
 
     from include import settings
-    from include.extract.contract import MEMBER
+    from include.extract.schema_drift import select_sql
+    from lakehouse_jobs.contracts import MEMBER
 
     imported = time.perf_counter()
     op = SqlToS3Operator(
-        task_id="sql_to_s3_bench", query=MEMBER.select_sql(), sql_conn_id=OPERATOR_CONN_ID,
+        task_id="sql_to_s3_bench", query=select_sql(MEMBER), sql_conn_id=OPERATOR_CONN_ID,
         aws_conn_id=settings.AWS_CONN_ID, s3_bucket=args.bucket, s3_key=f"member/{args.batch}/member.parquet",
         file_format="parquet", replace=True,
     )
@@ -112,7 +113,7 @@ def warm() -> dict:
     import pyarrow.parquet  # noqa: F401
     from airflow.providers.amazon.aws.transfers.sql_to_s3 import SqlToS3Operator  # noqa: F401
 
-    from include.extract.publish import extract_table  # noqa: F401
+    from include.extract.engine import extract_table  # noqa: F401
 
     return {"rows": None, "files": 0, "import_s": time.perf_counter() - STARTED, "work_s": 0.0}
 

@@ -229,11 +229,11 @@ def ensure_table(rows: int, database: str, seed: int) -> dict:
 def warm_up(database: str) -> dict:
     """One discarded full scan through the mysql client (also measures the result's text size),
     and one import of everything the Python contenders import."""
-    from include.extract.contract import MEMBER
+    from lakehouse_jobs.contracts import MEMBER
 
     client_env = dict(os.environ, MYSQL_PWD=env("MYSQL_EXTRACT_PASSWORD"))
     started = time.perf_counter()
-    proc = subprocess.Popen(mysql_client_cmd(env("MYSQL_EXTRACT_USER"), database, MEMBER.select_sql()),
+    proc = subprocess.Popen(mysql_client_cmd(env("MYSQL_EXTRACT_USER"), database, select_sql(MEMBER)),
                             env=client_env, stdout=subprocess.PIPE)
     text_bytes = 0
     while chunk := proc.stdout.read(1 << 20):
@@ -270,16 +270,16 @@ class Bench:
         self.minio_pid = find_server("minio", "server", env("S3_ENDPOINT_URL").split("//", 1)[1])
 
     def command(self, c: Contender, database: str, batch: str, result: Path) -> tuple[list[str], dict]:
-        from include.extract.contract import MEMBER
+        from lakehouse_jobs.contracts import MEMBER
 
         if c.kind == "python":
             return ([sys.executable, "-m", "benchmarks.contenders", c.key, "--database", database,
                      "--bucket", self.bucket, "--batch", batch, "--result", str(result)], dict(os.environ))
         if c.kind == "mysql":
-            return (mysql_client_cmd(env("MYSQL_EXTRACT_USER"), database, MEMBER.select_sql()),
+            return (mysql_client_cmd(env("MYSQL_EXTRACT_USER"), database, select_sql(MEMBER)),
                     dict(os.environ, MYSQL_PWD=env("MYSQL_EXTRACT_PASSWORD")))
         if c.kind == "outfile":
-            sql = f"{MEMBER.select_sql()} INTO OUTFILE '{self.outfile(batch)}'"
+            sql = f"{select_sql(MEMBER)} INTO OUTFILE '{self.outfile(batch)}'"
             return (mysql_client_cmd("root", database, sql),
                     dict(os.environ, MYSQL_PWD=env("MYSQL_ROOT_PASSWORD")))
         raise ValueError(c.kind)

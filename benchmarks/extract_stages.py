@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.contenders import mysql_settings, mysql_url
-from include.extract.contract import MEMBER
-from include.extract.publish import connectorx_reader, stream_record_batches
+from lakehouse_jobs.contracts import MEMBER
+from include.extract.engine import connectorx_reader, stream_record_batches
 
 ROW_GROUP = 128 * 1024  # extract_table's default
 
@@ -43,7 +43,7 @@ def connect(database: str):
 
 
 def stages(database: str) -> dict:
-    query, schema, url = MEMBER.select_sql(), MEMBER.schema, mysql_url(database)
+    query, schema, url = select_sql(MEMBER), arrow_schema(MEMBER), mysql_url(database)
 
     def cx_read():
         for _ in cx.read_sql(url, query, return_type="arrow_stream", batch_size=64 * 1024):
@@ -94,7 +94,7 @@ def operator_stages(database: str) -> dict:
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas warns about DB-API connections other than sqlite3
-        df = psql.read_sql(MEMBER.select_sql(), con=conn)  # what MySqlHook.get_df does
+        df = psql.read_sql(select_sql(MEMBER), con=conn)  # what MySqlHook.get_df does
     conn.close()
     read = time.perf_counter()
     SqlToS3Operator._fix_dtypes(df, FILE_FORMAT.PARQUET)

@@ -7,7 +7,8 @@ Every day (or when triggered) for the run's interval:
    `s3://<landing>/member/extract_date=YYYY-MM-DD/` and publishes the batch by writing its
    `_manifest.json` last (`include/extract/`).
 2. **wait_for_manifest** waits until that manifest exists: nothing downstream reads an unpublished batch.
-3. **merge_members** submits a Databricks run of `spark_jobs/member_merge.py`, which reads exactly the
+3. **merge_members** submits a Databricks run of the jobs wheel's `member_merge` entry point
+   (`spark_jobs/`, package `lakehouse_jobs`), which reads exactly the
    manifest's files, cleans and validates the rows, quarantines bad ones with a reason and MERGEs the rest
    into the Delta table `member` (upsert on `member_id`).
 4. **reconcile** checks landed rows = merged rows + quarantined rows from the manifest and the job's
@@ -26,15 +27,8 @@ from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import dag, task
 
 from include import layout, settings
-from include.databricks_jobs import member_merge_run
-from include.databricks_submit import (
-    API_RETRY_DELAY,
-    API_RETRY_LIMIT,
-    DEFERRABLE,
-    POLL_SECONDS,
-    DatabricksSubmitRun,
-    execution_timeout_for,
-)
+from include.databricks_runs import member_merge_run
+from include.databricks_submit import API_RETRY_DELAY, API_RETRY_LIMIT, DatabricksSubmitRun, execution_timeout_for
 
 BATCH_ID = "{{ ti.xcom_pull(task_ids='extract_members')['batch_id'] }}"
 
@@ -85,8 +79,8 @@ def member_pipeline():
         databricks_conn_id=settings.DATABRICKS_CONN_ID,
         json=merge_run,
         # the triggerer polls the run, no worker slot is held while Spark works (DATABRICKS_DEFERRABLE)
-        deferrable=DEFERRABLE,
-        polling_period_seconds=POLL_SECONDS,
+        deferrable=settings.DATABRICKS.deferrable,
+        polling_period_seconds=settings.DATABRICKS.poll_seconds,
         # API errors (5xx, 429, connection) are retried inside the hook; job failures by task retries
         databricks_retry_limit=API_RETRY_LIMIT,
         databricks_retry_delay=API_RETRY_DELAY,
@@ -98,11 +92,12 @@ def member_pipeline():
     def reconcile(extracted: dict) -> dict:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+        from include.extract.engine import read_manifest
         from include.reconcile import read_json, reconcile_batch
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
         batch_id = extracted["batch_id"]
-        manifest = read_json(s3, settings.LANDING_BUCKET, layout.manifest_key("member", batch_id))
+        manifest = read_manifest(s3, settings.LANDING_BUCKET, "member", batch_id)
         result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("member", batch_id))
         return reconcile_batch(manifest, result)
 

@@ -11,7 +11,7 @@ import os
 import sys
 
 from dev.airflow_api import AirflowApi, trigger
-from dev.reconciliation import counts_for_run
+from dev.demo_report import counts_for_run
 
 DAG_ID = "member_pipeline"
 

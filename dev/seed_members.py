@@ -26,25 +26,11 @@ from collections.abc import Iterator
 import MySQLdb
 from faker import Faker
 
-MEMBER_DDL = """
-CREATE TABLE IF NOT EXISTS member (
-    member_id         VARCHAR(36)  NOT NULL,
-    first_name        VARCHAR(100) NULL,
-    last_name         VARCHAR(100) NULL,
-    email             VARCHAR(255) NULL,
-    phone_number      VARCHAR(50)  NULL,
-    address           VARCHAR(255) NULL,
-    city              VARCHAR(100) NULL,
-    country           VARCHAR(100) NULL,
-    registration_date DATE         NULL,
-    PRIMARY KEY (member_id)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci
-"""
+from lakehouse_jobs.contracts import MEMBER, mysql_ddl
 
-COLUMNS = (
-    "member_id", "first_name", "last_name", "email", "phone_number",
-    "address", "city", "country", "registration_date",
-)
+# derived from the contract, so the seeded table is by construction what the extract expects
+MEMBER_DDL = mysql_ddl(MEMBER)
+COLUMNS = tuple(MEMBER.column_names)
 
 
 def generate_members(rows: int, seed: int = 42, pool: int = 20_000, today: dt.date | None = None) -> Iterator[tuple]:

@@ -3,6 +3,7 @@
 #
 #   dev/stack.sh install   install what is missing: Debian packages, the locked venv, Spark jars, MinIO, .env
 #   dev/stack.sh start     start MariaDB, Postgres, MinIO, the Databricks runner and Airflow (reuses running ones)
+#   dev/stack.sh deploy    build the spark_jobs wheel and deploy it to the runner's local workspace
 #   dev/stack.sh stop      stop them all; data stays under .local/ for the next start
 #   dev/stack.sh status    what runs, where
 #   dev/stack.sh run CMD   run CMD with the stack's environment (.env + Airflow settings)
@@ -15,6 +16,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${LAKEHOUSE_STATE:-$REPO/.local}
 CACHE=${LAKEHOUSE_CACHE:-$HOME/.cache/lakehouse-ref}
 VENV=$REPO/.venv
+RUNTIME=$STATE/databricks-runtime
 PY=$VENV/bin/python
 UV_VERSION=0.13.8
 # MinIO publishes no semver tags, so the Go proxy knows it by commit; this one is 2026-02-12.
@@ -44,15 +46,31 @@ install_apt() {
 
 install_venv() {
   local want have
-  want=$(sha256sum "$REPO/requirements.lock" | cut -c1-16)
+  want=$(cat "$REPO/requirements/dev.lock" "$REPO/spark_jobs/pyproject.toml" | sha256sum | cut -c1-16)
   have=$(cat "$VENV/.lock-hash" 2>/dev/null || true)
-  if [ "$want" = "$have" ]; then say "Python venv: up to date with requirements.lock"; return; fi
-  say "Python venv: installing requirements.lock into .venv (about a minute; pyspark alone is 450 MB)"
+  if [ "$want" = "$have" ]; then say "Python venv: up to date with requirements/dev.lock"; return; fi
+  say "Python venv: installing requirements/dev.lock into .venv (about a minute; pyspark alone is 400 MB)"
   [ -x "$PY" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "uv==$UV_VERSION"
   # mysqlclient builds against libmariadb; pkg-config finds it
-  "$VENV/bin/uv" pip sync -q -p "$PY" --require-hashes "$REPO/requirements.lock"
+  "$VENV/bin/uv" pip sync -q -p "$PY" --require-hashes "$REPO/requirements/dev.lock"
+  # the jobs package itself, editable: its dependencies are already in the lock (compiled from its pyproject)
+  "$VENV/bin/uv" pip install -q -p "$PY" --no-deps -e "$REPO/spark_jobs"
   echo "$want" >"$VENV/.lock-hash"
+}
+
+# The base environment of the local Databricks runner: what a Databricks runtime provides (runtime.lock)
+# and nothing else, so a job that imports a library its run does not declare fails here as on Databricks.
+install_runtime() {
+  local want have
+  want=$(sha256sum "$REPO/requirements/runtime.lock" | cut -c1-16)
+  have=$(cat "$RUNTIME/.lock-hash" 2>/dev/null || true)
+  if [ "$want" = "$have" ]; then say "Databricks runtime environment: up to date with requirements/runtime.lock"; return; fi
+  say "Databricks runtime environment: installing requirements/runtime.lock into ${RUNTIME#"$REPO"/}"
+  rm -rf "$RUNTIME"
+  "$VENV/bin/uv" venv -q -p "$(command -v python3)" "$RUNTIME"
+  "$VENV/bin/uv" pip sync -q -p "$RUNTIME/bin/python" --require-hashes "$REPO/requirements/runtime.lock"
+  echo "$want" >"$RUNTIME/.lock-hash"
 }
 
 install_jars() {
@@ -102,6 +120,7 @@ cmd_install() {
   mkdir -p "$STATE/logs" "$STATE/run" "$CACHE"
   install_apt
   install_venv
+  install_runtime
   install_jars
   install_minio
   install_env
@@ -254,9 +273,26 @@ start_minio() {
   "$PY" -m dev.bootstrap buckets
 }
 
+# What `databricks bundle deploy` does for a workspace, for the local runner: build the jobs wheel and put it
+# at JOBS_WHEEL_PATH inside the runner's workspace folder, where every run's `whl` library points.
+deploy_jobs() {
+  local dist=$STATE/dist wheel path target
+  rm -rf "$dist"
+  "$VENV/bin/uv" build -q --wheel "$REPO/spark_jobs" -o "$dist" >"$STATE/logs/wheel-build.log" 2>&1 \
+    || { tail -20 "$STATE/logs/wheel-build.log" >&2; die "building the spark_jobs wheel failed"; }
+  wheel=$(ls "$dist"/*.whl)
+  path=$("$PY" -c 'from include import settings; print(settings.JOBS_WHEEL_PATH)')
+  target=$STATE/workspace$path
+  [ "$(basename "$wheel")" = "$(basename "$target")" ] \
+    || die "built $(basename "$wheel"), but JOBS_WHEEL_PATH names $(basename "$target")"
+  mkdir -p "$(dirname "$target")" && cp "$wheel" "$target.tmp" && mv "$target.tmp" "$target"
+  say "jobs wheel: $(basename "$wheel") deployed to the local workspace at $path"
+}
+
 start_runner() {
   start_bg databricks-runner "$DATABRICKS_RUNNER_PORT" "$PY" -m dev.databricks_runner serve \
-    --host 127.0.0.1 --port "$DATABRICKS_RUNNER_PORT" --state-dir "$STATE/databricks_runner" || true
+    --host 127.0.0.1 --port "$DATABRICKS_RUNNER_PORT" --state-dir "$STATE/databricks_runner" \
+    --workspace-dir "$STATE/workspace" --runtime-python "$RUNTIME/bin/python" || true
   wait_for databricks-runner 30 http_ok "http://127.0.0.1:$DATABRICKS_RUNNER_PORT/health"
 }
 
@@ -288,6 +324,7 @@ cmd_start() {
   start_minio
   say "mysql: schema, read-only extract user, seed (if empty: $SEED_ROWS rows)"
   "$PY" -m dev.seed_members --if-empty --rows "$SEED_ROWS"
+  deploy_jobs
   start_runner
   start_airflow
   say "stack is up: Airflow http://127.0.0.1:$AIRFLOW_API_PORT (user $AIRFLOW_ADMIN_USER, password in .env)"
@@ -331,6 +368,7 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
+  deploy) load_env; deploy_jobs ;;
   run) shift; load_env; exec "$@" ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

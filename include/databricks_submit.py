@@ -22,21 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from typing import Any
 
 from airflow.providers.databricks.operators.databricks import XCOM_RUN_ID_KEY, DatabricksSubmitRunOperator
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR
 
 
-def env_flag(name: str, default: bool) -> bool:
-    value = os.getenv(name, "").strip().lower()
-    return default if not value else value not in ("false", "0", "no", "off")
-
-
-# DATABRICKS_DEFERRABLE=false polls from the worker instead of the triggerer (holds a worker slot).
-DEFERRABLE = env_flag("DATABRICKS_DEFERRABLE", True)
-POLL_SECONDS = int(os.getenv("DATABRICKS_POLL_SECONDS", "5"))
 # API errors (connection, 5xx, 429) are retried inside the hook: 4 attempts, 5 s apart (its exponential
 # backoff never waits less than the delay). Anything else, and a failed run, fails the try and is left
 # to the task's own retries.

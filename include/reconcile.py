@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import json
 
+from lakehouse_jobs.manifest import BatchManifest
+
 
 class ReconciliationError(RuntimeError):
     pass
 
 
-def reconcile_batch(manifest: dict, result: dict) -> dict:
+def reconcile_batch(manifest: BatchManifest, result: dict) -> dict:
     """Return the batch's counts, or raise if landed rows != merged + quarantined rows."""
-    if result.get("batch_id") != manifest["batch_id"]:
+    if result.get("batch_id") != manifest.batch_id:
         raise ReconciliationError(
-            f"result file is for batch {result.get('batch_id')!r}, manifest for {manifest['batch_id']!r}"
+            f"result file is for batch {result.get('batch_id')!r}, manifest for {manifest.batch_id!r}"
         )
-    landed = manifest["row_count"]
+    landed = manifest.row_count
     counts = {
-        "batch_id": manifest["batch_id"],
+        "batch_id": manifest.batch_id,
         "landed_rows": landed,
         "valid_rows": result["valid_rows"],
         "quarantined_rows": result["quarantined_rows"],
@@ -36,7 +38,7 @@ def reconcile_batch(manifest: dict, result: dict) -> dict:
             f"valid {result['valid_rows']} + quarantined {result['quarantined_rows']} != landed {landed}"
         )
     if problems:
-        raise ReconciliationError(f"batch {manifest['batch_id']} does not reconcile: " + "; ".join(problems))
+        raise ReconciliationError(f"batch {manifest.batch_id} does not reconcile: " + "; ".join(problems))
     return counts
 
 

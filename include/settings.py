@@ -1,12 +1,43 @@
-"""Environment-dependent values of the pipelines, each overridable by an environment variable.
+"""Every environment-dependent value of the pipelines, parsed in one place and typed.
 
-Only names live here, never secrets: credentials and endpoints come from Airflow connections
+Only names and knobs live here, never secrets: credentials and endpoints come from Airflow connections
 (AIRFLOW_CONN_* locally, a secrets backend in production). Reading os.environ is cheap, so importing this
-module at DAG parse time does no I/O.
+module at DAG parse time does no I/O. A malformed value raises ValueError naming the variable, so a bad
+setting fails the DAG's import (visible in the UI) instead of a run. `.env.example` lists each variable.
 """
 
-import os
+from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from include.databricks_runtime import DEFAULT_RUNTIME
+from lakehouse_jobs import __version__ as JOBS_VERSION
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name) or str(default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: expected a whole number") from None
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    return default if not value else value not in ("false", "0", "no", "off")
+
+
+def _json_object(env: Mapping[str, str], name: str) -> dict[str, str]:
+    value = json.loads(env.get(name) or "{}")
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object, got {value!r}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+# ---------------------------------------------------------------------------- connections and storage
 MYSQL_CONN_ID = os.getenv("MYSQL_CONN_ID", "mysql_members")
 AWS_CONN_ID = os.getenv("AWS_CONN_ID", "aws_lakehouse")
 DATABRICKS_CONN_ID = os.getenv("DATABRICKS_CONN_ID", "databricks_default")
@@ -14,20 +45,82 @@ DATABRICKS_CONN_ID = os.getenv("DATABRICKS_CONN_ID", "databricks_default")
 LANDING_BUCKET = os.getenv("LANDING_BUCKET", "landing")
 LAKEHOUSE_BUCKET = os.getenv("LAKEHOUSE_BUCKET", "lakehouse")
 
-# Where the repo's files live in the Databricks workspace (see docs/production.md); the local runner
-# maps this prefix to the checkout, so the submitted JSON is the same in both worlds.
-SPARK_JOBS_ROOT = os.getenv("SPARK_JOBS_ROOT", "/Workspace/Shared/lakehouse-ref/files")
-
 # Server-side encryption for every object the extract writes: "AES256" (SSE-S3) or "aws:kms" (SSE-KMS,
 # with S3_SSE_KMS_KEY_ID naming the key).
 S3_SSE = os.getenv("S3_SSE", "AES256")
 S3_SSE_KMS_KEY_ID = os.getenv("S3_SSE_KMS_KEY_ID") or None
 
+# ------------------------------------------------------------------------------------------- extract
 # Rows per Parquet file of an extract batch (row groups hold 128K rows; see README "Design choices").
-EXTRACT_ROWS_PER_FILE = int(os.getenv("EXTRACT_ROWS_PER_FILE", "1000000"))
+EXTRACT_ROWS_PER_FILE = _int(os.environ, "EXTRACT_ROWS_PER_FILE", 1_000_000)
 # "connectorx" (default, fastest) or "mysqlclient" (pure DB-API; also used whenever the MySQL connection
 # carries ssl* options, which ConnectorX cannot take).
 EXTRACT_READER = os.getenv("EXTRACT_READER", "connectorx")
 # Extra Hive-style partition columns inside each batch, comma-separated (e.g. "country"); by default a
 # batch is partitioned only by its extraction interval (README, "Design choices").
 EXTRACT_PARTITION_COLS = tuple(c.strip() for c in os.getenv("EXTRACT_PARTITION_COLS", "").split(",") if c.strip())
+
+# ---------------------------------------------------------------------------------------- Databricks
+COMPUTE_KINDS = ("job_cluster", "serverless", "existing_cluster")
+
+
+@dataclass(frozen=True)
+class DatabricksSettings:
+    """How runs are submitted and where they run (docs/databricks-submission.md has each field's use).
+
+    compute: "job_cluster" (a cluster created for the run and deleted after it; the default),
+    "serverless", or "existing_cluster" (an all-purpose cluster: development only; the default when
+    DATABRICKS_EXISTING_CLUSTER_ID is set).
+    """
+
+    compute: str
+    spark_version: str  # DBR version key of the job cluster; include/databricks_runtime.py maps it to Spark
+    node_type: str
+    min_workers: int
+    max_workers: int
+    policy_id: str | None  # a cluster policy (instance profile, limits); its defaults are applied
+    spark_conf: dict[str, str]  # over spark.sql.session.timeZone=UTC
+    tags: dict[str, str]  # extra custom_tags of the job cluster (cost attribution)
+    existing_cluster_id: str | None
+    environment_version: str  # serverless environment version (2: Python 3.11, like the jobs)
+    budget_policy_id: str | None  # serverless: its tags attribute the cost
+    run_timeout_seconds: int  # the run's timeout_seconds, after which Databricks ends it
+    jobs_wheel_path: str  # the spark_jobs wheel every run attaches (databricks.yml uploads it there)
+    deferrable: bool  # True: the triggerer polls the run; False: the worker does (holds a worker slot)
+    poll_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DatabricksSettings:
+        """Settings from environment variables (DATABRICKS_*, JOBS_WHEEL_PATH); raises ValueError."""
+        compute = env.get("DATABRICKS_COMPUTE") or (
+            "existing_cluster" if env.get("DATABRICKS_EXISTING_CLUSTER_ID") else "job_cluster"
+        )
+        if compute not in COMPUTE_KINDS:
+            raise ValueError(f"DATABRICKS_COMPUTE={compute!r}: expected one of {', '.join(COMPUTE_KINDS)}")
+        if compute == "existing_cluster" and not env.get("DATABRICKS_EXISTING_CLUSTER_ID"):
+            raise ValueError("DATABRICKS_COMPUTE=existing_cluster needs DATABRICKS_EXISTING_CLUSTER_ID")
+        return cls(
+            compute=compute,
+            spark_version=env.get("DATABRICKS_SPARK_VERSION") or DEFAULT_RUNTIME,
+            node_type=env.get("DATABRICKS_NODE_TYPE") or "m6gd.large",
+            min_workers=_int(env, "DATABRICKS_MIN_WORKERS", 1),
+            max_workers=_int(env, "DATABRICKS_MAX_WORKERS", 4),
+            policy_id=env.get("DATABRICKS_POLICY_ID") or None,
+            spark_conf=_json_object(env, "DATABRICKS_SPARK_CONF"),
+            tags=_json_object(env, "DATABRICKS_TAGS"),
+            existing_cluster_id=env.get("DATABRICKS_EXISTING_CLUSTER_ID") or None,
+            environment_version=env.get("DATABRICKS_ENVIRONMENT_VERSION") or "2",
+            budget_policy_id=env.get("DATABRICKS_BUDGET_POLICY_ID") or None,
+            run_timeout_seconds=_int(env, "DATABRICKS_RUN_TIMEOUT_SECONDS", 3000),
+            # `databricks bundle deploy -t prod` uploads the wheel to <root_path>/artifacts/.internal/
+            # (databricks.yml); locally `dev/stack.sh deploy` puts it at the same path in the runner's
+            # workspace folder
+            jobs_wheel_path=env.get("JOBS_WHEEL_PATH")
+            or f"/Workspace/Shared/lakehouse-ref/artifacts/.internal/lakehouse_jobs-{JOBS_VERSION}-py3-none-any.whl",
+            deferrable=_flag(env, "DATABRICKS_DEFERRABLE", True),
+            poll_seconds=_int(env, "DATABRICKS_POLL_SECONDS", 5),
+        )
+
+
+DATABRICKS = DatabricksSettings.from_env(os.environ)
+JOBS_WHEEL_PATH = DATABRICKS.jobs_wheel_path

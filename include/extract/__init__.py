@@ -1,1 +1,1 @@
-"""MySQL -> Parquet on S3 extract (see publish.py); `python -m include.extract --help` runs it outside Airflow."""
+"""MySQL -> Parquet on S3 extract (see engine.py); `python -m include.extract --help` runs it outside Airflow."""

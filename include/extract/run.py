@@ -11,8 +11,8 @@ import logging
 from urllib.parse import quote
 
 from include import settings
-from include.extract.contract import MEMBER
-from include.extract.publish import Reader, connectorx_reader, extract_table
+from lakehouse_jobs.contracts import MEMBER
+from include.extract.engine import Reader, connectorx_reader, extract_table
 from include.layout import manifest_key
 
 log = logging.getLogger(__name__)
@@ -62,5 +62,5 @@ def extract_member_batch(batch_id: str, run_id: str) -> dict:
     return {
         "batch_id": batch_id,
         "manifest_key": manifest_key(MEMBER.table, batch_id),
-        "row_count": manifest["row_count"],
+        "row_count": manifest.row_count,
     }

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import urllib.parse
+from types import SimpleNamespace
 
 import MySQLdb
 import pyarrow as pa
@@ -14,9 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from dev.seed_members import COLUMNS, generate_members, load_members, setup_schema
-from include.extract import publish
-from include.extract.contract import MEMBER, SchemaDriftError
-from include.extract.publish import connectorx_reader, extract_table
+from include.extract import engine
+from include.extract.schema_drift import SchemaDriftError
+from lakehouse_jobs.contracts import MEMBER
+from include.extract.engine import connectorx_reader, extract_table
 from include.extract.s3_upload import MiB, S3MultipartWriter
 from tests.services import mysql_connect, require_env
 
@@ -59,10 +61,10 @@ def mysql_rows(conn) -> list[tuple]:
     return list(cur.fetchall())
 
 
-def read_batch(s3, manifest: dict) -> pa.Table:
+def read_batch(s3, manifest) -> pa.Table:
     tables = []
-    for f in manifest["files"]:
-        bucket, key = f["path"].removeprefix("s3://").split("/", 1)
+    for f in manifest.files:
+        bucket, key = f.path.removeprefix("s3://").split("/", 1)
         tables.append(pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())))
     return pa.concat_tables(tables)
 
@@ -85,21 +87,21 @@ def test_parquet_equals_mysql_row_for_row(source, s3, scratch_bucket, mysql_env,
     assert table.schema.field("member_id").type == pa.string()
     parquet_rows = [tuple(r.values()) for r in table.to_pylist()]
     assert parquet_rows == mysql_rows(source)
-    assert manifest["row_count"] == len(parquet_rows) == 2000 + len(EDGE_ROWS)
+    assert manifest.row_count == len(parquet_rows) == 2000 + len(EDGE_ROWS)
 
 
 def test_manifest_describes_files_exactly(source, s3, scratch_bucket):
     manifest = run(source, s3, scratch_bucket, rows_per_file=900, row_group_rows=256)
-    assert [f["rows"] for f in manifest["files"]] == [900, 900, 204]
-    assert [f["path"].rsplit("/", 1)[1] for f in manifest["files"]] == [
+    assert [f.rows for f in manifest.files] == [900, 900, 204]
+    assert [f.path.rsplit("/", 1)[1] for f in manifest.files] == [
         "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
-    for f in manifest["files"]:
-        key = f["path"].split("/", 3)[3]
+    for f in manifest.files:
+        key = f.path.split("/", 3)[3]
         body = s3.get_object(Bucket=scratch_bucket, Key=key)["Body"].read()
-        assert len(body) == f["bytes"]
-        assert hashlib.sha256(body).hexdigest() == f["sha256"]
+        assert len(body) == f.bytes
+        assert hashlib.sha256(body).hexdigest() == f.sha256
         meta = pq.ParquetFile(io.BytesIO(body)).metadata
-        assert meta.num_rows == f["rows"]
+        assert meta.num_rows == f.rows
         assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= 256
     stored = json.loads(s3.get_object(Bucket=scratch_bucket, Key=f"member/{BATCH}/_manifest.json")["Body"].read())
     assert stored == manifest
@@ -110,7 +112,7 @@ def test_manifest_describes_files_exactly(source, s3, scratch_bucket):
 def test_rerun_replaces_the_batch(source, s3, scratch_bucket):
     run(source, s3, scratch_bucket, rows_per_file=500)  # 5 files
     second = run(source, s3, scratch_bucket)  # 1 file: the 4 stale files must go
-    expected = sorted([f["path"].split("/", 3)[3] for f in second["files"]] + [f"member/{BATCH}/_manifest.json"])
+    expected = sorted([f.path.split("/", 3)[3] for f in second.files] + [f"member/{BATCH}/_manifest.json"])
     assert keys(s3, scratch_bucket) == expected
     assert read_batch(s3, second).num_rows == 2000 + len(EDGE_ROWS)
 
@@ -123,7 +125,7 @@ def test_every_object_is_encrypted(source, s3, scratch_bucket):
 
 def test_failure_midway_publishes_nothing_and_retry_is_exact(source, s3, scratch_bucket, monkeypatch):
     good = run(source, s3, scratch_bucket)
-    real_stream = publish.stream_record_batches
+    real_stream = engine.stream_record_batches
 
     def dying_stream(*args, **kwargs):
         for i, batch in enumerate(real_stream(*args, **kwargs)):
@@ -139,7 +141,7 @@ def test_failure_midway_publishes_nothing_and_retry_is_exact(source, s3, scratch
 
     monkeypatch.setattr(publish, "stream_record_batches", real_stream)
     retry = run(source, s3, scratch_bucket)
-    assert [f["sha256"] for f in retry["files"]] == [f["sha256"] for f in good["files"]]
+    assert [f.sha256 for f in retry.files] == [f.sha256 for f in good.files]
 
 
 def test_aborted_multipart_upload_leaves_nothing(s3, scratch_bucket):
@@ -197,27 +199,27 @@ def test_the_dags_connection_carries_4_byte_utf8(source):
 
 def test_hive_partitions_within_a_batch(source, s3, scratch_bucket):
     manifest = run(source, s3, scratch_bucket, partition_cols=("country",))
-    assert manifest["partition_cols"] == ["country"]
+    assert manifest.partition_cols == ["country"]
     seen = 0
-    for f in manifest["files"]:
-        folder = f["path"].split("/")[-2]
+    for f in manifest.files:
+        folder = f.path.split("/")[-2]
         assert folder.startswith("country=")
-        values = set(read_batch(s3, {"files": [f]}).column("country").to_pylist())
+        values = set(read_batch(s3, SimpleNamespace(files=[f])).column("country").to_pylist())
         assert len(values) == 1
         (value,) = values
         expected = "__HIVE_DEFAULT_PARTITION__" if value is None else urllib.parse.quote(value, safe="")
         assert folder == f"country={expected}"
-        seen += f["rows"]
-    assert seen == manifest["row_count"] == 2000 + len(EDGE_ROWS)
-    assert any(f["path"].endswith("/country=__HIVE_DEFAULT_PARTITION__/part-00000.parquet")
-               for f in manifest["files"])
+        seen += f.rows
+    assert seen == manifest.row_count == 2000 + len(EDGE_ROWS)
+    assert any(f.path.endswith("/country=__HIVE_DEFAULT_PARTITION__/part-00000.parquet")
+               for f in manifest.files)
 
 
 def test_too_many_partitions_fail_and_leave_nothing(s3, scratch_bucket):
     schema = pa.schema([("country", pa.string())])
     batch = pa.record_batch([pa.array([str(i) for i in range(11)])], schema=schema)
     with pytest.raises(ValueError, match="more than 10 partitions"):
-        publish.write_parquet_files(iter([batch]), s3, scratch_bucket, "member/x/", schema, extra_args={},
+        engine.write_parquet_files(iter([batch]), s3, scratch_bucket, "member/x/", schema, extra_args={},
                                     rows_per_file=100, row_group_rows=1, compression="zstd",
                                     partition_cols=("country",), max_partitions=10)
     assert keys(s3, scratch_bucket) == []
@@ -228,10 +230,10 @@ def test_parallel_key_ranges_cover_the_table_exactly(source, s3, scratch_bucket,
     url = (f"mysql://{mysql_env['MYSQL_EXTRACT_USER']}:{mysql_env['MYSQL_EXTRACT_PASSWORD']}"
            f"@{mysql_env['MYSQL_HOST']}:{mysql_env['MYSQL_PORT']}/{DB}")
     manifest = run(source, s3, scratch_bucket, reader=connectorx_reader(url), key_ranges=4)
-    assert [f["path"].rsplit("/", 1)[1] for f in manifest["files"]] == [
+    assert [f.path.rsplit("/", 1)[1] for f in manifest.files] == [
         f"part-r{i:03d}-00000.parquet" for i in range(4)]
-    assert len(manifest["key_ranges"]) == 4 and manifest["key_ranges"][0].startswith("`member_id` < ")
-    ranges = [sorted(read_batch(s3, {"files": [f]}).column("member_id").to_pylist()) for f in manifest["files"]]
+    assert len(manifest.key_ranges) == 4 and manifest.key_ranges[0].startswith("`member_id` < ")
+    ranges = [sorted(read_batch(s3, SimpleNamespace(files=[f])).column("member_id").to_pylist()) for f in manifest.files]
     assert all(len(r) in (501, 502) for r in ranges), [len(r) for r in ranges]  # equal row counts
     assert all(a[-1] < b[0] for a, b in zip(ranges, ranges[1:])), "ranges overlap"
     table = read_batch(s3, manifest).sort_by("member_id")

@@ -10,17 +10,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from include.extract.contract import MEMBER, TableContract
-from include.extract.publish import connectorx_reader, extract_table
+from include.extract.engine import connectorx_reader, extract_table
 from include.extract.watermark import read_high_watermark
+from lakehouse_jobs.contracts import MEMBER, Column, SourceContract
+from lakehouse_jobs.manifest import Watermark
 from tests.services import mysql_connect
 
 pytestmark = pytest.mark.integration
 
 DB = "incremental_test"
 T0 = dt.datetime(2026, 1, 1)
-CONTRACT = TableContract("member", "member_id", MEMBER.columns + (pa.field("updated_at", pa.timestamp("us")),),
-                         watermark_column="updated_at")
+CONTRACT = SourceContract("member", "member_id", MEMBER.columns + (Column("updated_at", "timestamp"),),
+                          watermark_column="updated_at")
 OVERLAP = dt.timedelta(minutes=10)
 
 
@@ -49,10 +50,10 @@ def insert(cur, member_id: str, updated_at: dt.datetime) -> None:
                 (member_id, f"name {updated_at:%H}", updated_at))
 
 
-def ids(s3, manifest: dict) -> set[str]:
+def ids(s3, manifest) -> set[str]:
     out = set()
-    for f in manifest["files"]:
-        bucket, key = f["path"].removeprefix("s3://").split("/", 1)
+    for f in manifest.files:
+        bucket, key = f.path.removeprefix("s3://").split("/", 1)
         table = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
         out |= set(table.column("member_id").to_pylist())
     return out
@@ -69,8 +70,8 @@ def test_incremental_runs_late_commits_reruns_and_backfills(source, s3, scratch_
     last = T0 + dt.timedelta(hours=99)
 
     first = extract(source, s3, scratch_bucket, "b1")
-    assert first["row_count"] == 100 and first["mode"] == "incremental"
-    assert first["watermark"] == {"column": "updated_at", "low": None, "high": last.isoformat()}
+    assert first.row_count == 100 and first.mode == "incremental"
+    assert first.watermark == Watermark(column="updated_at", low=None, high=last.isoformat())
     assert read_high_watermark(s3, scratch_bucket, "member") == last
 
     # 5 updates and 10 inserts after the first run
@@ -82,7 +83,7 @@ def test_incremental_runs_late_commits_reruns_and_backfills(source, s3, scratch_
     second = extract(source, s3, scratch_bucket, "b2")
     expected = {f"m{i:03d}" for i in range(5)} | {f"n{i:03d}" for i in range(10)} | {"m099"}  # + overlap
     assert ids(s3, second) == expected
-    assert second["watermark"]["low"] == (last - OVERLAP).isoformat()
+    assert second.watermark.low == (last - OVERLAP).isoformat()
     high2 = later + dt.timedelta(minutes=9)
     assert read_high_watermark(s3, scratch_bucket, "member") == high2
 
@@ -95,7 +96,7 @@ def test_incremental_runs_late_commits_reruns_and_backfills(source, s3, scratch_
 
     # re-running b2 after the watermark moved on still covers everything b2 covered
     rerun = extract(source, s3, scratch_bucket, "b2")
-    assert rerun["watermark"]["low"] == second["watermark"]["low"]
+    assert rerun.watermark.low == second.watermark.low
     assert ids(s3, rerun) >= expected
 
     # a backfill of an explicit past range: exactly those rows, and the stored watermark stays put

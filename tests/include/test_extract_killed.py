@@ -63,9 +63,9 @@ def test_killed_extract_publishes_nothing_and_retry_is_exact(kill_source, mysql_
     assert retry.returncode == 0, retry.stderr[-3000:]
     manifest = json.loads(s3.get_object(Bucket=scratch_bucket,
                                         Key="member/extract_date=2026-11-26/_manifest.json")["Body"].read())
-    assert manifest["row_count"] == ROWS
-    assert [f["rows"] for f in manifest["files"]] == [100_000] * 4
+    assert manifest.row_count == ROWS
+    assert [f.rows for f in manifest.files] == [100_000] * 4
     listed = {o["Key"]: o["Size"] for o in s3.list_objects_v2(Bucket=scratch_bucket)["Contents"]}
-    assert {f["path"].split("/", 3)[3]: f["bytes"] for f in manifest["files"]} == \
+    assert {f.path.split("/", 3)[3]: f.bytes for f in manifest.files} == \
         {k: v for k, v in listed.items() if not k.endswith("_manifest.json")}
     assert not s3.list_multipart_uploads(Bucket=scratch_bucket).get("Uploads")

@@ -1,4 +1,4 @@
-"""Tests of spark_jobs/member_merge.py.
+"""Tests of the member_merge job (lakehouse_jobs.member_merge).
 
 unit: the pure functions on small in-memory DataFrames (and plain Python for the lookups).
 integration: `main()` end to end on local files: Parquet batch + manifest in, Delta tables + result out.
@@ -20,10 +20,15 @@ from delta.exceptions import ConcurrentAppendException
 from delta.tables import DeltaTable
 from pyspark.sql import types as T
 
-import member_merge
+from include.extract.schema_drift import schema_hash, schema_json
+from lakehouse_jobs import member_merge
+from lakehouse_jobs.batch import BatchError, read_batch
+from lakehouse_jobs.contracts import MEMBER, arrow_schema, spark_schema
+from lakehouse_jobs.manifest import BatchManifest
 
 TODAY = date(2026, 11, 26)
-SOURCE_ROW_SCHEMA = member_merge.SOURCE_SCHEMA
+# as Spark reads a batch: file sources make every field nullable, so a job must cope with a null key
+SOURCE_ROW_SCHEMA = T.StructType([T.StructField(f.name, f.dataType) for f in spark_schema(MEMBER)])
 QUARANTINE_ROW_SCHEMA = T.StructType(
     SOURCE_ROW_SCHEMA.fields + [T.StructField("quarantine_reason", T.StringType())]
 )
@@ -51,84 +56,6 @@ def member_row(n: int, **changes: object) -> tuple:
     }
     row.update(changes)
     return tuple(row[c] for c in member_merge.SOURCE_COLUMNS)
-
-
-# ------------------------------------------------------------------------------------- unit: lookups
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("name", "code"),
-    [
-        ("France", "FR"),
-        ("united kingdom", "GB"),  # case-insensitive
-        ("USA", "US"),  # alpha-3 code
-        ("Côte d'Ivoire", "CI"),
-        ("Reunion", "RE"),  # accent-insensitive ("Réunion")
-        ("Slovakia (Slovak Republic)", "SK"),  # bracketed suffix dropped
-        ("Turkey", "TR"),  # former name
-        ("Micronesia", "FM"),  # unique fuzzy match
-        ("Korea", None),  # ambiguous: North or South
-        ("Atlantis", None),
-        (None, None),
-    ],
-)
-def test_country_to_code(name, code):
-    assert member_merge.country_to_code(name) == code
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("phone", "region", "e164"),
-    [
-        ("030 12345678", "DE", "+493012345678"),  # national format of the member's country
-        ("(213)948-8645x530", "GH", "+12139488645"),  # not valid in Ghana: US fallback, extension dropped
-        ("+1-213-948-8645", None, "+12139488645"),
-        ("+44 20 7946 0958", "FR", "+442079460958"),  # an explicit country code wins over the region
-        ("(555)123-4567", "US", None),  # parseable, but 555 is no US area code
-        ("not a phone", "US", None),
-        (None, "US", None),
-    ],
-)
-def test_phone_to_e164(phone, region, e164):
-    assert member_merge.phone_to_e164(phone, region) == e164
-
-
-@pytest.mark.unit
-def test_retry_on_conflict_retries_only_delta_conflicts():
-    calls = []
-
-    def conflicts_twice():
-        calls.append(1)
-        if len(calls) <= 2:
-            raise ConcurrentAppendException("a concurrent run appended files")
-        return "committed"
-
-    assert member_merge._retry_on_conflict(conflicts_twice, "test", base_delay_s=0) == "committed"
-    assert len(calls) == 3
-
-    calls.clear()
-
-    def always_conflicts():
-        calls.append(1)
-        raise ConcurrentAppendException("a concurrent run appended files")
-
-    with pytest.raises(ConcurrentAppendException):
-        member_merge._retry_on_conflict(always_conflicts, "test", attempts=3, base_delay_s=0)
-    assert len(calls) == 3
-
-    calls.clear()
-
-    def fails():
-        calls.append(1)
-        raise ValueError("not a conflict")
-
-    with pytest.raises(ValueError):
-        member_merge._retry_on_conflict(fails, "test", base_delay_s=0)
-    assert len(calls) == 1
-
-
-# -------------------------------------------------------------------------------- unit: DataFrames
 
 
 @pytest.mark.unit
@@ -201,11 +128,12 @@ def test_split_gives_each_bad_row_its_first_reason(spark):
 
 @pytest.mark.unit
 def test_read_batch_of_an_empty_extract_without_files(spark):
-    manifest = {"batch_id": "extract_date=2026-11-26", "row_count": 0, "files": []}
+    manifest = BatchManifest(table="member", batch_id="extract_date=2026-11-26", run_id="t", mode="snapshot",
+                             source_query="", row_count=0, schema=[], schema_hash="", files=[], created_at="")
 
-    batch = member_merge.read_batch(spark, manifest)
+    batch = read_batch(spark, manifest, MEMBER)
 
-    assert_df_equality(batch, spark.createDataFrame([], SOURCE_ROW_SCHEMA))
+    assert_df_equality(batch, spark.createDataFrame([], SOURCE_ROW_SCHEMA), ignore_nullable=True)
 
 
 # --------------------------------------------------------------------------- integration: main()
@@ -216,12 +144,9 @@ def write_batch(landing: Path, batch_id: str, rows: list[tuple]) -> tuple[str, d
     batch_dir = landing / "member" / batch_id
     batch_dir.mkdir(parents=True)
     data_file = batch_dir / "part-00000.parquet"
-    arrow_schema = pa.schema(
-        [pa.field(c, pa.string()) for c in member_merge.SOURCE_COLUMNS[:-1]]
-        + [pa.field("registration_date", pa.date32())]
-    )
+    schema = arrow_schema(MEMBER)
     records = [dict(zip(member_merge.SOURCE_COLUMNS, row)) for row in rows]
-    pq.write_table(pa.Table.from_pylist(records, schema=arrow_schema), data_file)
+    pq.write_table(pa.Table.from_pylist(records, schema=schema), data_file)
     content = data_file.read_bytes()
     manifest = {
         "manifest_version": 1,
@@ -232,8 +157,8 @@ def write_batch(landing: Path, batch_id: str, rows: list[tuple]) -> tuple[str, d
         "source_query": "SELECT ... FROM member",
         "watermark": {"column": None, "low": None, "high": None},
         "row_count": len(rows),
-        "schema": [{"name": f.name, "type": str(f.type), "nullable": True} for f in arrow_schema],
-        "schema_hash": "sha256:test",
+        "schema": schema_json(schema),
+        "schema_hash": schema_hash(schema),
         "files": [{"path": str(data_file), "rows": len(rows), "bytes": len(content),
                    "sha256": hashlib.sha256(content).hexdigest()}],
         "created_at": "2026-11-26T19:00:00+00:00",
@@ -398,7 +323,7 @@ def test_damaged_batch_fails_and_changes_nothing(spark, loaded_lake, damage, err
     damage(Path(manifest["files"][0]["path"]), manifest)
     versions = delta_version(spark, loaded_lake.table), delta_version(spark, loaded_lake.quarantine)
 
-    with pytest.raises(member_merge.BatchError, match=error):
+    with pytest.raises(BatchError, match=error):
         loaded_lake.run(manifest_path, batch_id)
 
     assert (delta_version(spark, loaded_lake.table), delta_version(spark, loaded_lake.quarantine)) == versions
@@ -413,7 +338,7 @@ def test_too_many_quarantined_rows_fail_before_the_merge(spark, loaded_lake):
     manifest_path, _ = write_batch(loaded_lake.landing, batch_id, good_rows + bad_rows)
     version = delta_version(spark, loaded_lake.table)
 
-    with pytest.raises(member_merge.BatchError, match=r"2 of 6 rows quarantined, more than .* 0\.05"):
+    with pytest.raises(BatchError, match=r"2 of 6 rows quarantined, more than .* 0\.05"):
         loaded_lake.run(manifest_path, batch_id)
 
     assert delta_version(spark, loaded_lake.table) == version

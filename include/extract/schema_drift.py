@@ -1,9 +1,9 @@
-"""What the extract expects of a source table, and the check of the live MySQL schema against it.
+"""The check of a live MySQL table against its contract (lakehouse_jobs.contracts), before every extract.
 
 The contract is the Parquet schema consumers rely on. At every run the live columns (information_schema)
 are compared with it: a dropped column or a changed type fails the run with the difference spelled out;
-a new column follows the declared policy ("fail", or "evolve": extract it too, typed from MySQL, and say
-so in the manifest). Nothing is published when the check fails.
+a new column follows the contract's policy ("fail", or "evolve": extract it too, typed from MySQL, and
+say so in the manifest). Nothing is published when the check fails.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+
+from lakehouse_jobs.contracts import SourceContract, arrow_schema
 
 # MySQL DATA_TYPE -> Arrow type, for contract checks and evolved columns
 MYSQL_TO_ARROW = {
@@ -26,41 +28,6 @@ MYSQL_TO_ARROW = {
 
 class SchemaDriftError(RuntimeError):
     """The live source schema no longer matches the contract; the message lists every difference."""
-
-
-@dataclass(frozen=True)
-class TableContract:
-    table: str
-    key: str
-    columns: tuple[pa.Field, ...]
-    on_new_column: str = "fail"  # or "evolve"
-    # a column that grows on every insert and update (e.g. updated_at): enables incremental extracts
-    watermark_column: str | None = None
-
-    @property
-    def schema(self) -> pa.Schema:
-        return pa.schema(self.columns)
-
-    def select_sql(self, schema: pa.Schema | None = None, where: str | None = None) -> str:
-        names = ", ".join(f"`{f.name}`" for f in (schema or self.schema))
-        return f"SELECT {names} FROM `{self.table}`" + (f" WHERE {where}" if where else "")
-
-
-MEMBER = TableContract(
-    table="member",
-    key="member_id",
-    columns=(
-        pa.field("member_id", pa.string(), nullable=False),
-        pa.field("first_name", pa.string()),
-        pa.field("last_name", pa.string()),
-        pa.field("email", pa.string()),
-        pa.field("phone_number", pa.string()),
-        pa.field("address", pa.string()),
-        pa.field("city", pa.string()),
-        pa.field("country", pa.string()),
-        pa.field("registration_date", pa.date32()),
-    ),
-)
 
 
 @dataclass
@@ -84,14 +51,22 @@ def live_columns(conn, table: str) -> dict[str, str]:
     return {name: dtype.lower() for name, dtype in rows}
 
 
-def check_schema(contract: TableContract, live: dict[str, str]) -> SchemaCheck:
+def select_sql(contract: SourceContract, schema: pa.Schema | None = None, where: str | None = None) -> str:
+    """SELECT of the contract's columns (or `schema`'s, with evolved columns) from its table."""
+    names = ", ".join(f"`{f.name}`" for f in (schema or arrow_schema(contract)))
+    return f"SELECT {names} FROM `{contract.table}`" + (f" WHERE {where}" if where else "")
+
+
+def check_schema(contract: SourceContract, live: dict[str, str]) -> SchemaCheck:
+    """The schema to extract; raises SchemaDriftError listing every difference the policy forbids."""
     problems = []
-    for f in contract.columns:
+    expected_schema = arrow_schema(contract)
+    for f in expected_schema:
         if f.name not in live:
             problems.append(f"column {f.name!r} ({f.type}) is missing from the source")
         elif MYSQL_TO_ARROW.get(live[f.name]) != f.type:
             problems.append(f"column {f.name!r} changed type: contract {f.type}, source MySQL {live[f.name]}")
-    expected = {f.name for f in contract.columns}
+    expected = set(expected_schema.names)
     new = [name for name in live if name not in expected]
     if new and contract.on_new_column != "evolve":
         problems.append(f"new source column(s) {new} and the contract's policy is {contract.on_new_column!r}")
@@ -100,7 +75,7 @@ def check_schema(contract: TableContract, live: dict[str, str]) -> SchemaCheck:
             f"source table {contract.table!r} drifted from its contract:\n  - " + "\n  - ".join(problems)
         )
     evolved = [pa.field(name, MYSQL_TO_ARROW.get(live[name], pa.string())) for name in new]
-    return SchemaCheck(schema=pa.schema(list(contract.columns) + evolved), new_columns=new)
+    return SchemaCheck(schema=pa.schema(list(expected_schema) + evolved), new_columns=new)
 
 
 def schema_json(schema: pa.Schema) -> list[dict]:

@@ -1,5 +1,6 @@
-"""Counts of one pipeline run, each read from where the data is: MySQL, the manifest, the Parquet footers
-and the Spark job's result file (written after its Delta commit)."""
+"""The numbers `make demo` prints for one pipeline run, each read from where the data is: MySQL, the
+manifest, the Parquet footers and the Spark job's result file (written after its Delta commit).
+(The DAG's own check is include/reconcile.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import pyarrow.parquet as pq
 
 from dev.bootstrap import s3_client
 from include import layout, settings
+from include.extract.engine import read_manifest
 from include.reconcile import read_json
+from lakehouse_jobs.manifest import BatchManifest
 
 
 def mysql_row_count() -> int:
@@ -27,13 +30,13 @@ def mysql_row_count() -> int:
         conn.close()
 
 
-def parquet_row_count(manifest: dict) -> int:
+def parquet_row_count(manifest: BatchManifest) -> int:
     """Rows in the batch's files, from their Parquet footers (only the footer is fetched)."""
     fs = pafs.S3FileSystem(access_key=os.environ["S3_ACCESS_KEY_ID"], secret_key=os.environ["S3_SECRET_ACCESS_KEY"],
                            endpoint_override=os.environ["S3_ENDPOINT_URL"],
                            region=os.environ.get("S3_REGION", "us-east-1"))
-    return sum(pq.ParquetFile(f["path"].removeprefix("s3://"), filesystem=fs).metadata.num_rows
-               for f in manifest["files"])
+    return sum(pq.ParquetFile(f.path.removeprefix("s3://"), filesystem=fs).metadata.num_rows
+               for f in manifest.files)
 
 
 def batch_of_run(api, dag_id: str, run_id: str) -> str:
@@ -46,12 +49,12 @@ def batch_of_run(api, dag_id: str, run_id: str) -> str:
 def counts_for_run(api, dag_id: str, run_id: str) -> dict:
     batch_id = batch_of_run(api, dag_id, run_id)
     s3 = s3_client()
-    manifest = read_json(s3, settings.LANDING_BUCKET, layout.manifest_key("member", batch_id))
+    manifest = read_manifest(s3, settings.LANDING_BUCKET, "member", batch_id)
     result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("member", batch_id))
     return {
         "batch_id": batch_id,
         "mysql_rows": mysql_row_count(),
-        "manifest_rows": manifest["row_count"],
+        "manifest_rows": manifest.row_count,
         "parquet_rows": parquet_row_count(manifest),
         "delta_rows": result["delta_rows_total"],
         "quarantined_rows": result["quarantined_rows"],

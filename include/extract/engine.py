@@ -19,7 +19,6 @@ A batch is one extraction interval under ``s3://<bucket>/<table>/<batch_id>/``:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,9 +29,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from include.extract import watermark
-from include.extract.contract import TableContract, check_schema, live_columns, schema_hash, schema_json
 from include.extract.s3_upload import S3MultipartWriter, sse_args
+from include.extract.schema_drift import check_schema, live_columns, schema_hash, schema_json, select_sql
 from include.layout import landing_prefix, manifest_key
+from lakehouse_jobs.contracts import SourceContract
+from lakehouse_jobs.manifest import BatchManifest, FileEntry, Watermark
 
 log = logging.getLogger(__name__)
 
@@ -194,14 +195,14 @@ def write_parquet_files(
 
 
 def extract_table(
-    conn, s3, *, contract: TableContract, bucket: str, batch_id: str, run_id: str,
+    conn, s3, *, contract: SourceContract, bucket: str, batch_id: str, run_id: str,
     sse: str = "AES256", sse_kms_key_id: str | None = None, rows_per_file: int = 1_000_000,
     row_group_rows: int = 128 * 1024, fetch_rows: int = 50_000, compression: str = "zstd",
     reader: Reader | None = None, mode: str = "snapshot", overlap: dt.timedelta = dt.timedelta(minutes=10),
     low: dt.datetime | None = None, high: dt.datetime | None = None, partition_cols: tuple[str, ...] = (),
     key_ranges: int = 1,
 ) -> dict:
-    """Extract `contract.table` as batch `batch_id`; return the published manifest.
+    """Extract `contract.table` as batch `batch_id`; return the published BatchManifest.
 
     mode "snapshot": the whole table. mode "incremental": rows whose watermark column lies in the range
     planned by include/extract/watermark.py (`low`/`high` given explicitly for a backfill).
@@ -228,12 +229,12 @@ def extract_table(
             log.warning("source has new columns %s; extracting them (policy: evolve)", checked.new_columns)
         span = None
         if mode == "incremental":
-            previous_low = (previous or {}).get("watermark", {}).get("low")
+            previous_low = previous and previous.watermark.low
             span = watermark.plan_range(
                 conn, s3, bucket, contract.table, contract.watermark_column, overlap=overlap,
                 previous_low=previous_low and dt.datetime.fromisoformat(previous_low),
                 low=low, high=high, rerun=previous is not None)
-        query = contract.select_sql(checked.schema, where=span and span.where_sql())
+        query = select_sql(contract, checked.schema, where=span and span.where_sql())
         ranges = split_key_ranges(conn, contract.table, contract.key, key_ranges) if key_ranges > 1 else []
         unpublish(s3, bucket, prefix)
         options = dict(extra_args=extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
@@ -241,7 +242,7 @@ def extract_table(
         if ranges:
             def write_range(i: int, predicate: str) -> list[dict]:
                 where = " AND ".join(f"({c})" for c in (span and span.where_sql(), predicate) if c)
-                range_query = contract.select_sql(checked.schema, where=where)
+                range_query = select_sql(contract, checked.schema, where=where)
                 return write_parquet_files(reader(range_query, checked.schema), s3, bucket, prefix,
                                            checked.schema, file_name=f"part-r{i:03d}", **options)
 
@@ -254,27 +255,26 @@ def extract_table(
             files = write_parquet_files(rows, s3, bucket, prefix, checked.schema, **options)
     finally:
         conn.rollback()
-    manifest = {
-        "manifest_version": 1,
-        "table": contract.table,
-        "batch_id": batch_id,
-        "run_id": run_id,
-        "mode": mode,
-        "source_query": query,
-        "watermark": span.as_json() if span else {"column": None, "low": None, "high": None},
-        "row_count": sum(f["rows"] for f in files),
-        "partition_cols": list(partition_cols),
-        "key_ranges": ranges,
-        "schema": schema_json(checked.schema),
-        "schema_hash": schema_hash(checked.schema),
-        "new_columns": checked.new_columns,
-        "files": files,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    manifest = BatchManifest(
+        table=contract.table,
+        batch_id=batch_id,
+        run_id=run_id,
+        mode=mode,
+        source_query=query,
+        watermark=Watermark(**span.as_json()) if span else Watermark(),
+        row_count=sum(f["rows"] for f in files),
+        partition_cols=list(partition_cols),
+        key_ranges=ranges,
+        schema=schema_json(checked.schema),
+        schema_hash=schema_hash(checked.schema),
+        new_columns=checked.new_columns,
+        files=[FileEntry(**f) for f in files],
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
     key = manifest_key(contract.table, batch_id)
-    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest, indent=2).encode(),
+    s3.put_object(Bucket=bucket, Key=key, Body=manifest.to_json().encode(),
                   ContentType="application/json", **extra)
-    log.info("published s3://%s/%s: %d rows in %d file(s)", bucket, key, manifest["row_count"], len(files))
+    log.info("published s3://%s/%s: %d rows in %d file(s)", bucket, key, manifest.row_count, len(files))
     if span and span.high is not None:
         watermark.write_high_watermark(s3, bucket, contract.table, span.high, extra)
     return manifest
@@ -305,12 +305,15 @@ def split_key_ranges(conn, table: str, key: str, parts: int) -> list[str]:
     return predicates
 
 
-def _existing_manifest(s3, bucket: str, table: str, batch_id: str) -> dict | None:
+def _existing_manifest(s3, bucket: str, table: str, batch_id: str) -> BatchManifest | None:
     try:
         return read_manifest(s3, bucket, table, batch_id)
     except s3.exceptions.NoSuchKey:
         return None
 
 
-def read_manifest(s3, bucket: str, table: str, batch_id: str) -> dict:
-    return json.loads(s3.get_object(Bucket=bucket, Key=manifest_key(table, batch_id))["Body"].read())
+def read_manifest(s3, bucket: str, table: str, batch_id: str) -> BatchManifest:
+    """The published manifest of a batch; raises NoSuchKey when there is none, ManifestError if invalid."""
+    key = manifest_key(table, batch_id)
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return BatchManifest.from_json(body, source=f"s3://{bucket}/{key}")

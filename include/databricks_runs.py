@@ -1,0 +1,108 @@
+"""The JSON of each Databricks run the DAGs submit (`jobs/runs/submit`, one `python_wheel_task`).
+
+Every run is built here from `settings.DATABRICKS`, so the run sent to the local runner and the run sent
+to a real workspace differ only by configured values, never by code path (tests/include/
+test_databricks_runs.py shows the difference, and checks every payload against databricks-sdk's models).
+The operator that sends it, and what it adds at execution time (the idempotency token), is
+include/databricks_submit.py.
+
+Why `python_wheel_task` and not `spark_python_task` shims: the cluster code is one wheel
+(spark_jobs/pyproject.toml) whose entry points are declared in its own metadata; the run names the
+package and entry point, attaches the wheel, and Databricks installs it with its declared dependencies.
+No per-job script has to be deployed or kept in step, and the same wheel is the dependency of a
+serverless environment.
+
+Libraries: on a cluster the wheel is the task's `libraries` entry; on serverless it is a dependency of
+the run's environment. Tags: runs/submit has no run-level tags, so they go on the job cluster
+(`custom_tags`, which also tag the cloud instances); an existing cluster keeps its own tags, serverless
+is tagged by its budget policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from include import layout, settings
+from include.settings import DatabricksSettings
+
+PACKAGE_NAME = "lakehouse_jobs"  # the import name of the spark_jobs wheel
+DEFAULT_SPARK_CONF = {"spark.sql.session.timeZone": "UTC"}
+ENVIRONMENT_KEY = "default"
+
+
+def job_cluster(task_key: str, db: DatabricksSettings) -> dict:
+    """A `new_cluster` created for the run and deleted after it."""
+    cluster = {
+        "spark_version": db.spark_version,
+        "node_type_id": db.node_type,
+        "autoscale": {"min_workers": db.min_workers, "max_workers": db.max_workers},
+        # the jobs use spark._jvm (lakehouse_jobs.hadoop_fs): dedicated access mode, not standard/shared
+        "data_security_mode": "SINGLE_USER",
+        "spark_conf": {**DEFAULT_SPARK_CONF, **db.spark_conf},
+        "custom_tags": {
+            "project": "lakehouse-ref",
+            "job": task_key,
+            # rendered by the operator (json is a template field): the Airflow task that paid for it
+            "airflow_dag_id": "{{ ti.dag_id }}",
+            "airflow_task_id": "{{ ti.task_id }}",
+            **db.tags,
+        },
+    }
+    if db.policy_id:
+        cluster["policy_id"] = db.policy_id
+        cluster["apply_policy_default_values"] = True
+    return cluster
+
+
+def wheel_run(task_key: str, entry_point: str, parameters: Sequence[str], *, run_name: str,
+              classic_only: bool = False, db: DatabricksSettings | None = None) -> dict:
+    """The runs/submit JSON of one entry point of the jobs wheel, on the configured compute.
+
+    `classic_only`: the job needs a classic cluster (it uses `spark._jvm`), so serverless is refused with
+    ValueError when the DAG is parsed rather than failing on Databricks later.
+    """
+    db = db or settings.DATABRICKS
+    if db.compute == "serverless" and classic_only:
+        raise ValueError(f"{entry_point} needs a classic cluster: DATABRICKS_COMPUTE=serverless cannot run it")
+    task: dict = {
+        "task_key": task_key,
+        "python_wheel_task": {
+            "package_name": PACKAGE_NAME,
+            "entry_point": entry_point,
+            "parameters": list(parameters),
+        },
+    }
+    run: dict = {"run_name": run_name, "timeout_seconds": db.run_timeout_seconds, "tasks": [task]}
+    if db.compute == "serverless":
+        task["environment_key"] = ENVIRONMENT_KEY
+        spec = {"environment_version": db.environment_version, "dependencies": [db.jobs_wheel_path]}
+        run["environments"] = [{"environment_key": ENVIRONMENT_KEY, "spec": spec}]
+        if db.budget_policy_id:
+            run["budget_policy_id"] = db.budget_policy_id
+        return run
+    if db.compute == "job_cluster":
+        task["new_cluster"] = job_cluster(task_key, db)
+    else:
+        task["existing_cluster_id"] = db.existing_cluster_id
+    task["libraries"] = [{"whl": db.jobs_wheel_path}]
+    return run
+
+
+def member_merge_run(batch_id: str, db: DatabricksSettings | None = None) -> dict:
+    """The run that MERGEs one landed member batch into the Delta table `member`.
+
+    `batch_id` may be a Jinja template: the operator renders its `json` field.
+    """
+    return wheel_run(
+        "member_merge",
+        "member_merge",
+        [
+            "--manifest", layout.manifest_uri("member", batch_id),
+            "--table-path", layout.delta_table_uri("member"),
+            "--quarantine-path", layout.delta_table_uri("member_quarantine"),
+            "--result-path", layout.result_uri("member", batch_id),
+        ],
+        run_name=f"member_merge {batch_id}",
+        classic_only=True,
+        db=db,
+    )

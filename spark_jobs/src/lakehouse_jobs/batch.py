@@ -1,0 +1,61 @@
+"""Read one published batch: its manifest, then exactly the files it lists, checked against it."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse_jobs import hadoop_fs
+from lakehouse_jobs.contracts import SourceContract, spark_schema
+from lakehouse_jobs.manifest import BatchManifest, ManifestError
+
+
+class BatchError(RuntimeError):
+    """The batch cannot be used as published: the job fails and its tables are left unchanged."""
+
+
+def read_manifest(spark: SparkSession, path: str, contract: SourceContract) -> BatchManifest:
+    """The batch's manifest, checked for the contract's table and columns.
+
+    Raises BatchError when the manifest is invalid (manifest.ManifestError's reasons) or describes
+    another table or other columns than the contract.
+    """
+    try:
+        manifest = BatchManifest.from_json(hadoop_fs.read_text(spark, path), source=path)
+    except ManifestError as e:
+        raise BatchError(str(e)) from e
+    problems = []
+    if manifest.table != contract.table:
+        problems.append(f"table {manifest.table!r}, expected {contract.table!r}")
+    if manifest.column_names != contract.column_names:
+        problems.append(f"source columns changed: {manifest.column_names} (expected {contract.column_names})")
+    if problems:
+        raise BatchError(f"invalid manifest {path}: " + "; ".join(problems))
+    return manifest
+
+
+def read_batch(spark: SparkSession, manifest: BatchManifest, contract: SourceContract) -> DataFrame:
+    """Exactly the manifest's files, read with the contract's schema (never inferred).
+
+    Raises BatchError when a listed file is missing or has another size than the manifest says (a
+    truncated or zero-byte upload shows here, before Parquet fails with a cryptic error), or when the
+    rows read differ from manifest.row_count.
+    """
+    problems = []
+    for entry in manifest.files:
+        size = hadoop_fs.file_size(spark, entry.path)
+        if size is None:
+            problems.append(f"missing file {entry.path}")
+        elif size != entry.bytes:
+            problems.append(f"{entry.path} has {size} bytes, manifest says {entry.bytes}")
+    if problems:
+        raise BatchError(f"batch {manifest.batch_id} is incomplete: " + "; ".join(problems))
+
+    schema = spark_schema(contract)
+    if manifest.files:
+        df = spark.read.schema(schema).parquet(*(entry.path for entry in manifest.files))
+    else:  # an empty extract may publish no file at all
+        df = spark.createDataFrame([], schema)
+    rows = df.count()
+    if rows != manifest.row_count:
+        raise BatchError(f"batch {manifest.batch_id}: read {rows} rows, manifest says {manifest.row_count}")
+    return df.select(*contract.column_names)

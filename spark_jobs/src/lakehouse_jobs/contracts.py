@@ -1,0 +1,113 @@
+"""Source table contracts, defined once in plain Python and imported by both sides.
+
+The extract (Airflow side) derives its Arrow schema and its schema-drift check from these definitions,
+the Spark jobs derive their read schema, and `dev/seed_members.py` derives the MySQL DDL it creates; a
+test (tests/spark_jobs/test_contracts.py) checks every derived form against this one. Importing this
+module needs neither pyarrow nor pyspark: each conversion imports its library when it is called.
+
+Logical types: "string" (UTF-8 text; MySQL VARCHAR(max_length)), "date" (a calendar date; MySQL DATE,
+Arrow date32, Spark DateType) and "timestamp" (a wall-clock time in UTC to the microsecond; MySQL
+DATETIME(6), Arrow timestamp[us], Spark TimestampNTZType).
+
+PII classes, which the jobs protecting personal data act on:
+- "direct": identifies a person on its own (name, email, phone, street address);
+- "quasi": identifies a person only in combination (city, country, registration date);
+- "none": no personal information (the surrogate member_id, a random UUID).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+LogicalType = Literal["string", "date", "timestamp"]
+PiiClass = Literal["direct", "quasi", "none"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: LogicalType
+    nullable: bool = True
+    max_length: int | None = None  # characters, for "string" columns (the MySQL VARCHAR length)
+    pii: PiiClass = "none"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SourceContract:
+    """One source table: its columns in order, its primary key and its schema-drift policy.
+
+    on_new_column: "fail" (a column the contract does not know fails the extract) or "evolve" (it is
+    extracted too, typed from MySQL, and named in the manifest's new_columns).
+    watermark_column: a column that grows on every insert and update (e.g. updated_at); None means the
+    table can only be extracted as a full snapshot.
+    """
+
+    table: str
+    key: str
+    columns: tuple[Column, ...]
+    on_new_column: Literal["fail", "evolve"] = "fail"
+    watermark_column: str | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    def columns_of_class(self, pii: PiiClass) -> list[str]:
+        return [c.name for c in self.columns if c.pii == pii]
+
+
+# The brief's `member` table (../shared/seed/brief.md, "Part 1 - Data"); lengths are the seeding DDL's.
+MEMBER = SourceContract(
+    table="member",
+    key="member_id",
+    columns=(
+        Column("member_id", "string", nullable=False, max_length=36, description="UUID of the member"),
+        Column("first_name", "string", max_length=100, pii="direct", description="first name"),
+        Column("last_name", "string", max_length=100, pii="direct", description="last name"),
+        Column("email", "string", max_length=255, pii="direct", description="email address"),
+        Column("phone_number", "string", max_length=50, pii="direct", description="phone number as entered"),
+        Column("address", "string", max_length=255, pii="direct", description="street address"),
+        Column("city", "string", max_length=100, pii="quasi", description="city"),
+        Column("country", "string", max_length=100, pii="quasi", description="country name as entered"),
+        Column("registration_date", "date", pii="quasi", description="date the member registered"),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------------- derived forms
+
+
+def arrow_schema(contract: SourceContract):
+    """The contract as a `pyarrow.Schema` (the Parquet schema of a landed batch)."""
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "date": pa.date32(), "timestamp": pa.timestamp("us")}
+    return pa.schema([pa.field(c.name, types[c.type], nullable=c.nullable) for c in contract.columns])
+
+
+def spark_schema(contract: SourceContract):
+    """The contract as a Spark `StructType`, the schema a job reads a batch with (never inferred)."""
+    from pyspark.sql import types as T
+
+    types = {"string": T.StringType(), "date": T.DateType(), "timestamp": T.TimestampNTZType()}
+    return T.StructType([T.StructField(c.name, types[c.type], nullable=c.nullable) for c in contract.columns])
+
+
+def mysql_ddl(contract: SourceContract) -> str:
+    """`CREATE TABLE IF NOT EXISTS` for the contract's table in MySQL / MariaDB (utf8mb4)."""
+    types = {"date": "DATE", "timestamp": "DATETIME(6)"}
+    lines = [
+        f"    `{c.name}` {types.get(c.type) or f'VARCHAR({c.max_length})'} {'NULL' if c.nullable else 'NOT NULL'}"
+        for c in contract.columns
+    ]
+    lines.append(f"    PRIMARY KEY (`{contract.key}`)")
+    body = ",\n".join(lines)
+    return (
+        f"CREATE TABLE IF NOT EXISTS `{contract.table}` (\n{body}\n"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+    )

@@ -1,0 +1,158 @@
+"""The batch manifest: one typed model for `_manifest.json`, written by the extract and read by the Spark
+jobs, the DAG's reconciliation and the demo report.
+
+A batch is published by writing its manifest last; consumers read exactly `files[].path` and never list
+the prefix (docs/conventions.md). `BatchManifest.from_json` checks everything a consumer relies on and
+raises `ManifestError` naming every problem; `JSON_SCHEMA` is the same contract for other tools (a test
+keeps the two in step). Pure Python: no pyspark, no boto3.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MANIFEST_VERSION = 1
+MANIFEST_NAME = "_manifest.json"
+# batch ids end up in SQL predicates (replaceWhere) and object keys: only harmless characters
+BATCH_ID_PATTERN = r"^[A-Za-z0-9_=.:-]+$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+class ManifestError(ValueError):
+    """A manifest that does not describe a complete, consistent batch."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # s3://bucket/key of a Parquet file
+    rows: int
+    bytes: int
+    sha256: str  # hex digest of the file's bytes
+
+
+@dataclass(frozen=True)
+class Watermark:
+    column: str | None = None
+    low: str | None = None  # ISO timestamp, exclusive
+    high: str | None = None  # ISO timestamp, inclusive
+
+
+@dataclass(frozen=True)
+class BatchManifest:
+    table: str
+    batch_id: str
+    run_id: str
+    mode: str  # "snapshot" or "incremental"
+    source_query: str
+    row_count: int
+    schema: list[dict[str, Any]]  # [{"name", "type" (Arrow type name), "nullable"}], in column order
+    schema_hash: str  # "sha256:<hex>" of the canonical schema JSON
+    files: list[FileEntry]
+    created_at: str  # ISO timestamp (UTC) when the batch was published
+    watermark: Watermark = field(default_factory=Watermark)
+    partition_cols: list[str] = field(default_factory=list)
+    key_ranges: list[str] = field(default_factory=list)
+    new_columns: list[str] = field(default_factory=list)
+    manifest_version: int = MANIFEST_VERSION
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c["name"] for c in self.schema]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, source: str = "manifest") -> BatchManifest:
+        """Parse and check a manifest; `source` (its path) goes into error messages."""
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise ManifestError(f"{source} is not JSON: {e}") from e
+        problems = _problems(data)
+        if problems:
+            raise ManifestError(f"invalid manifest {source}: " + "; ".join(problems))
+        return cls(
+            **{k: v for k, v in data.items() if k not in ("files", "watermark")},
+            files=[FileEntry(**f) for f in data["files"]],
+            watermark=Watermark(**data.get("watermark") or {}),
+        )
+
+
+def _problems(data: Any) -> list[str]:
+    if not isinstance(data, dict):
+        return ["not a JSON object"]
+    problems = []
+    if data.get("manifest_version") != MANIFEST_VERSION:
+        problems.append(f"manifest_version {data.get('manifest_version')!r}, expected {MANIFEST_VERSION}")
+    known = set(JSON_SCHEMA["properties"])
+    if unknown := sorted(set(data) - known):
+        problems.append(f"unknown field(s) {unknown}")
+    if missing := sorted(set(JSON_SCHEMA["required"]) - set(data)):
+        problems.append(f"missing field(s) {missing}")
+        return problems
+    if not re.match(BATCH_ID_PATTERN, str(data["batch_id"])):
+        problems.append(f"batch_id {data['batch_id']!r} has unexpected characters")
+    if data["mode"] not in ("snapshot", "incremental"):
+        problems.append(f"mode {data['mode']!r} is neither snapshot nor incremental")
+    files = data["files"]
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        return problems + ["files must be a list of objects"]
+    for i, f in enumerate(files):
+        if set(f) != {"path", "rows", "bytes", "sha256"}:
+            problems.append(f"files[{i}] must have exactly path, rows, bytes, sha256")
+        elif not (isinstance(f["rows"], int) and isinstance(f["bytes"], int) and f["rows"] >= 0 and f["bytes"] >= 0):
+            problems.append(f"files[{i}]: rows and bytes must be whole numbers >= 0")
+        elif not re.match(SHA256_PATTERN, str(f["sha256"])):
+            problems.append(f"files[{i}]: sha256 is not a hex digest")
+    if not problems and sum(f["rows"] for f in files) != data["row_count"]:
+        problems.append(f"row_count {data['row_count']} is not the sum of files[].rows")
+    if not isinstance(data["schema"], list) or not all(
+        isinstance(c, dict) and {"name", "type", "nullable"} <= set(c) for c in data["schema"]
+    ):
+        problems.append("schema must be a list of {name, type, nullable}")
+    return problems
+
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Batch manifest (_manifest.json)",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["manifest_version", "table", "batch_id", "run_id", "mode", "source_query", "row_count",
+                 "schema", "schema_hash", "files", "created_at"],
+    "properties": {
+        "manifest_version": {"const": MANIFEST_VERSION},
+        "table": {"type": "string"},
+        "batch_id": {"type": "string", "pattern": BATCH_ID_PATTERN},
+        "run_id": {"type": "string"},
+        "mode": {"enum": ["snapshot", "incremental"]},
+        "source_query": {"type": "string"},
+        "watermark": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"column": _NULLABLE_STRING, "low": _NULLABLE_STRING, "high": _NULLABLE_STRING},
+        },
+        "row_count": {"type": "integer", "minimum": 0},
+        "partition_cols": _STRINGS,
+        "key_ranges": _STRINGS,
+        "schema": {"type": "array", "items": {
+            "type": "object", "required": ["name", "type", "nullable"],
+            "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "nullable": {"type": "boolean"}},
+        }},
+        "schema_hash": {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"},
+        "new_columns": _STRINGS,
+        "files": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False, "required": ["path", "rows", "bytes", "sha256"],
+            "properties": {
+                "path": {"type": "string"}, "rows": {"type": "integer", "minimum": 0},
+                "bytes": {"type": "integer", "minimum": 0}, "sha256": {"type": "string", "pattern": SHA256_PATTERN},
+            },
+        }},
+        "created_at": {"type": "string"},
+    },
+}

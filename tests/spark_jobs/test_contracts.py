@@ -1,0 +1,63 @@
+"""The member contract (lakehouse_jobs.contracts) and every form derived from it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+from pyspark.sql import types as T
+
+from dev.seed_members import COLUMNS, MEMBER_DDL
+from lakehouse_jobs.contracts import MEMBER, arrow_schema, mysql_ddl, spark_schema
+
+BRIEF_COLUMNS = ["member_id", "first_name", "last_name", "email", "phone_number", "address", "city", "country",
+                 "registration_date"]  # ../shared/seed/brief.md, "Part 1 - Data"
+
+
+@pytest.mark.unit
+def test_contract_imports_without_pyspark_or_pyarrow():
+    """The Airflow side imports the contract and the manifest model; neither may pull in Spark."""
+    code = ("import sys, lakehouse_jobs.contracts, lakehouse_jobs.manifest; "
+            "print(sorted(m for m in ('pyspark', 'pyarrow', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.unit
+def test_derived_schemas_follow_the_contract():
+    assert MEMBER.column_names == BRIEF_COLUMNS
+    assert arrow_schema(MEMBER) == pa.schema(
+        [pa.field("member_id", pa.string(), nullable=False)]
+        + [pa.field(c, pa.string()) for c in BRIEF_COLUMNS[1:-1]]
+        + [pa.field("registration_date", pa.date32())]
+    )
+    assert spark_schema(MEMBER) == T.StructType(
+        [T.StructField("member_id", T.StringType(), nullable=False)]
+        + [T.StructField(c, T.StringType()) for c in BRIEF_COLUMNS[1:-1]]
+        + [T.StructField("registration_date", T.DateType())]
+    )
+    assert MEMBER_DDL == mysql_ddl(MEMBER) and list(COLUMNS) == BRIEF_COLUMNS
+
+
+@pytest.mark.unit
+def test_every_column_has_a_pii_class():
+    assert MEMBER.columns_of_class("direct") == ["first_name", "last_name", "email", "phone_number", "address"]
+    assert MEMBER.columns_of_class("quasi") == ["city", "country", "registration_date"]
+    assert MEMBER.columns_of_class("none") == ["member_id"]
+
+
+@pytest.mark.integration
+def test_seeded_mysql_table_is_the_contract(mysql_root, mysql_env):
+    """The table `make up` seeds (from mysql_ddl) has the contract's columns, types, lengths and key."""
+    cur = mysql_root.cursor()
+    cur.execute(
+        "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE, COLUMN_KEY "
+        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'member' "
+        "ORDER BY ORDINAL_POSITION", (mysql_env["MYSQL_DATABASE"],))
+    live = [(name, dtype, length, nullable == "YES", key == "PRI") for name, dtype, length, nullable, key
+            in cur.fetchall()]
+    expected = [(c.name, "varchar" if c.type == "string" else c.type, c.max_length, c.nullable,
+                 c.name == MEMBER.key) for c in MEMBER.columns]
+    assert live == expected
