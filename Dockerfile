@@ -3,9 +3,12 @@
 #
 #   docker compose build            (or: docker build -t lakehouse-ref/airflow:local .)
 #
-# Python packages come only from requirements.lock (every version pinned, every file hash-checked, build
-# dependencies too), installed into a fresh virtualenv that replaces the base image's: the image runs exactly
-# the packages the local process stack and CI run, not the ~80 providers the stock image ships.
+# Python packages come only from requirements/airflow.lock (every version pinned, every file hash-checked,
+# build dependencies too), installed into a fresh virtualenv that replaces the base image's: the image runs
+# exactly the packages the local process stack and CI run, not the ~80 providers the stock image ships. The
+# local Databricks runner's base environment (what a Databricks runtime provides) comes from
+# requirements/runtime.lock the same way, and the jobs wheel is built from spark_jobs/ and deployed into the
+# runner's workspace folder, as `dev/stack.sh install` and `dev/stack.sh deploy` do.
 # tests/test_compose.py checks that the base image's Airflow version equals the apache-airflow pin in the lock.
 
 ARG AIRFLOW_IMAGE=apache/airflow:3.3.2-python3.11
@@ -39,7 +42,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=uv /uv /usr/local/bin/uv
 USER airflow
-COPY requirements.lock /tmp/requirements.lock
+COPY requirements/airflow.lock /tmp/airflow.lock
+COPY requirements/runtime.lock /tmp/runtime.lock
 # The venv must be built at the path it runs from (its scripts' shebangs are absolute): the base image's own
 # virtualenv, /home/airflow/.local, which is already first on PATH for every user.
 # --build-constraints with the lock: the setuptools that builds mysqlclient is hash-checked as well.
@@ -51,10 +55,18 @@ RUN --mount=type=cache,target=/tmp/.cache/uv,uid=50000,gid=0 \
     rm -rf /home/airflow/.local \
  && uv venv --python 3.11 /home/airflow/.local \
  && uv pip install --python /home/airflow/.local/bin/python \
-        --require-hashes --require-build-hashes --build-constraints /tmp/requirements.lock \
-        -r /tmp/requirements.lock \
- && /home/airflow/.local/bin/python -c "import airflow, MySQLdb, pyspark, delta" \
- && chmod -R g+rwX /home/airflow/.local
+        --require-hashes --require-build-hashes --build-constraints /tmp/airflow.lock \
+        -r /tmp/airflow.lock \
+ && /home/airflow/.local/bin/python -c "import airflow, MySQLdb, connectorx" \
+ && chmod -R g+rwX /home/airflow/.local \
+ && uv venv --python 3.11 /opt/airflow/databricks-runtime \
+ && uv pip install --python /opt/airflow/databricks-runtime/bin/python --require-hashes -r /tmp/runtime.lock \
+ && /opt/airflow/databricks-runtime/bin/python -c "import pyspark, delta, pandas, pyarrow"
+# `databricks bundle deploy` for the local runner: the wheel at JOBS_WHEEL_PATH's default inside its workspace
+COPY --chown=airflow:0 spark_jobs/ /tmp/spark_jobs/
+RUN uv build --wheel /tmp/spark_jobs -o /tmp/dist \
+ && mkdir -p /opt/airflow/workspace/Workspace/Shared/lakehouse-ref/artifacts/.internal \
+ && cp /tmp/dist/*.whl /opt/airflow/workspace/Workspace/Shared/lakehouse-ref/artifacts/.internal/
 
 # ------------------------------------------------------------------------------------------------ final image
 FROM ${AIRFLOW_IMAGE}
@@ -72,6 +84,8 @@ COPY --from=jars /opt/lakehouse-cache/jars ${LAKEHOUSE_CACHE}/jars
 # Replace the stock virtualenv with the locked one (removing it first, so no stock package lingers).
 RUN rm -rf /home/airflow/.local
 COPY --from=python-deps --chown=airflow:0 /home/airflow/.local /home/airflow/.local
+COPY --from=python-deps --chown=airflow:0 /opt/airflow/databricks-runtime /opt/airflow/databricks-runtime
+COPY --from=python-deps --chown=airflow:0 /opt/airflow/workspace /opt/airflow/workspace
 
 # The runner's state dir and the simple auth manager's passwords dir are named volumes in docker-compose.yaml.
 # Docker seeds an empty named volume with the image's ownership, so create them owned by airflow, group-
@@ -82,11 +96,11 @@ RUN mkdir -p /opt/airflow/.local/databricks_runner /opt/airflow/auth \
 
 USER airflow
 WORKDIR /opt/airflow
-# The project itself. The local runner maps ${SPARK_JOBS_ROOT} to this checkout, so spark_jobs/ sits beside
-# dags/ exactly as in the repository; PYTHONPATH makes `include`, `dev` and `spark_jobs` importable.
+# The project itself. PYTHONPATH makes `include` and `dev` importable, and the pure-Python contracts of the
+# jobs package (lakehouse_jobs.contracts, .manifest), which the DAGs share with the Spark jobs.
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 include/ /opt/airflow/include/
 COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 COPY --chown=airflow:0 spark_jobs/ /opt/airflow/spark_jobs/
 COPY --chown=airflow:0 dev/ /opt/airflow/dev/
-ENV PYTHONPATH=/opt/airflow
+ENV PYTHONPATH=/opt/airflow:/opt/airflow/spark_jobs/src

@@ -4,13 +4,16 @@ SHELL := /bin/bash
 STACK := dev/stack.sh
 PYTEST_ARGS ?=
 
-.PHONY: demo test install up down status unit lock bench
+.PHONY: demo test install up down status unit lint lock bench
 
 demo: up ## install, start the local stack, run the member pipeline, print the reconciliation report
 	@$(STACK) run python -m dev.demo
 
-test: up ## install, start the local stack, run the whole suite (unit, integration, end-to-end)
+test: lint up ## install, start the local stack, lint, run the whole suite (unit, integration, end-to-end)
 	@$(STACK) run python -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff, with Airflow's AIR rules (pyproject.toml)
+	@.venv/bin/ruff check .
 
 install:
 	@$(STACK) install
@@ -27,9 +30,12 @@ status:
 unit: install ## only the tests that need no service
 	@$(STACK) run python -m pytest -m unit $(PYTEST_ARGS)
 
-lock: ## recompile requirements.lock from requirements.in
-	@.venv/bin/uv pip compile -q requirements.in --python-version 3.11 \
-	  --python-platform x86_64-unknown-linux-gnu --generate-hashes -o requirements.lock
+# dev.lock first (it also takes the jobs package's own dependencies from spark_jobs/pyproject.toml); the
+# airflow and runtime locks are constrained by it, so a package has one version in all three.
+LOCK_ARGS := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes
+lock: ## recompile requirements/*.lock from requirements/*.in
+	@cd requirements && ../.venv/bin/uv pip compile -q dev.in ../spark_jobs/pyproject.toml $(LOCK_ARGS) -o dev.lock \
+	  && for f in airflow runtime; do ../.venv/bin/uv pip compile -q $$f.in -c dev.lock $(LOCK_ARGS) -o $$f.lock; done
 
 bench: up ## extract benchmark (see benchmarks/README.md)
 	@$(STACK) run python -m benchmarks.extract_bench

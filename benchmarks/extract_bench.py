@@ -229,6 +229,7 @@ def ensure_table(rows: int, database: str, seed: int) -> dict:
 def warm_up(database: str) -> dict:
     """One discarded full scan through the mysql client (also measures the result's text size),
     and one import of everything the Python contenders import."""
+    from include.extract.schema_drift import select_sql
     from lakehouse_jobs.contracts import MEMBER
 
     client_env = dict(os.environ, MYSQL_PWD=env("MYSQL_EXTRACT_PASSWORD"))
@@ -270,6 +271,7 @@ class Bench:
         self.minio_pid = find_server("minio", "server", env("S3_ENDPOINT_URL").split("//", 1)[1])
 
     def command(self, c: Contender, database: str, batch: str, result: Path) -> tuple[list[str], dict]:
+        from include.extract.schema_drift import select_sql
         from lakehouse_jobs.contracts import MEMBER
 
         if c.kind == "python":

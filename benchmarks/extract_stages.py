@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.contenders import mysql_settings, mysql_url
-from lakehouse_jobs.contracts import MEMBER
 from include.extract.engine import connectorx_reader, stream_record_batches
+from include.extract.schema_drift import select_sql
+from lakehouse_jobs.contracts import MEMBER, arrow_schema
 
 ROW_GROUP = 128 * 1024  # extract_table's default
 
@@ -79,16 +80,15 @@ def stages(database: str) -> dict:
         started = time.perf_counter()
         stage()
         timings[name] = time.perf_counter() - started
-    del table
+    table = None  # frees the in-memory table before the operator stages allocate theirs
     timings.update(operator_stages(database))
     return timings
 
 
 def operator_stages(database: str) -> dict:
     """SqlToS3Operator.execute's steps, with its own code where it has a function for them."""
-    from pandas.io import sql as psql
-
     from airflow.providers.amazon.aws.transfers.sql_to_s3 import FILE_FORMAT, SqlToS3Operator
+    from pandas.io import sql as psql
 
     conn = connect(database)
     started = time.perf_counter()

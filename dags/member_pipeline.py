@@ -28,7 +28,12 @@ from airflow.sdk import dag, task
 
 from include import layout, settings
 from include.databricks_runs import member_merge_run
-from include.databricks_submit import API_RETRY_DELAY, API_RETRY_LIMIT, DatabricksSubmitRun, execution_timeout_for
+from include.databricks_submit import (
+    API_RETRY_DELAY,
+    API_RETRY_LIMIT,
+    DatabricksSubmitRun,
+    execution_timeout_for,
+)
 
 BATCH_ID = "{{ ti.xcom_pull(task_ids='extract_members')['batch_id'] }}"
 

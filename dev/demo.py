@@ -44,7 +44,8 @@ Reconciliation for run {run_id} (batch {c['batch_id']})
   {'OK: MySQL = manifest = Parquet = Delta + quarantined' if ok else 'MISMATCH: see the counts above'}
 
 Airflow UI     {api.base_url}  (user {os.environ['AIRFLOW_ADMIN_USER']}, password: AIRFLOW_ADMIN_PASSWORD in .env)
-S3 endpoint    {os.environ['S3_ENDPOINT_URL']}  (console http://127.0.0.1:{os.environ['S3_CONSOLE_PORT']}; keys S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY in .env)
+S3 endpoint    {os.environ['S3_ENDPOINT_URL']}  (console http://127.0.0.1:{os.environ['S3_CONSOLE_PORT']})
+               keys: S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY in .env
 Landing batch  {c['manifest_uri']}
 Delta table    {c['delta_uri']}
 Stop the stack with `make down`; data stays in .local/.""")

@@ -27,7 +27,6 @@ from typing import Any
 from airflow.providers.databricks.operators.databricks import XCOM_RUN_ID_KEY, DatabricksSubmitRunOperator
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR
 
-
 # API errors (connection, 5xx, 429) are retried inside the hook: 4 attempts, 5 s apart (its exponential
 # backoff never waits less than the delay). Anything else, and a failed run, fails the try and is left
 # to the task's own retries.

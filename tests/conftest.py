@@ -41,9 +41,7 @@ def spark(repo_root: Path) -> Iterator[SparkSession]:
     builder = SparkSession.builder.master("local[2]").appName("tests")
     for key, value in local_spark_conf().items():
         builder = builder.config(key, value)
-    # Workers unpickle a job's UDF functions by module name (pytest imports jobs as e.g. `member_merge`),
-    # so they need the import paths pytest gets from pyproject's `pythonpath`.
-    worker_path = os.pathsep.join([str(repo_root), str(repo_root / "spark_jobs")])
-    session = builder.config("spark.executorEnv.PYTHONPATH", worker_path).getOrCreate()
+    # Python workers import lakehouse_jobs (UDFs are pickled by reference) from the venv's editable install
+    session = builder.getOrCreate()
     yield session
     session.stop()

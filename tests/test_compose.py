@@ -29,7 +29,7 @@ COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 ENV_EXAMPLE = REPO / ".env.example"
-LOCK = REPO / "requirements.lock"
+LOCK = REPO / "requirements" / "airflow.lock"
 SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
 
 AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
@@ -458,7 +458,7 @@ def env_of(stage: dict) -> dict[str, str]:
 
 def lock_pin(package: str) -> str:
     match = re.search(rf"^{re.escape(package)}==(\S+)", LOCK.read_text(), re.MULTILINE)
-    assert match, f"{package} is not pinned in requirements.lock"
+    assert match, f"{package} is not pinned in {LOCK.name}"
     return match.group(1)
 
 
@@ -516,7 +516,7 @@ def test_dockerfile_installs_only_the_hash_locked_requirements(dockerfile):
     commands = install_commands(dockerfile)
     assert commands, "no pip/uv install found in the Dockerfile"
     copied = {shlex.split(v)[-1] for k, v in dockerfile
-              if k == "COPY" and "requirements.lock" in shlex.split(v)}
+              if k == "COPY" and any(w.startswith("requirements/") and w.endswith(".lock") for w in shlex.split(v))}
     for words in commands:
         assert "--require-hashes" in words, f"install without --require-hashes: {' '.join(words)}"
         requirement_files = []
@@ -557,7 +557,8 @@ def test_dockerfile_ships_the_spark_runtime(dockerfile):
 
 def test_dockerfile_copies_the_project_onto_pythonpath(dockerfile):
     final = stages(dockerfile)[-1]
-    assert env_of(final)["PYTHONPATH"] == "/opt/airflow"
+    # the project root, and the jobs package's sources for the contracts the DAGs share with the jobs
+    assert env_of(final)["PYTHONPATH"] == "/opt/airflow:/opt/airflow/spark_jobs/src"
     copies = [[w for w in shlex.split(v) if not w.startswith("--")]
               for k, v in final["instructions"] if k == "COPY" and "--from=" not in v]
     destinations = {src.rstrip("/"): dst.rstrip("/") for src, dst in copies}

@@ -11,9 +11,9 @@ import logging
 from urllib.parse import quote
 
 from include import settings
-from lakehouse_jobs.contracts import MEMBER
 from include.extract.engine import Reader, connectorx_reader, extract_table
 from include.layout import manifest_key
+from lakehouse_jobs.contracts import MEMBER
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,8 @@ import pytest
 from airflow.models.dagbag import DagBag
 from airflow.sdk.bases.sensor import BaseSensorOperator
 
+from include import settings
+
 pytestmark = pytest.mark.unit
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
@@ -70,4 +72,5 @@ def test_member_pipeline_shape(dagbag):
     merge = dag.get_task("merge_members")
     assert merge.deferrable is True
     task = merge.json["tasks"][0]
-    assert task["spark_python_task"]["python_file"].endswith("/spark_jobs/member_merge.py")
+    assert task["python_wheel_task"]["entry_point"] == "member_merge"
+    assert task["libraries"] == [{"whl": settings.DATABRICKS.jobs_wheel_path}]

@@ -10,7 +10,7 @@ import pytest
 from delta.tables import DeltaTable
 
 from dev.airflow_api import AirflowApi, trigger
-from dev.reconciliation import counts_for_run
+from dev.demo_report import counts_for_run
 from include import layout
 from tests.services import require_env, require_port
 

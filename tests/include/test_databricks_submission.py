@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-from fnmatch import fnmatch
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,26 +34,35 @@ from airflow.providers.databricks.triggers.databricks import DatabricksExecution
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 from airflow.sdk.exceptions import TaskDeferralTimeout, TaskDeferred
 
-from include.databricks_jobs import MEMBER_MERGE_PACKAGES, member_merge_run, spark_python_run
-from include.databricks_submit import DatabricksSubmitRun, env_flag, idempotency_token
+from include.databricks_runs import wheel_run
+from include.databricks_submit import DatabricksSubmitRun, idempotency_token
+from include.settings import DatabricksSettings
 from tests.dev.runner_harness import (  # noqa: F401 (own_runner, runner: fixtures)
-    JOBS_ROOT, REPO, Runner, alive, free_port, own_runner, read_pid, runner, wait_until,
+    JOBS_ROOT,
+    REPO,
+    Runner,
+    alive,
+    free_port,
+    own_runner,
+    read_pid,
+    runner,
+    wait_until,
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
-PIN = "pycountry==26.2.16"
 JOB_FILE = f"{JOBS_ROOT}/tests/include/fixtures/submission_job.py"
 SUMMARY = "SUMMARY "
 
 
 # --- helpers --------------------------------------------------------------------------------------
 def run_json(*parameters, timeout_seconds: int = 0) -> dict:
-    """The run JSON the DAGs build (job cluster, tags, libraries), pointed at the fixture job."""
-    run = spark_python_run(
-        "submission_job", "unused.py", [os.fspath(p) for p in parameters], run_name="submission test",
-        env={"SPARK_JOBS_ROOT": JOBS_ROOT, "DATABRICKS_RUN_TIMEOUT_SECONDS": str(timeout_seconds)},
-    )
-    run["tasks"][0]["spark_python_task"]["python_file"] = JOB_FILE
+    """The run JSON the DAGs build (job cluster, tags), with the fixture job as its task: a plain
+    spark_python_task without the jobs wheel, so these tests exercise submission, not the jobs."""
+    db = DatabricksSettings.from_env({"DATABRICKS_RUN_TIMEOUT_SECONDS": str(timeout_seconds)})
+    run = wheel_run("submission_job", "unused", [], run_name="submission test", db=db)
+    task = run["tasks"][0]
+    del task["python_wheel_task"], task["libraries"]
+    task["spark_python_task"] = {"python_file": JOB_FILE, "parameters": [os.fspath(p) for p in parameters]}
     return run
 
 
@@ -171,88 +179,12 @@ def test_idempotency_token_names_one_try_of_one_task_instance():
 
 
 @pytest.mark.unit
-def test_compute_choices_change_only_the_compute_fields():
-    def task_of(env):
-        return spark_python_run("job", "job.py", ["--x"], run_name="r", packages=[PIN], env=env)
-
-    job_cluster = task_of({})
-    existing = task_of({"DATABRICKS_EXISTING_CLUSTER_ID": "0101-abc"})
-    serverless = task_of({"DATABRICKS_COMPUTE": "serverless", "DATABRICKS_BUDGET_POLICY_ID": "bp-1"})
-    library = [{"pypi": {"package": PIN}}]
-    assert job_cluster["tasks"][0]["libraries"] == existing["tasks"][0]["libraries"] == library
-    assert existing["tasks"][0]["existing_cluster_id"] == "0101-abc"
-    assert "new_cluster" not in existing["tasks"][0]
-    # serverless: no cluster and no task libraries; the packages are the environment's dependencies
-    (task,) = serverless["tasks"]
-    assert not {"new_cluster", "existing_cluster_id", "libraries"} & task.keys()
-    spec = {"environment_version": "2", "dependencies": [PIN]}
-    assert serverless["environments"] == [{"environment_key": task["environment_key"], "spec": spec}]
-    assert serverless["budget_policy_id"] == "bp-1"
-    for run in (existing, serverless):
-        assert run["tasks"][0]["spark_python_task"] == job_cluster["tasks"][0]["spark_python_task"]
-        assert {k: v for k, v in run.items() if k not in ("tasks", "environments", "budget_policy_id")} == \
-            {k: v for k, v in job_cluster.items() if k != "tasks"}
-
-
-@pytest.mark.unit
-def test_misconfigured_compute_fails_when_the_dag_is_parsed():
-    with pytest.raises(ValueError, match="member_merge.py needs a classic cluster"):
-        member_merge_run("extract_date=2026-11-26", env={"DATABRICKS_COMPUTE": "serverless"})
-    with pytest.raises(ValueError, match="expected one of job_cluster, serverless, existing_cluster"):
-        member_merge_run("b", env={"DATABRICKS_COMPUTE": "gpu"})
-    with pytest.raises(ValueError, match="needs DATABRICKS_EXISTING_CLUSTER_ID"):
-        member_merge_run("b", env={"DATABRICKS_COMPUTE": "existing_cluster"})
-    with pytest.raises(ValueError, match="DATABRICKS_TAGS must be a JSON object"):
-        member_merge_run("b", env={"DATABRICKS_TAGS": '["a"]'})
-
-
-@pytest.mark.unit
-def test_job_libraries_are_the_tested_pins():
-    pins = {line.split("==")[0]: line.strip() for line in (REPO / "requirements.in").read_text().splitlines()
-            if "==" in line and not line.startswith("#")}
-    for package in MEMBER_MERGE_PACKAGES:
-        assert pins[package.split("==")[0]] == package
-
-
-@pytest.mark.unit
-def test_bundle_deploys_the_files_the_runs_point_at(monkeypatch):
-    """databricks.yml uploads spark_jobs/ to <prod root_path>/files, SPARK_JOBS_ROOT's default, where the
-    submitted python_file must then exist."""
-    import yaml
-
-    bundle = yaml.safe_load((REPO / "databricks.yml").read_text())
-    files_root = bundle["targets"]["prod"]["workspace"]["root_path"] + "/files"
-    monkeypatch.delenv("SPARK_JOBS_ROOT", raising=False)
-    code = "from include import settings; print(settings.SPARK_JOBS_ROOT)"
-    default = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-    assert default.stdout.strip() == files_root
-    (task,) = member_merge_run("b", env={"SPARK_JOBS_ROOT": files_root})["tasks"]
-    relative = task["spark_python_task"]["python_file"].removeprefix(files_root + "/")
-    assert (REPO / relative).is_file()
-    excluded = bundle["sync"]["exclude"]
-    for path in (REPO / "spark_jobs").rglob("*.py"):
-        rel = path.relative_to(REPO).as_posix()
-        assert not [p for p in excluded if fnmatch(rel, p) or fnmatch(path.name, p)], f"{rel} is not deployed"
-
-
-@pytest.mark.unit
 def test_deferral_is_bounded_by_execution_timeout():
     operator = DatabricksSubmitRun(task_id="t", json=run_json(), execution_timeout=dt.timedelta(minutes=7))
     trigger = DatabricksExecutionTrigger(run_id=1, databricks_conn_id="unused")
     with pytest.raises(TaskDeferred) as deferred:
         operator.defer(trigger=trigger, method_name="execute_complete")
     assert deferred.value.timeout == dt.timedelta(minutes=7)
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize("value,expected", [(None, True), ("", True), ("true", True), ("1", True),
-                                            ("false", False), ("False", False), ("0", False), ("no", False)])
-def test_deferrable_switch(monkeypatch, value, expected):
-    if value is None:
-        monkeypatch.delenv("DATABRICKS_DEFERRABLE", raising=False)
-    else:
-        monkeypatch.setenv("DATABRICKS_DEFERRABLE", value)
-    assert env_flag("DATABRICKS_DEFERRABLE", True) is expected
 
 
 # --- whole tasks under dag.test(): both modes ------------------------------------------------------

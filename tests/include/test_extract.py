@@ -16,10 +16,10 @@ import pytest
 
 from dev.seed_members import COLUMNS, generate_members, load_members, setup_schema
 from include.extract import engine
-from include.extract.schema_drift import SchemaDriftError
-from lakehouse_jobs.contracts import MEMBER
 from include.extract.engine import connectorx_reader, extract_table
 from include.extract.s3_upload import MiB, S3MultipartWriter
+from include.extract.schema_drift import SchemaDriftError
+from lakehouse_jobs.contracts import MEMBER
 from tests.services import mysql_connect, require_env
 
 pytestmark = pytest.mark.integration
@@ -133,13 +133,13 @@ def test_failure_midway_publishes_nothing_and_retry_is_exact(source, s3, scratch
                 raise ConnectionResetError("MySQL went away mid-extract")
             yield batch
 
-    monkeypatch.setattr(publish, "stream_record_batches", dying_stream)
+    monkeypatch.setattr(engine, "stream_record_batches", dying_stream)
     with pytest.raises(ConnectionResetError):
         run(source, s3, scratch_bucket, fetch_rows=500)
     assert f"member/{BATCH}/_manifest.json" not in keys(s3, scratch_bucket)
     assert not s3.list_multipart_uploads(Bucket=scratch_bucket).get("Uploads")
 
-    monkeypatch.setattr(publish, "stream_record_batches", real_stream)
+    monkeypatch.setattr(engine, "stream_record_batches", real_stream)
     retry = run(source, s3, scratch_bucket)
     assert [f.sha256 for f in retry.files] == [f.sha256 for f in good.files]
 
@@ -233,7 +233,8 @@ def test_parallel_key_ranges_cover_the_table_exactly(source, s3, scratch_bucket,
     assert [f.path.rsplit("/", 1)[1] for f in manifest.files] == [
         f"part-r{i:03d}-00000.parquet" for i in range(4)]
     assert len(manifest.key_ranges) == 4 and manifest.key_ranges[0].startswith("`member_id` < ")
-    ranges = [sorted(read_batch(s3, SimpleNamespace(files=[f])).column("member_id").to_pylist()) for f in manifest.files]
+    ranges = [sorted(read_batch(s3, SimpleNamespace(files=[f])).column("member_id").to_pylist())
+              for f in manifest.files]
     assert all(len(r) in (501, 502) for r in ranges), [len(r) for r in ranges]  # equal row counts
     assert all(a[-1] < b[0] for a, b in zip(ranges, ranges[1:])), "ranges overlap"
     table = read_batch(s3, manifest).sort_by("member_id")

@@ -6,7 +6,6 @@ import datetime as dt
 import io
 import json
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 

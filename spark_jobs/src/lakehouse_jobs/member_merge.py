@@ -53,7 +53,14 @@ from lakehouse_jobs import hadoop_fs, standardise
 from lakehouse_jobs.batch import BatchError, read_batch, read_manifest
 from lakehouse_jobs.contracts import MEMBER, spark_schema
 from lakehouse_jobs.delta import create_table_if_absent, retry_on_conflict
-from lakehouse_jobs.quality import OLDEST_REGISTRATION_DATE, UUID_PATTERN, first_reason, is_email, split_by_reason, trimmed
+from lakehouse_jobs.quality import (
+    OLDEST_REGISTRATION_DATE,
+    UUID_PATTERN,
+    first_reason,
+    is_email,
+    split_by_reason,
+    trimmed,
+)
 
 log = logging.getLogger(__name__)
 
