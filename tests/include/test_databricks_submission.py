@@ -1,4 +1,4 @@
-"""How the DAGs submit Databricks runs (include/databricks_submit.py, include/databricks_jobs.py), driven
+"""How the DAGs submit Databricks runs (include/databricks_submit.py, include/databricks_runs.py), driven
 through the real provider operator and trigger against the local runner (dev/databricks_runner).
 
 - Whole tasks run under `dag.test()` in a subprocess (tests/include/fixtures/submission_dag.py) with its own
