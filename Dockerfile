@@ -86,6 +86,8 @@ RUN rm -rf /home/airflow/.local
 COPY --from=python-deps --chown=airflow:0 /home/airflow/.local /home/airflow/.local
 COPY --from=python-deps --chown=airflow:0 /opt/airflow/databricks-runtime /opt/airflow/databricks-runtime
 COPY --from=python-deps --chown=airflow:0 /opt/airflow/workspace /opt/airflow/workspace
+# the local Databricks runner installs each run's declared libraries with uv (from PyPI, into its state dir)
+COPY --from=uv /uv /usr/local/bin/uv
 
 # The runner's state dir and the simple auth manager's passwords dir are named volumes in docker-compose.yaml.
 # Docker seeds an empty named volume with the image's ownership, so create them owned by airflow, group-

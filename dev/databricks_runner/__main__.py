@@ -1,8 +1,7 @@
 """Command line: ``python -m dev.databricks_runner serve --host 127.0.0.1 --port 8765 --state-dir DIR``.
 
-Environment: DATABRICKS_TOKEN (required: the only bearer token accepted), SPARK_JOBS_ROOT (the workspace
-prefix mapped to the checkout), RUNNER_MAX_CONCURRENT_RUNS (default 1), and the S3_* variables that
-dev/local_spark.py turns into S3A settings. Logs go to stdout.
+Environment: DATABRICKS_TOKEN (required: the only bearer token accepted), RUNNER_MAX_CONCURRENT_RUNS
+(default 1), and the S3_* variables that dev/local_spark.py turns into S3A settings. Logs go to stdout.
 """
 
 from __future__ import annotations
@@ -28,16 +27,22 @@ def _is_loopback(host: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dev.databricks_runner",
-        description="A local stand-in for the Databricks Jobs API: runs spark_python_task with spark-submit.",
+        description="A local stand-in for the Databricks Jobs API: runs Python tasks with spark-submit.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the Jobs API slice and run submitted runs")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765)
-    serve.add_argument("--state-dir", type=Path, required=True, help="run records and driver logs")
+    serve.add_argument("--state-dir", type=Path, required=True, help="run records, driver logs, environments")
     serve.add_argument(
         "--workspace-dir", type=Path, default=None,
-        help="the checkout python_file paths map into (default: the one containing this package)",
+        help="the workspace file system: /Workspace/..., /Volumes/..., dbfs:/... map into it "
+        "(default: .local/workspace of this checkout)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--runtime-python", type=Path, default=None,
+        help="the Python of the Databricks runtime environment every task builds on "
+        "(default: .local/databricks-runtime/bin/python of this checkout)",
     )  # fmt: skip
     serve.add_argument("--spark-master", default="local[2]", help="spark-submit --master (default: local[2])")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -50,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         config = RunnerConfig.load(
-            state_dir=args.state_dir, workspace_dir=args.workspace_dir, spark_master=args.spark_master
+            state_dir=args.state_dir,
+            workspace_dir=args.workspace_dir,
+            runtime_python=args.runtime_python,
+            spark_master=args.spark_master,
         )
     except ConfigError as e:
         log.error("refusing to start: %s", e)
@@ -70,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("refusing to start: %s", e)
         return 2
     log.info(
-        "Jobs API on http://%s:%d/api/2.1|2.2, state in %s, python files under %s mapped to %s, "
+        "Jobs API on http://%s:%d/api/2.1|2.2, state in %s, workspace in %s, runtime %s, "
         "%d run(s) at a time on %s",
-        args.host, args.port, config.state_dir, config.spark_jobs_root, config.workspace_dir,
+        args.host, args.port, config.state_dir, config.workspace_dir, config.runtime.python,
         config.max_concurrent_runs, config.spark_master,
     )  # fmt: skip
     # log_config=None: uvicorn's loggers propagate to the stdout handler configured above

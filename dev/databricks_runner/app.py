@@ -12,7 +12,6 @@ import hmac
 import json
 import logging
 from contextlib import asynccontextmanager
-from importlib.metadata import version
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -62,9 +61,7 @@ def create_app(config: RunnerConfig) -> FastAPI:
         executor.shutdown()
 
     # no OpenAPI/docs pages: they would be unauthenticated and this is not the real API's reference
-    app = FastAPI(
-        title="Local Databricks runner", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
-    )
+    app = FastAPI(title="Local Databricks runner", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -179,7 +176,7 @@ def create_app(config: RunnerConfig) -> FastAPI:
 
     @api.get("/clusters/spark-versions")
     async def spark_versions() -> dict:
-        spark, delta = version("pyspark"), version("delta-spark")
+        spark, delta = config.runtime.packages["pyspark"], config.runtime.packages.get("delta-spark")
         name = f"Local Spark {spark} with Delta {delta}"
         return {"versions": [{"key": f"local-spark-{spark}", "name": name}]}
 

@@ -1,19 +1,46 @@
-"""The runner's settings: command-line options plus environment variables, read once at start-up."""
+"""The runner's settings: command-line options plus environment variables, read once at start-up.
+
+Two folders stand in for what a workspace provides:
+
+- the workspace file system (``--workspace-dir``): ``/Workspace/...``, ``/Volumes/...`` and ``dbfs:/...``
+  paths map to ``<workspace-dir>/Workspace/...``, ``<workspace-dir>/Volumes/...``, ``<workspace-dir>/dbfs/...``;
+- the Databricks runtime (``--runtime-python``): a virtualenv with what a cluster provides (pyspark, delta,
+  pandas, ...) and nothing else. Its packages are read once here: they identify the runtime in the keys
+  of cached task environments, and pin what a library may not replace.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import os
 import shutil
+import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from dev.local_spark import local_spark_conf
 
-# The checkout containing this package: python_file paths map into it unless --workspace-dir says otherwise.
-DEFAULT_WORKSPACE = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_WORKSPACE = REPO / ".local" / "workspace"
+DEFAULT_RUNTIME_PYTHON = REPO / ".local" / "databricks-runtime" / "bin" / "python"
+
+# Workspace path prefixes and the folder of --workspace-dir each maps to ("dbfs:/x" is "/dbfs/x" on a cluster).
+WORKSPACE_ROOTS = {"/Workspace/": "Workspace", "/Volumes/": "Volumes", "dbfs:/": "dbfs"}
+
+# What the runtime's interpreter reports about itself; -I (isolated) keeps PYTHONPATH and user site out.
+_RUNTIME_QUERY = """
+import json, sys, sysconfig
+from importlib.metadata import distributions
+import pyspark
+print(json.dumps({
+    "python_version": "%d.%d" % sys.version_info[:2],
+    "site_packages": sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}),
+    "spark_home": pyspark.__path__[0],
+    "packages": {d.metadata["Name"].lower().replace("_", "-"): d.version for d in distributions()},
+}))
+"""
 
 
 class ConfigError(Exception):
@@ -21,20 +48,54 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class Runtime:
+    """The Databricks runtime stand-in: a virtualenv that task environments are layered on."""
+
+    python: str  # its interpreter, as given (a venv's bin/python: resolving the symlink would leave the venv)
+    python_version: str  # "3.11"
+    site_packages: list[str]
+    spark_home: str  # its pyspark, where spark-submit finds Spark
+    packages: dict[str, str]  # normalised distribution name -> version
+
+    @classmethod
+    def inspect(cls, python: Path) -> Runtime:
+        if not os.access(python, os.X_OK):
+            raise ConfigError(f"--runtime-python {python} does not exist: run `dev/stack.sh install` first")
+        done = subprocess.run([str(python), "-I", "-c", _RUNTIME_QUERY], check=False, capture_output=True, text=True)
+        if done.returncode:
+            raise ConfigError(f"--runtime-python {python} has no working pyspark:\n{done.stderr[-2000:]}")
+        return cls(python=str(python), **json.loads(done.stdout))
+
+
+@dataclass(frozen=True)
 class RunnerConfig:
     token: str  # the only bearer token the API accepts
     state_dir: Path
     workspace_dir: Path
-    spark_jobs_root: str | None  # workspace prefix that maps to workspace_dir (SPARK_JOBS_ROOT)
+    runtime: Runtime
+    uv: str  # installs each task's libraries
     max_concurrent_runs: int
     spark_master: str
-    spark_submit: str
-    spark_home: str
     spark_conf: dict[str, str]  # dev/local_spark.py's Delta + S3A settings, computed once
     kill_grace_seconds: float = 5.0  # SIGTERM, then SIGKILL after this long
 
     def __repr__(self) -> str:  # keep the token (and S3 keys in spark_conf) out of any log line
         return f"RunnerConfig(state_dir={self.state_dir}, workspace_dir={self.workspace_dir}, ...)"
+
+    @property
+    def spark_submit(self) -> str:
+        return str(Path(self.runtime.python).with_name("spark-submit"))
+
+    def workspace_file(self, path: str) -> Path:
+        """The local file a workspace path names. ValueError for any other path, or one escaping the folder."""
+        prefix = next((p for p in WORKSPACE_ROOTS if path.startswith(p)), None)
+        if prefix is None:
+            raise ValueError(f"{path!r} is not a workspace path ({', '.join(WORKSPACE_ROOTS)}...)")
+        relative = PurePosixPath(WORKSPACE_ROOTS[prefix], path[len(prefix) :])
+        local = (self.workspace_dir / relative).resolve()
+        if not local.is_relative_to(self.workspace_dir / WORKSPACE_ROOTS[prefix]):
+            raise ValueError(f"{path!r} points outside {prefix}")
+        return local
 
     @classmethod
     def load(
@@ -42,6 +103,7 @@ class RunnerConfig:
         *,
         state_dir: Path,
         workspace_dir: Path | None = None,
+        runtime_python: Path | None = None,
         spark_master: str = "local[2]",
         env: Mapping[str, str] = os.environ,
     ) -> RunnerConfig:
@@ -56,30 +118,25 @@ class RunnerConfig:
             raise ConfigError("RUNNER_MAX_CONCURRENT_RUNS must be a whole number >= 1")
         workspace = (workspace_dir or DEFAULT_WORKSPACE).resolve()
         if not workspace.is_dir():
-            raise ConfigError(f"--workspace-dir {workspace} is not a directory")
+            raise ConfigError(f"--workspace-dir {workspace} is not a directory (`dev/stack.sh deploy` makes it)")
+        runtime = Runtime.inspect((runtime_python or DEFAULT_RUNTIME_PYTHON).absolute())
+        uv = Path(sys.executable).with_name("uv")
+        uv = str(uv) if uv.exists() else shutil.which("uv")
+        if not uv:
+            raise ConfigError("uv not found next to this Python or on PATH: it installs the runs' libraries")
         try:
             spark_conf = local_spark_conf(dict(env))
         except RuntimeError as e:  # no Delta/S3A jars yet
             raise ConfigError(str(e)) from e
         # Spark's INFO chatter would bury the job's own output and traceback in the driver log.
         spark_conf.setdefault("spark.log.level", "WARN")
-        # the spark-submit of this venv's pyspark, so jobs get the same Spark as the tests
-        spark_submit = Path(sys.executable).with_name("spark-submit")
-        if not spark_submit.exists():
-            spark_submit = Path(shutil.which("spark-submit") or "")
-        if not spark_submit.name:
-            raise ConfigError("spark-submit not found next to this Python or on PATH")
-        spec = importlib.util.find_spec("pyspark")
-        if spec is None or not spec.submodule_search_locations:
-            raise ConfigError("pyspark is not installed in this Python environment")
         return cls(
             token=token.strip(),
             state_dir=state_dir.resolve(),
             workspace_dir=workspace,
-            spark_jobs_root=env.get("SPARK_JOBS_ROOT", "").rstrip("/") or None,
+            runtime=runtime,
+            uv=uv,
             max_concurrent_runs=max_runs,
             spark_master=spark_master,
-            spark_submit=str(spark_submit),
-            spark_home=spec.submodule_search_locations[0],
             spark_conf=spark_conf,
         )

@@ -1,17 +1,19 @@
-"""Executes runs: a bounded pool of slots, one thread per run, one spark-submit process per task.
+"""Executes runs: a bounded pool of slots, one thread per run; per task, its environment (environments.py,
+uv processes when its libraries are not cached yet), then one spark-submit process.
 
 Nothing polls. A queued run's thread sleeps on the pool's condition until a slot frees up or the run is
 cancelled; a running task's thread sleeps in ``Popen.wait(timeout=<time left>)``, which returns when the
-process exits or the timeout is due. Each spark-submit starts in a new session, so its process id is
-also the id of a process group holding the JVM and the Python driver it forks: cancel, timeout and
-shutdown signal that whole group (SIGTERM, then SIGKILL after a grace period), and a runner restarted
-after a crash kills the group it finds recorded for a task that was in flight.
+process exits or the timeout is due. Each process of a task starts in a new session, so its process id
+is also the id of a process group holding everything it forks (for spark-submit: the JVM and the Python
+driver): cancel, timeout and shutdown signal that whole group (SIGTERM, then SIGKILL after a grace
+period), and a runner restarted after a crash kills the group it finds recorded for a task in flight.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -22,9 +24,11 @@ from dataclasses import dataclass
 
 from dev.databricks_runner import spark
 from dev.databricks_runner.config import RunnerConfig
+from dev.databricks_runner.environments import Environments, LibraryInstallError
 from dev.databricks_runner.state import (
     CANCEL,
     FAILED,
+    INTERNAL_ERROR,
     QUEUED,
     RESTART_MESSAGE,
     RUNNING,
@@ -99,7 +103,12 @@ class _Control:
     run: Run
     thread: threading.Thread | None = None
     stop_reason: str | None = None  # CANCEL, TIMEOUT or SHUTDOWN once the run must stop
-    proc: subprocess.Popen | None = None  # the spark-submit of the task running now
+    proc: subprocess.Popen | None = None  # the process (uv or spark-submit) of the task running now
+    task_timed_out: bool = False  # the running task's own timeout_seconds passed
+
+
+class _Stopped(Exception):
+    """The run was stopped before a task's next process could start."""
 
 
 class Executor:
@@ -107,7 +116,8 @@ class Executor:
         self._config = config
         self._store = store
         self._pool = SlotPool(config.max_concurrent_runs)
-        self._env = spark.environment(config)
+        self._environments = Environments(config)
+        self._env = spark.environment(config, config.runtime.python)  # for uv; spark-submit gets the task's
         self._lock = threading.Lock()  # guards _active and each _Control's stop_reason / proc
         self._active: dict[int, _Control] = {}
 
@@ -206,65 +216,97 @@ class Executor:
     def _run_task(self, run: Run, task: TaskRun, ctl: _Control, run_deadline: float | None) -> None:
         workdir = self._store.task_dir(task.run_id)
         workdir.mkdir(parents=True, exist_ok=True)
+        driver_log = self._store.driver_log(task.run_id)
         properties = workdir / "spark.properties"
-        # the local Delta/S3A settings win over what the task's cluster asked for
-        spark.write_properties(properties, {**task.spark_conf, **self._config.spark_conf})
+        task_deadline = time.monotonic() + task.timeout_seconds if task.timeout_seconds else None
+        ctl.task_timed_out = False
+
+        def execute(cmd: list[str], env: dict[str, str] = self._env) -> int:
+            return self._execute(run, task, ctl, cmd, env, (run_deadline, task_deadline))
+
+        with self._store.changing(run):
+            task.state = State(RUNNING, None, "Installing libraries." if task.libraries else "")
+            task.start_time = now_ms()
+        error = None
         try:
-            cmd = spark.command(self._config, task, run.run_name, properties)
-            with self._store.driver_log(task.run_id).open("ab") as driver_log, self._lock:
-                if ctl.stop_reason:
-                    return  # cancelled while this task was being prepared
-                proc = subprocess.Popen(
-                    cmd,
-                    cwd=workdir,
-                    env=self._env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=driver_log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own process group, killed as a whole
-                )
-                ctl.proc = proc
+            python = self._environments.prepare(task.libraries, execute, driver_log)
             with self._store.changing(run):
-                task.state = State(RUNNING)
-                task.start_time = now_ms()
-                task.pid, task.pid_start = proc.pid, _start_ticks(proc.pid)
+                task.state.state_message = ""
+                task.setup_duration = now_ms() - task.start_time
+            if task.wheel:
+                shutil.copyfile(spark.WHEEL_LAUNCHER, workdir / spark.WHEEL_LAUNCHER.name)
+            # the local Delta/S3A settings win over what the task's cluster asked for
+            spark.write_properties(properties, {**task.spark_conf, **self._config.spark_conf})
             log.info(
-                "run %d task %s (task run %d): spark-submit pid %d: %s %s",
-                run.run_id, task.task_key, task.run_id, proc.pid, task.local_file, " ".join(task.parameters),
+                "run %d task %s (task run %d): spark-submit %s %s",
+                run.run_id, task.task_key, task.run_id, task.local_file or task.wheel, " ".join(task.parameters),
             )  # fmt: skip
-
-            task_deadline = time.monotonic() + task.timeout_seconds if task.timeout_seconds else None
-            task_timed_out = False
-            try:
-                proc.wait(timeout=_time_left(run_deadline, task_deadline))
-            except subprocess.TimeoutExpired:
-                if task_deadline is not None and (run_deadline is None or task_deadline < run_deadline):
-                    task_timed_out = True
-                    self._terminate(proc)
-                else:
-                    self._stop(ctl, TIMEOUT)
-                proc.wait()  # _terminate guarantees a SIGKILL after the grace period
-            with self._lock:
-                ctl.proc = None
-            _signal_group(proc.pid, signal.SIGKILL)  # whatever the job left running in its group
-
-            state = task_exit_state(proc.returncode, ctl.stop_reason, task_timed_out, run)
-            error = None
+            cmd = spark.command(self._config, task, run.run_name, properties)
+            returncode = execute(cmd, spark.environment(self._config, python))
+            state = task_exit_state(returncode, ctl.stop_reason, ctl.task_timed_out, run)
             if state.termination_code == "RUN_EXECUTION_ERROR":
-                text, _ = spark.read_tail(self._store.driver_log(task.run_id), DRIVER_LOG_TAIL)
-                error = spark.python_error(text) or _no_traceback_error(text, proc.returncode)
-            elif state.result_state == FAILED:
-                error = (state.state_message, state.state_message)
-            with self._store.changing(run):
-                task.state, task.end_time = state, now_ms()
-                task.error, task.error_trace = error or (None, None)
-        except OSError as e:  # spark-submit missing or not executable
-            log.error("run %d task %s: cannot start spark-submit: %s", run.run_id, task.task_key, e)
-            with self._store.changing(run):
-                task.state = ended(FAILED, WORKLOAD_FAILED, "RUN_EXECUTION_ERROR")
-                task.error = task.error_trace = f"Could not start spark-submit: {e}"
+                text, _ = spark.read_tail(driver_log, DRIVER_LOG_TAIL)
+                error = spark.python_error(text) or _no_traceback_error(text, returncode)
+        except _Stopped:
+            return  # stopped before its next process started: finish() gives it its state
+        except LibraryInstallError as e:
+            if ctl.stop_reason or ctl.task_timed_out:  # uv was killed by a cancel or a timeout
+                state = task_exit_state(-1, ctl.stop_reason, ctl.task_timed_out, run)
+            else:
+                state = ended(FAILED, str(e), "LIBRARY_INSTALLATION_ERROR", INTERNAL_ERROR)
+        except OSError as e:  # spark-submit or uv missing or not executable
+            log.error("run %d task %s: cannot start a process: %s", run.run_id, task.task_key, e)
+            state = ended(FAILED, WORKLOAD_FAILED, "RUN_EXECUTION_ERROR")
+            message = f"Could not start the task: {e}"
+            error = (message, message)
         finally:
             properties.unlink(missing_ok=True)  # it holds the S3 secret key
+        if error is None and state.result_state == FAILED:
+            error = (state.state_message, state.state_message)
+        with self._store.changing(run):
+            task.state, task.end_time = state, now_ms()
+            task.error, task.error_trace = error or (None, None)
+
+    def _execute(
+        self,
+        run: Run,
+        task: TaskRun,
+        ctl: _Control,
+        cmd: list[str],
+        env: dict[str, str],
+        deadlines: tuple[float | None, float | None],
+    ) -> int:
+        """Run one process of a task (uv or spark-submit) to its end, output to the task's driver log, under
+        the run's cancel and timeouts; its exit code. Raises _Stopped if the run was stopped before."""
+        with self._store.driver_log(task.run_id).open("ab") as driver_log, self._lock:
+            if ctl.stop_reason:
+                raise _Stopped
+            proc = subprocess.Popen(
+                cmd,
+                cwd=self._store.task_dir(task.run_id),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=driver_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, killed as a whole
+            )
+            ctl.proc = proc
+        with self._store.changing(run):
+            task.pid, task.pid_start = proc.pid, _start_ticks(proc.pid)
+        run_deadline, task_deadline = deadlines
+        try:
+            proc.wait(timeout=_time_left(run_deadline, task_deadline))
+        except subprocess.TimeoutExpired:
+            if task_deadline is not None and (run_deadline is None or task_deadline < run_deadline):
+                ctl.task_timed_out = True
+                self._terminate(proc)
+            else:
+                self._stop(ctl, TIMEOUT)
+            proc.wait()  # _terminate guarantees a SIGKILL after the grace period
+        with self._lock:
+            ctl.proc = None
+        _signal_group(proc.pid, signal.SIGKILL)  # whatever the process left running in its group
+        return proc.returncode
 
     # --- stopping -----------------------------------------------------------------------------------
     def _stop(self, ctl: _Control, reason: str) -> None:

@@ -55,8 +55,8 @@ def task_json(task: TaskRun, base_url: str) -> dict[str, Any]:
         "status": status_json(task.state),
         "start_time": task.start_time,
         "end_time": task.end_time,
-        "setup_duration": 0,
-        "execution_duration": _duration(task.start_time, task.end_time),
+        "setup_duration": task.setup_duration,  # installing its libraries
+        "execution_duration": max(0, _duration(task.start_time, task.end_time) - task.setup_duration),
         "cleanup_duration": 0,
         "attempt_number": 0,
         "run_page_url": f"{base_url}/runs/{task.run_id}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,8 +20,12 @@ from dev.databricks_runner.state import TaskRun
 # and the local Delta/S3A settings still win on a clash.
 CLUSTER_CONF_PREFIXES = ("spark.sql.", "spark.databricks.delta.")
 
-# The environment a job should not inherit: the runner's own token and Airflow's connection strings.
-_PRIVATE_ENV = re.compile(r"^(DATABRICKS_TOKEN|AIRFLOW_CONN_.*)$")
+# The environment a job should not inherit: the runner's own token, Airflow's connection strings, and
+# PYTHONPATH (the stack sets it to the checkout: a job must see only what its run declares).
+_PRIVATE_ENV = re.compile(r"^(DATABRICKS_TOKEN|AIRFLOW_CONN_.*|PYTHONPATH)$")
+
+# The primary file of every python_wheel_task, copied into the task's work directory.
+WHEEL_LAUNCHER = Path(__file__).with_name("wheel_task.py")
 
 
 def cluster_spark_conf(cluster: Mapping | None) -> dict[str, str]:
@@ -46,24 +49,36 @@ def write_properties(path: Path, conf: Mapping[str, str]) -> None:
 
 
 def command(config: RunnerConfig, task: TaskRun, run_name: str, properties: Path) -> list[str]:
+    """spark-submit of the runtime. A python_wheel_task runs the launcher the executor copied next to
+    ``properties`` (the task's work directory), which finds and calls the entry point."""
+    if task.wheel:
+        primary, arguments = str(properties.with_name(WHEEL_LAUNCHER.name)), [*task.wheel, *task.parameters]
+    else:
+        primary, arguments = task.local_file, task.parameters
     return [
         config.spark_submit,
         "--master", config.spark_master,
         "--name", f"{run_name}:{task.task_key}",
         "--properties-file", str(properties),
-        task.local_file,
-        *task.parameters,
+        primary,
+        *arguments,
     ]  # fmt: skip
 
 
-def environment(config: RunnerConfig) -> dict[str, str]:
+def environment(config: RunnerConfig, python: str) -> dict[str, str]:
+    """The process environment of a task whose environment's interpreter is ``python``."""
     env = {k: v for k, v in os.environ.items() if not _PRIVATE_ENV.match(k)}
-    # spark-submit otherwise locates Spark and Python through whatever `python3` is first on PATH
-    env.setdefault("SPARK_HOME", config.spark_home)
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
-    # stay on loopback instead of binding the driver to the machine's public interface
-    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    return env
+    env.pop("VIRTUAL_ENV", None)  # the runner's venv, not the job's
+    return env | {
+        "SPARK_HOME": config.runtime.spark_home,
+        # the driver and the executors' Python workers both run the task's environment
+        "PYSPARK_PYTHON": python,
+        "PYSPARK_DRIVER_PYTHON": python,
+        # a job that starts `python` gets its own environment, never the project's .venv on PATH
+        "PATH": f"{Path(python).parent}{os.pathsep}{env.get('PATH', '')}",
+        # stay on loopback instead of binding the driver to the machine's public interface
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
 
 
 def read_tail(path: Path, limit: int) -> tuple[str, bool]:

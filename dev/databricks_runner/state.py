@@ -31,6 +31,7 @@ TERMINATION_TYPE = {
     "RUN_EXECUTION_ERROR": "CLIENT_ERROR",
     "USER_CANCELED": "SUCCESS",
     "CANCELED": "CLIENT_ERROR",  # Databricks' code for "maximum run duration exceeded"
+    "LIBRARY_INSTALLATION_ERROR": "CLIENT_ERROR",
     "SKIPPED": "SUCCESS",
     "INTERNAL_ERROR": "INTERNAL_ERROR",
 }
@@ -69,14 +70,18 @@ class TaskRun:
     run_id: int
     task_key: str
     spec: dict[str, Any]  # the task as submitted, echoed back by runs/get like Databricks does
-    local_file: str  # the python_file mapped into the checkout
+    local_file: str | None  # a spark_python_task's python_file, mapped into the workspace folder
     parameters: list[str]
     depends_on: list[str]
+    wheel: list[str] | None = None  # a python_wheel_task's [package_name, entry_point]
+    # the libraries to install, as {"whl": workspace path} or {"pypi": requirement}
+    libraries: list[dict[str, str]] = field(default_factory=list)
     run_if: str = "ALL_SUCCESS"
     timeout_seconds: int = 0  # 0 = no timeout
     spark_conf: dict[str, str] = field(default_factory=dict)  # from the task's cluster, filtered
     state: State = field(default_factory=State)
     start_time: int = 0  # 0 until the task starts, like Databricks
+    setup_duration: int = 0  # ms spent preparing its environment (installing libraries)
     end_time: int = 0
     error: str | None = None  # last line of the Python traceback (runs/get-output `error`)
     error_trace: str | None = None  # the whole traceback (runs/get-output `error_trace`)
@@ -105,9 +110,7 @@ class Run:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
-        tasks = [
-            TaskRun(**{**t, "state": State(**t["state"])}) for t in data["tasks"]
-        ]
+        tasks = [TaskRun(**{**t, "state": State(**t["state"])}) for t in data["tasks"]]
         return cls(**{**data, "tasks": tasks, "state": State(**data["state"])})
 
 
@@ -176,8 +179,8 @@ def run_outcome(run: Run, stop_reason: str | None) -> State:
         return ended(TIMEDOUT, f"Run timed out after {run.timeout_seconds} seconds.", "CANCELED")
     for task in run.tasks:
         if task.state.result_state == FAILED:
-            message = f"Task {task.task_key} failed with message: {WORKLOAD_FAILED}"
-            return ended(FAILED, message, "RUN_EXECUTION_ERROR", INTERNAL_ERROR)
+            message = f"Task {task.task_key} failed with message: {task.state.state_message}"
+            return ended(FAILED, message, task.state.termination_code, INTERNAL_ERROR)
     for task in run.tasks:
         if task.state.result_state == TIMEDOUT:
             return ended(TIMEDOUT, f"Task {task.task_key} timed out.", "CANCELED")

@@ -6,6 +6,8 @@ Layout under ``--state-dir``::
     runs/<run_id>.json               one record per run (tasks included), rewritten on every change
     tasks/<task_run_id>/driver.log   stdout + stderr of the task's spark-submit (written by the process)
     tasks/<task_run_id>/             also the process's working directory (spark-warehouse, derby, ...)
+    envs/<key>/                      a task environment, shared by tasks declaring the same libraries
+                                     (written by environments.py, not by this module)
 
 Records are replaced atomically (write a temporary file, then rename), so a crash leaves either the old
 or the new record, never half of one. Ids come from one counter shared by runs, task runs and the

@@ -1,12 +1,15 @@
-"""Turn a ``jobs/runs/submit`` request into a Run: validate it, map python files into the checkout.
+"""Turn a ``jobs/runs/submit`` request into a Run: validate it, map workspace paths into the workspace folder.
 
-Both request shapes the provider sends are accepted: the single-task form (``spark_python_task`` plus
-cluster fields at the top level) and the ``tasks[]`` form with ``depends_on``. Cluster and environment
-fields are recorded and echoed back, but every task runs on local Spark.
+Both request shapes the provider sends are accepted: the single-task form (the task fields plus cluster
+fields at the top level) and the ``tasks[]`` form with ``depends_on``. A task is a ``spark_python_task``
+or a ``python_wheel_task``; its libraries come from its ``libraries`` (``whl`` and ``pypi``) or, on
+serverless, from the ``dependencies`` of its ``environment_key``'s environment. Cluster settings are
+recorded and echoed back, but every task runs on local Spark.
 
-Problems Databricks would only report when the run starts (a python file that is not there, a task
-type the runner cannot run) are refused here with 400 INVALID_PARAMETER_VALUE: locally that saves a
-10-second Spark start-up, and the message names the path mapping that went wrong.
+Problems the runner cannot mimic (other task or library types, paths outside the workspace, Git
+sources) and a python file that is not there are refused here with 400 INVALID_PARAMETER_VALUE: locally
+that saves a 10-second Spark start-up, and the message names the path mapping that went wrong. A missing
+library file is not: a workspace fails the run at library installation, and so does the runner.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dev.databricks_runner.config import RunnerConfig
+from dev.databricks_runner.config import WORKSPACE_ROOTS, RunnerConfig
 from dev.databricks_runner.errors import ApiError, as_int
 from dev.databricks_runner.spark import cluster_spark_conf
 from dev.databricks_runner.state import RUN_IF, Run, TaskRun
@@ -26,7 +29,8 @@ SINGLE_TASK_FIELDS = (
     "dbt_task", "python_wheel_task", "sql_task", "new_cluster", "existing_cluster_id", "libraries",
     "environment_key",
 )  # fmt: skip
-OTHER_TASK_TYPES = tuple(f for f in SINGLE_TASK_FIELDS if f.endswith("_task") and f != "spark_python_task")
+TASK_TYPES = ("spark_python_task", "python_wheel_task")
+OTHER_TASK_TYPES = tuple(f for f in SINGLE_TASK_FIELDS if f.endswith("_task") and f not in TASK_TYPES)
 # Run-level fields recorded and echoed back by runs/get.
 RECORDED_RUN_FIELDS = (
     "git_source", "job_clusters", "environments", "access_control_list", "performance_target",
@@ -59,9 +63,10 @@ def build_run(body: dict[str, Any], new_id: Callable[[], int], config: RunnerCon
         # Databricks names the one task of the single-task form after the run
         specs = [{"task_key": run_name, **{f: body[f] for f in SINGLE_TASK_FIELDS if f in body}}]
     job_clusters = {c.get("job_cluster_key"): c.get("new_cluster") for c in body.get("job_clusters") or []}
+    environments = {e.get("environment_key"): e.get("spec") or {} for e in body.get("environments") or []}
 
     run_id, job_id = new_id(), new_id()
-    tasks = [_build_task(spec, new_id, body, job_clusters, config) for spec in specs]
+    tasks = [_build_task(spec, new_id, body, job_clusters, environments, config) for spec in specs]
     return Run(
         run_id=run_id,
         job_id=job_id,
@@ -74,19 +79,18 @@ def build_run(body: dict[str, Any], new_id: Callable[[], int], config: RunnerCon
 
 
 def _build_task(
-    spec: dict, new_id: Callable[[], int], body: dict, job_clusters: dict, config: RunnerConfig
+    spec: dict,
+    new_id: Callable[[], int],
+    body: dict,
+    job_clusters: dict,
+    environments: dict,
+    config: RunnerConfig,
 ) -> TaskRun:
     key = spec.get("task_key")
     if not isinstance(key, str) or not key:
         raise invalid("every task needs a task_key")
     if other := [f for f in OTHER_TASK_TYPES if f in spec]:
-        raise invalid(f"task {key}: the local runner runs only spark_python_task, not {', '.join(other)}")
-    python_task = spec.get("spark_python_task")
-    if not isinstance(python_task, dict) or not isinstance(python_task.get("python_file"), str):
-        raise invalid(f"task {key}: spark_python_task.python_file is required")
-    parameters = python_task.get("parameters") or []
-    if not isinstance(parameters, list):
-        raise invalid(f"task {key}: spark_python_task.parameters must be a list")
+        raise invalid(f"task {key}: the local runner runs only {' and '.join(TASK_TYPES)}, not {', '.join(other)}")
     deps = spec.get("depends_on") or []
     if not isinstance(deps, list) or not all(isinstance(d, dict) and "task_key" in d for d in deps):
         raise invalid(f"task {key}: depends_on must be a list of {{'task_key': ...}}")
@@ -94,15 +98,15 @@ def _build_task(
     if run_if not in RUN_IF:
         raise invalid(f"task {key}: run_if must be one of {', '.join(RUN_IF)}")
     cluster = spec.get("new_cluster") or job_clusters.get(spec.get("job_cluster_key"))
-    local_file = resolve_python_file(
-        python_task["python_file"], python_task.get("source"), body.get("git_source"), config
-    )
+    local_file, wheel, parameters = _task_entry(spec, key, body.get("git_source"), config)
     return TaskRun(
         run_id=new_id(),
         task_key=key,
         spec=spec,
-        local_file=str(local_file),
-        parameters=[str(p) for p in parameters],
+        local_file=local_file,
+        wheel=wheel,
+        parameters=parameters,
+        libraries=_libraries(spec, key, environments, config),
         depends_on=[str(d["task_key"]) for d in deps],
         run_if=run_if,
         timeout_seconds=as_int(spec.get("timeout_seconds", 0), f"tasks[{key}].timeout_seconds"),
@@ -110,30 +114,83 @@ def _build_task(
     )
 
 
-def resolve_python_file(python_file: str, source: str | None, git_source: Any, config: RunnerConfig) -> Path:
-    """Map a python_file to a file of the checkout.
+def _task_entry(
+    spec: dict, key: str, git_source: Any, config: RunnerConfig
+) -> tuple[str | None, list[str] | None, list[str]]:
+    """(local python file, None, parameters) of a spark_python_task, (None, [package, entry point],
+    parameters) of a python_wheel_task."""
+    if isinstance(wheel_task := spec.get("python_wheel_task"), dict):
+        package, entry_point = wheel_task.get("package_name"), wheel_task.get("entry_point")
+        if not (isinstance(package, str) and package and isinstance(entry_point, str) and entry_point):
+            raise invalid(f"task {key}: python_wheel_task needs package_name and entry_point")
+        parameters, named = wheel_task.get("parameters") or [], wheel_task.get("named_parameters") or {}
+        if parameters and named:
+            raise invalid(f"task {key}: python_wheel_task takes parameters or named_parameters, not both")
+        if not isinstance(parameters, list) or not isinstance(named, dict):
+            raise invalid(f"task {key}: python_wheel_task parameters must be a list, named_parameters an object")
+        # named parameters reach the entry point as --key=value, as Databricks passes them
+        named_parameters = [f"--{name}={value}" for name, value in named.items()]
+        return None, [package, entry_point], [str(p) for p in parameters] + named_parameters
+    python_task = spec.get("spark_python_task")
+    if not isinstance(python_task, dict) or not isinstance(python_task.get("python_file"), str):
+        raise invalid(f"task {key}: spark_python_task.python_file or a python_wheel_task is required")
+    parameters = python_task.get("parameters") or []
+    if not isinstance(parameters, list):
+        raise invalid(f"task {key}: spark_python_task.parameters must be a list")
+    local_file = resolve_python_file(python_task["python_file"], python_task.get("source"), git_source, config)
+    return str(local_file), None, [str(p) for p in parameters]
 
-    - ``${SPARK_JOBS_ROOT}/x/y.py`` (a workspace path) -> ``<workspace-dir>/x/y.py``
-    - a relative path (``source: GIT``, or a ``git_source`` on the run) -> ``<workspace-dir>/<path>``
-    """
-    root = config.spark_jobs_root
-    from_git = source == "GIT" or (git_source and source != "WORKSPACE")
-    if root and python_file.startswith(root + "/"):
-        relative = python_file[len(root) + 1 :]
-    elif not python_file.startswith("/") and ":" not in python_file.split("/")[0]:
-        relative = python_file  # repo-relative, as Databricks resolves it against git_source
-    elif from_git:
-        raise invalid(f"python_file {python_file!r}: with source GIT the path must be repository-relative")
-    else:
+
+def resolve_python_file(python_file: str, source: str | None, git_source: Any, config: RunnerConfig) -> Path:
+    """Map a python_file (``/Workspace/...``, ``/Volumes/...``, ``dbfs:/...``) into the workspace folder."""
+    if source == "GIT" or (git_source and source != "WORKSPACE"):
         raise invalid(
-            f"python_file {python_file!r} is not under SPARK_JOBS_ROOT ({root or 'unset'}), the workspace "
-            f"prefix the local runner maps to {config.workspace_dir}, and is not a repository-relative path"
+            f"python_file {python_file!r}: the local runner has no Git checkout (source GIT / git_source); "
+            "deploy the file to the workspace and use source WORKSPACE"
         )
-    path = (config.workspace_dir / relative).resolve()
-    if not path.is_relative_to(config.workspace_dir):
-        raise invalid(f"python_file {python_file!r} points outside {config.workspace_dir}")
+    try:
+        path = config.workspace_file(python_file)
+    except ValueError as e:
+        raise invalid(f"python_file {e}") from None
     if not path.is_file():
         raise invalid(f"python_file {python_file!r} maps to {path}, which does not exist")
+    return path
+
+
+def _libraries(spec: dict, key: str, environments: dict, config: RunnerConfig) -> list[dict[str, str]]:
+    """The task's libraries as {"whl": workspace path} or {"pypi": requirement}, in declaration order."""
+    libraries = []
+    for library in spec.get("libraries") or []:
+        match library:
+            case {"whl": str(path)} if len(library) == 1:
+                libraries.append({"whl": _library_path(path, key, config)})
+            case {"pypi": {"package": str(package)} as pypi} if len(library) == 1 and not pypi.get("repo"):
+                libraries.append({"pypi": package})
+            case _:
+                raise invalid(
+                    f"task {key}: library {library!r}: the local runner installs only whl (a workspace path) and "
+                    "pypi (a package, without repo) libraries; jar, maven, cran, egg and requirements need a "
+                    "real cluster"
+                )
+    if "environment_key" in spec:
+        if spec["environment_key"] not in environments:
+            raise invalid(f"task {key}: environment_key {spec['environment_key']!r} is not in the run's environments")
+        for dependency in environments[spec["environment_key"]].get("dependencies") or []:
+            if not isinstance(dependency, str) or dependency.startswith("-"):
+                raise invalid(f"task {key}: dependency {dependency!r}: the local runner takes requirement strings "
+                              "and workspace paths, not pip options")  # fmt: skip
+            is_path = dependency.startswith(tuple(WORKSPACE_ROOTS))
+            libraries.append({"whl": _library_path(dependency, key, config)} if is_path else {"pypi": dependency})
+    return libraries
+
+
+def _library_path(path: str, key: str, config: RunnerConfig) -> str:
+    """A library's workspace path, checked to map into the workspace folder. Whether the file is there is
+    only checked when the task runs: on Databricks a missing library fails the run, not the submit."""
+    try:
+        config.workspace_file(path)
+    except ValueError as e:
+        raise invalid(f"task {key}: library {e}") from None
     return path
 
 

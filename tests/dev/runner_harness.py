@@ -1,11 +1,17 @@
 """Test harness for the local Databricks runner: the runner as a subprocess on a free loopback port,
-with an Airflow connection pointing at it. Shared by the runner's own tests and the submission tests."""
+with an Airflow connection pointing at it. Shared by the runner's own tests and the submission tests.
+
+Each runner has a workspace folder of its own, next to its state dir. The fixture jobs of the test
+suite (``tests/*/fixtures/*.py``) are deployed into it under JOBS_ROOT at their path in the repository
+(``{JOBS_ROOT}/tests/dev/fixtures/ok_job.py``), the way a bundle deploys files: the runner never reads the
+checkout. ``Runner.deploy`` puts anything else there (a wheel, ...)."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +24,7 @@ import requests
 from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
 
 REPO = Path(__file__).resolve().parents[2]
-JOBS_ROOT = "/Workspace/Shared/lakehouse-ref/files"  # SPARK_JOBS_ROOT as a workspace would have it
+JOBS_ROOT = "/Workspace/Shared/lakehouse-ref/files"  # where the fixture jobs are deployed in the workspace
 
 
 def free_port() -> int:
@@ -51,8 +57,12 @@ def read_pid(path: Path, timeout: float = 30) -> int:
 class Runner:
     """The runner as a subprocess, plus an Airflow connection pointing at it."""
 
-    def __init__(self, state_dir: Path, log_path: Path):
+    def __init__(self, state_dir: Path, log_path: Path, workspace_dir: Path | None = None):
         self.state_dir, self.log_path = state_dir, log_path
+        self.workspace_dir = workspace_dir or state_dir.with_name("workspace")
+        self.workspace_dir.mkdir(parents=True, exist_ok=True)
+        for job in REPO.glob("tests/*/fixtures/*.py"):
+            self.deploy(job, f"{JOBS_ROOT}/{job.relative_to(REPO).as_posix()}")
         self.port = free_port()
         self.token = "dapi-test-" + secrets.token_hex(16)
         self.conn_id = f"runner_test_{self.port}"
@@ -60,17 +70,21 @@ class Runner:
         connection = {"conn_type": "databricks", "host": "127.0.0.1", "port": self.port, "schema": "http"}
         connection["password"] = self.token
         self.conn_env = {f"AIRFLOW_CONN_{self.conn_id.upper()}": json.dumps(connection)}
-        self.env = {
-            **os.environ,
-            "DATABRICKS_TOKEN": self.token,
-            "SPARK_JOBS_ROOT": JOBS_ROOT,
-            "RUNNER_MAX_CONCURRENT_RUNS": "1",
-        }
+        self.env = {**os.environ, "DATABRICKS_TOKEN": self.token, "RUNNER_MAX_CONCURRENT_RUNS": "1"}
         self.proc: subprocess.Popen | None = None
+
+    def deploy(self, source: Path, workspace_path: str) -> Path:
+        """Copy a file into the runner's workspace at ``workspace_path`` (``/Workspace/...``)."""
+        assert workspace_path.startswith("/Workspace/"), workspace_path
+        target = self.workspace_dir / workspace_path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return target
 
     def start(self) -> Runner:
         cmd = [sys.executable, "-m", "dev.databricks_runner", "serve", "--host", "127.0.0.1",
-               "--port", str(self.port), "--state-dir", str(self.state_dir)]  # fmt: skip
+               "--port", str(self.port), "--state-dir", str(self.state_dir),
+               "--workspace-dir", str(self.workspace_dir)]  # fmt: skip
         with self.log_path.open("a") as log:
             self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 

@@ -1,10 +1,12 @@
 """The local Databricks runner, driven through the real Airflow databricks provider client.
 
-The runner runs as a subprocess on a free loopback port with a temporary state dir; tests talk to it
-with ``DatabricksHook`` (and ``DatabricksSubmitRunOperator`` where the operator's own handling matters)
-over a connection supplied as ``AIRFLOW_CONN_<ID>`` JSON, exactly as a DAG would. Every task really goes
-through spark-submit; only one job starts a SparkSession (a Delta write), the others are plain Python
-files that spark-submit runs without Spark (~3 s each instead of ~10 s or more).
+The runner runs as a subprocess on a free loopback port with a temporary state dir and workspace folder
+(tests/dev/runner_harness.py deploys the fixture jobs into it); tests talk to it with ``DatabricksHook``
+(and ``DatabricksSubmitRunOperator`` where the operator's own handling matters) over a connection
+supplied as ``AIRFLOW_CONN_<ID>`` JSON, exactly as a DAG would. Every task really goes through
+spark-submit; only one job starts a SparkSession (a Delta write), the others are plain Python files that
+spark-submit runs without Spark (~3 s each instead of ~10 s or more). Libraries and python_wheel_task:
+tests/dev/test_runner_environments.py.
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ from airflow.providers.databricks.operators.databricks import DatabricksSubmitRu
 from airflow.providers.databricks.utils.databricks import extract_failed_task_errors, normalise_json_content
 
 from dev.databricks_runner.spark import python_error
-from tests.dev.runner_harness import (  # noqa: F401 (own_runner, runner: fixtures)
-    JOBS_ROOT, alive, own_runner, read_pid, runner, wait_until,
-)
+from tests.dev.runner_harness import JOBS_ROOT, alive, read_pid, wait_until
 
 WORKLOAD_FAILED = "Workload failed, see run output for details."
 
@@ -100,13 +100,35 @@ def test_bad_submissions_are_400_with_a_reason(runner):
     def depends(key: str, on: str) -> dict:
         return {"task_key": key, "depends_on": [{"task_key": on}], **python_task("ok_job.py")}
 
+    def wheel_task(**fields) -> dict:
+        return {"python_wheel_task": {"package_name": "pkg", "entry_point": "main", **fields}}
+
+    ok_job = python_task("ok_job.py")
     bad_payloads = {
-        "not under SPARK_JOBS_ROOT": {"spark_python_task": {"python_file": "dbfs:/jobs/x.py"}},
-        "outside": {"spark_python_task": {"python_file": f"{JOBS_ROOT}/../../../etc/passwd"}},
+        "is not a workspace path": {"spark_python_task": {"python_file": "s3://bucket/jobs/x.py"}},
+        "points outside": {"spark_python_task": {"python_file": f"{JOBS_ROOT}/../../../../../etc/passwd"}},
         "does not exist": {"spark_python_task": {"python_file": f"{JOBS_ROOT}/spark_jobs/no_such_job.py"}},
-        "only spark_python_task": {"notebook_task": {"notebook_path": "/Users/x/nb"}},
+        "no Git checkout": {"spark_python_task": {"python_file": "spark_jobs/x.py", "source": "GIT"}},
+        "runs only spark_python_task and python_wheel_task": {"notebook_task": {"notebook_path": "/Users/x/nb"}},
+        "not both": wheel_task(parameters=["a"], named_parameters={"b": "c"}),
+        "needs package_name and entry_point": {"python_wheel_task": {"package_name": "pkg"}},
+        "installs only whl": {**ok_job, "libraries": [{"jar": "dbfs:/FileStore/x.jar"}]},
+        "without repo": {
+            **ok_job,
+            "libraries": [{"pypi": {"package": "six", "repo": "https://example.org"}}],
+        },
+        "library 's3://bucket/x.whl' is not a workspace path": {
+            **ok_job,
+            "libraries": [{"whl": "s3://bucket/x.whl"}],
+        },
+        "not in the run's environments": {**ok_job, "environment_key": "default"},
+        "not pip options": {
+            **ok_job,
+            "environment_key": "default",
+            "environments": [{"environment_key": "default", "spec": {"dependencies": ["-r /Workspace/r.txt"]}}],
+        },
         "cycle": {"tasks": [depends("a", "b"), depends("b", "a")]},
-        "must be a number": {**python_task("ok_job.py"), "timeout_seconds": "soon"},
+        "must be a number": {**ok_job, "timeout_seconds": "soon"},
     }
     hook = runner.hook()
     for reason, payload in bad_payloads.items():
@@ -392,21 +414,19 @@ def test_token_never_logged(runner):
 
 @pytest.mark.unit
 def test_python_error_keeps_chained_tracebacks():
-    log = "\n".join(
-        [
-            "26/11/26 19:10:53 WARN Something: noise",
-            "Traceback (most recent call last):",
-            '  File "job.py", line 3, in <module>',
-            "KeyError: 'x'",
-            "",
-            "The above exception was the direct cause of the following exception:",
-            "",
-            "Traceback (most recent call last):",
-            '  File "job.py", line 5, in <module>',
-            "RuntimeError: wrapped",
-            "26/11/26 19:10:54 INFO ShutdownHookManager: Shutdown hook called",
-        ]
-    )
+    log = """\
+26/11/26 19:10:53 WARN Something: noise
+Traceback (most recent call last):
+  File "job.py", line 3, in <module>
+KeyError: 'x'
+
+The above exception was the direct cause of the following exception:
+
+Traceback (most recent call last):
+  File "job.py", line 5, in <module>
+RuntimeError: wrapped
+26/11/26 19:10:54 INFO ShutdownHookManager: Shutdown hook called
+"""
     error, trace = python_error(log)
     assert error == "RuntimeError: wrapped"
     assert trace.startswith("Traceback") and "KeyError: 'x'" in trace
