@@ -10,9 +10,11 @@ Every day (or when triggered) for the run's interval:
 3. **merge_members** submits a Databricks run of the jobs wheel's `member_merge` entry point
    (`spark_jobs/`, package `lakehouse_jobs`), which reads exactly the
    manifest's files, cleans and validates the rows, quarantines bad ones with a reason and MERGEs the rest
-   into the Delta table `member` (upsert on `member_id`).
-4. **reconcile** checks landed rows = merged rows + quarantined rows from the manifest and the job's
-   result file, and fails the run if they differ.
+   into the Delta table `member` (upsert on `member_id`; members absent from the snapshot are deleted,
+   unless that would delete more than 5% of the table, which fails the run before any change).
+4. **reconcile** checks the manifest, the job's result file and the job's Delta commit (read from the
+   Delta log) against each other: landed = valid + quarantined, the commit is this job's MERGE, and its
+   inserted / updated / deleted rows match the table's row counts (include/reconcile.py).
 
 Re-running any task for the same interval is safe: the extract replaces its batch, the MERGE only changes
 rows whose values changed, the quarantine is replaced per batch.
@@ -52,7 +54,9 @@ default_args = {
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,
-    dagrun_timeout=dt.timedelta(hours=2),
+    # the worst case of every task's tries, timeouts and backoff along the chain (about 7.5 hours, checked by
+    # tests/dags/test_dag_integrity.py): the run's timeout never cuts short a task still within its retries
+    dagrun_timeout=dt.timedelta(hours=8),
     default_args=default_args,
     tags=["member", "mysql", "databricks", "delta"],
     doc_md=__doc__,
@@ -91,6 +95,9 @@ def member_pipeline():
         databricks_retry_delay=API_RETRY_DELAY,
         # the run's own timeout_seconds plus a margin: Databricks' TIMEDOUT comes first
         execution_timeout=execution_timeout_for(merge_run),
+        # a failed job usually fails again the same way (API errors are retried inside the hook): two
+        # retries, not three, keep the worst case of a 50-minute run bounded
+        retries=2,
     )
 
     @task(execution_timeout=dt.timedelta(minutes=5))
@@ -98,13 +105,15 @@ def member_pipeline():
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         from include.extract.engine import read_manifest
-        from include.reconcile import read_json, reconcile_batch
+        from include.reconcile import commit_info, read_json, reconcile_batch
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
         batch_id = extracted["batch_id"]
         manifest = read_manifest(s3, settings.LANDING_BUCKET, "member", batch_id)
         result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("member", batch_id))
-        return reconcile_batch(manifest, result)
+        commit_key = layout.delta_commit_key("member", result["delta_version"])
+        commit = commit_info(s3.get_object(Bucket=settings.LAKEHOUSE_BUCKET, Key=commit_key)["Body"].read())
+        return reconcile_batch(manifest, result, commit)
 
     extracted = extract_members()
     extracted >> wait_for_manifest >> merge_members >> reconcile(extracted)

@@ -33,15 +33,19 @@ def main() -> int:
         return 1
 
     c = counts_for_run(api, DAG_ID, run_id)
-    ok = c["mysql_rows"] == c["manifest_rows"] == c["parquet_rows"] == c["delta_rows"] + c["quarantined_rows"]
+    ok = c["mysql_rows"] == c["manifest_rows"] == c["parquet_rows"] == c["valid_rows"] + c["quarantined_rows"]
     print(f"""
 Reconciliation for run {run_id} (batch {c['batch_id']})
   MySQL rows (members.member)         {c['mysql_rows']:>10}
   Parquet rows per the batch manifest {c['manifest_rows']:>10}
   Parquet rows read from the files    {c['parquet_rows']:>10}
-  Delta table rows                    {c['delta_rows']:>10}
+  Valid rows                          {c['valid_rows']:>10}
   Quarantined rows (this batch)       {c['quarantined_rows']:>10}
-  {'OK: MySQL = manifest = Parquet = Delta + quarantined' if ok else 'MISMATCH: see the counts above'}
+  {'OK: MySQL = manifest = Parquet = valid + quarantined' if ok else 'MISMATCH: see the counts above'}
+
+The MERGE (Delta version {c['delta_version']}, checked against its commit by the DAG's reconcile task)
+  inserted {c['inserted_rows']}, updated {c['updated_rows']}, deleted {c['deleted_rows']}
+  Delta table rows now                {c['delta_rows']:>10}
 
 Airflow UI     {api.base_url}  (user {os.environ['AIRFLOW_ADMIN_USER']}, password: AIRFLOW_ADMIN_PASSWORD in .env)
 S3 endpoint    {os.environ['S3_ENDPOINT_URL']}  (console http://127.0.0.1:{os.environ['S3_CONSOLE_PORT']})

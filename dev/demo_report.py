@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 from dev.bootstrap import s3_client
 from include import layout, settings
 from include.extract.engine import read_manifest
-from include.reconcile import read_json
 from lakehouse_jobs.manifest import BatchManifest
 
 
@@ -39,25 +38,23 @@ def parquet_row_count(manifest: BatchManifest) -> int:
                for f in manifest.files)
 
 
-def batch_of_run(api, dag_id: str, run_id: str) -> str:
-    r = api.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/extract_members/xcomEntries/return_value")
+def task_result(api, dag_id: str, run_id: str, task_id: str) -> dict:
+    """The return value (XCom) of one task of a DAG run, through the REST API."""
+    r = api.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value")
     r.raise_for_status()
     value = r.json()["value"]
-    return (json.loads(value) if isinstance(value, str) else value)["batch_id"]
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def counts_for_run(api, dag_id: str, run_id: str) -> dict:
-    batch_id = batch_of_run(api, dag_id, run_id)
-    s3 = s3_client()
-    manifest = read_manifest(s3, settings.LANDING_BUCKET, "member", batch_id)
-    result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("member", batch_id))
+    """The DAG's own reconciliation (the reconcile task's result) plus MySQL and Parquet counts."""
+    batch_id = task_result(api, dag_id, run_id, "extract_members")["batch_id"]
+    manifest = read_manifest(s3_client(), settings.LANDING_BUCKET, "member", batch_id)
     return {
-        "batch_id": batch_id,
+        **task_result(api, dag_id, run_id, "reconcile"),
         "mysql_rows": mysql_row_count(),
         "manifest_rows": manifest.row_count,
         "parquet_rows": parquet_row_count(manifest),
-        "delta_rows": result["delta_rows_total"],
-        "quarantined_rows": result["quarantined_rows"],
         "manifest_uri": layout.manifest_uri("member", batch_id),
         "delta_uri": layout.delta_table_uri("member"),
     }

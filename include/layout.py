@@ -19,7 +19,16 @@ def manifest_uri(table: str, batch_id: str) -> str:
 
 
 def delta_table_uri(table: str) -> str:
-    return f"s3://{settings.LAKEHOUSE_BUCKET}/delta/{table}"
+    return f"s3://{settings.LAKEHOUSE_BUCKET}/{delta_table_key(table)}"
+
+
+def delta_table_key(table: str) -> str:
+    return f"delta/{table}"
+
+
+def delta_commit_key(table: str, version: int) -> str:
+    """The Delta log file of one commit of a table in the lakehouse bucket."""
+    return f"{delta_table_key(table)}/_delta_log/{version:020d}.json"
 
 
 def result_key(table: str, batch_id: str) -> str:

@@ -1,39 +1,31 @@
-"""The check of a live MySQL table against its contract (lakehouse_jobs.contracts), before every extract.
+"""The check of a live MySQL table against its contract (lakehouse_jobs.contracts), and the SELECT that
+reads it as a batch.
 
 The contract is the Parquet schema consumers rely on. At every run the live columns (information_schema)
-are compared with it: a dropped column or a changed type fails the run with the difference spelled out;
-a new column follows the contract's policy ("fail", or "evolve": extract it too, typed from MySQL, and
-say so in the manifest). Nothing is published when the check fails.
+are compared with it: a dropped, new or retyped column fails the run with every difference spelled out,
+before anything is written. A new column reaches the lake by adding it to the contract (and to the jobs
+that read it), never silently.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from lakehouse_jobs.contracts import SourceContract, arrow_schema
+from lakehouse_jobs.contracts import SourceContract, raw_columns
 
-# MySQL DATA_TYPE -> Arrow type, for contract checks and evolved columns
-MYSQL_TO_ARROW = {
-    "char": pa.string(), "varchar": pa.string(), "text": pa.string(), "tinytext": pa.string(),
-    "mediumtext": pa.string(), "longtext": pa.string(), "enum": pa.string(),
-    "date": pa.date32(), "datetime": pa.timestamp("us"), "timestamp": pa.timestamp("us", tz="UTC"),
-    "tinyint": pa.int8(), "smallint": pa.int16(), "mediumint": pa.int32(), "int": pa.int32(),
-    "bigint": pa.int64(), "float": pa.float32(), "double": pa.float64(), "decimal": pa.string(),
+# the MySQL DATA_TYPEs a contract column of each logical type may have at the source
+MYSQL_TYPES = {
+    "string": {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum"},
+    "date": {"date"},
+    "timestamp": {"datetime"},
 }
 
 
 class SchemaDriftError(RuntimeError):
     """The live source schema no longer matches the contract; the message lists every difference."""
-
-
-@dataclass
-class SchemaCheck:
-    schema: pa.Schema  # what this run extracts
-    new_columns: list[str] = field(default_factory=list)
 
 
 def live_columns(conn, table: str) -> dict[str, str]:
@@ -51,31 +43,41 @@ def live_columns(conn, table: str) -> dict[str, str]:
     return {name: dtype.lower() for name, dtype in rows}
 
 
-def select_sql(contract: SourceContract, schema: pa.Schema | None = None, where: str | None = None) -> str:
-    """SELECT of the contract's columns (or `schema`'s, with evolved columns) from its table."""
-    names = ", ".join(f"`{f.name}`" for f in (schema or arrow_schema(contract)))
-    return f"SELECT {names} FROM `{contract.table}`" + (f" WHERE {where}" if where else "")
+def select_sql(contract: SourceContract, where: str | None = None) -> str:
+    """SELECT of a landed batch's columns (`arrow_schema(contract, landed=True)`) from the contract's table.
+
+    Date and timestamp columns are read as `col + INTERVAL 0 DAY`, which MariaDB evaluates to NULL for
+    every value without a calendar equivalent (zero date, zero month or day, 2023-02-30, year 0) under
+    any sql_mode, and their source text goes to `<col>_raw` exactly then. So no reader is handed a value
+    it cannot convert (ConnectorX panics on a zero date, mysqlclient silently returns None), and both
+    readers land the same rows.
+    """
+    raw = raw_columns(contract)
+    typed, texts = [], []
+    for c in contract.columns:
+        if c.name in raw:
+            value = f"`{c.name}` + INTERVAL 0 DAY"
+            typed.append(f"{value} AS `{c.name}`")
+            texts.append(f"IF({value} IS NULL, CAST(`{c.name}` AS CHAR), NULL) AS `{raw[c.name].name}`")
+        else:
+            typed.append(f"`{c.name}`")
+    return f"SELECT {', '.join(typed + texts)} FROM `{contract.table}`" + (f" WHERE {where}" if where else "")
 
 
-def check_schema(contract: SourceContract, live: dict[str, str]) -> SchemaCheck:
-    """The schema to extract; raises SchemaDriftError listing every difference the policy forbids."""
+def check_schema(contract: SourceContract, live: dict[str, str]) -> None:
+    """Raise SchemaDriftError listing every difference between the live columns and the contract."""
     problems = []
-    expected_schema = arrow_schema(contract)
-    for f in expected_schema:
-        if f.name not in live:
-            problems.append(f"column {f.name!r} ({f.type}) is missing from the source")
-        elif MYSQL_TO_ARROW.get(live[f.name]) != f.type:
-            problems.append(f"column {f.name!r} changed type: contract {f.type}, source MySQL {live[f.name]}")
-    expected = set(expected_schema.names)
-    new = [name for name in live if name not in expected]
-    if new and contract.on_new_column != "evolve":
-        problems.append(f"new source column(s) {new} and the contract's policy is {contract.on_new_column!r}")
+    for c in contract.columns:
+        if c.name not in live:
+            problems.append(f"column {c.name!r} ({c.type}) is missing from the source")
+        elif live[c.name] not in MYSQL_TYPES[c.type]:
+            problems.append(f"column {c.name!r} changed type: contract {c.type}, source MySQL {live[c.name]}")
+    if new := [name for name in live if name not in contract.column_names]:
+        problems.append(f"new source column(s) {new}: add them to the contract and the jobs first")
     if problems:
         raise SchemaDriftError(
             f"source table {contract.table!r} drifted from its contract:\n  - " + "\n  - ".join(problems)
         )
-    evolved = [pa.field(name, MYSQL_TO_ARROW.get(live[name], pa.string())) for name in new]
-    return SchemaCheck(schema=pa.schema(list(expected_schema) + evolved), new_columns=new)
 
 
 def schema_json(schema: pa.Schema) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 from pathlib import Path
 
@@ -61,6 +62,26 @@ def test_dag_conventions(dag_id, dag):
         if isinstance(task, BaseSensorOperator):
             assert task.timeout <= task.execution_timeout.total_seconds(), f"{where} sensor timeout too long"
             assert task.mode == "reschedule" or task.deferrable, f"{where} sensor holds a worker slot"
+
+
+def worst_case(task) -> dt.timedelta:
+    """The longest a task can take: every try runs into its execution_timeout, every wait is the longest
+    backoff (max_retry_delay caps the exponential backoff; retry_delay is the wait without it)."""
+    wait = task.max_retry_delay if task.retry_exponential_backoff and task.max_retry_delay else task.retry_delay
+    return (task.retries + 1) * task.execution_timeout + task.retries * wait
+
+
+@pytest.mark.parametrize("dag_id,dag", all_dags())
+def test_timeouts_add_up(dag_id, dag):
+    """Tries times timeouts plus waits, along the longest chain of tasks, fit in dagrun_timeout: the run's
+    own timeout must never cut a task short that is still within its retries."""
+    longest: dict[str, dt.timedelta] = {}
+    for task in dag.topological_sort():
+        before = max((longest[t] for t in task.upstream_task_ids), default=dt.timedelta(0))
+        longest[task.task_id] = before + worst_case(task)
+    assert dag.dagrun_timeout is not None, f"{dag_id} has no dagrun_timeout"
+    assert max(longest.values()) <= dag.dagrun_timeout, (
+        f"{dag_id}: the longest chain can take {max(longest.values())}, dagrun_timeout is {dag.dagrun_timeout}")
 
 
 def test_member_pipeline_shape(dagbag):

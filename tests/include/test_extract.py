@@ -1,4 +1,5 @@
-"""The extract against the real MariaDB and MinIO: exact rows, manifest, atomic publish, encryption."""
+"""The extract against the real MariaDB and MinIO: exact rows, manifest, atomic publish, safe re-runs,
+encryption."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from include.extract.engine import connectorx_reader, extract_table
 from include.extract.s3_upload import MiB, S3MultipartWriter
 from include.extract.schema_drift import SchemaDriftError
 from lakehouse_jobs.contracts import MEMBER
+from lakehouse_jobs.manifest import BatchManifest
 from tests.services import mysql_connect, require_env
 
 pytestmark = pytest.mark.integration
@@ -73,7 +75,19 @@ def keys(s3, bucket: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
-def run(source, s3, bucket, **kwargs) -> dict:
+def key_of(path: str) -> str:
+    return path.split("/", 3)[3]
+
+
+def published(s3, bucket: str) -> dict[str, bytes]:
+    """The published batch as stored: its manifest and every file it lists, byte for byte."""
+    manifest_key = f"member/{BATCH}/_manifest.json"
+    manifest = BatchManifest.from_json(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+            for k in [manifest_key] + [key_of(f.path) for f in manifest.files]}
+
+
+def run(source, s3, bucket, **kwargs) -> BatchManifest:
     return extract_table(source, s3, contract=MEMBER, bucket=bucket, batch_id=BATCH, run_id="test", **kwargs)
 
 
@@ -85,9 +99,10 @@ def test_parquet_equals_mysql_row_for_row(source, s3, scratch_bucket, mysql_env,
     table = read_batch(s3, manifest).sort_by("member_id")
     assert table.schema.field("registration_date").type == pa.date32()
     assert table.schema.field("member_id").type == pa.string()
-    parquet_rows = [tuple(r.values()) for r in table.to_pylist()]
+    parquet_rows = [tuple(r.values()) for r in table.select(list(COLUMNS)).to_pylist()]
     assert parquet_rows == mysql_rows(source)
     assert manifest.row_count == len(parquet_rows) == 2000 + len(EDGE_ROWS)
+    assert table.column("registration_date_raw").null_count == table.num_rows  # every date is a real one
 
 
 def test_manifest_describes_files_exactly(source, s3, scratch_bucket):
@@ -103,18 +118,38 @@ def test_manifest_describes_files_exactly(source, s3, scratch_bucket):
         meta = pq.ParquetFile(io.BytesIO(body)).metadata
         assert meta.num_rows == f.rows
         assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= 256
-    stored = json.loads(s3.get_object(Bucket=scratch_bucket, Key=f"member/{BATCH}/_manifest.json")["Body"].read())
-    assert stored == manifest
+    text = s3.get_object(Bucket=scratch_bucket, Key=f"member/{BATCH}/_manifest.json")["Body"].read()
+    assert BatchManifest.from_json(text) == manifest
+    stored = json.loads(text)
     assert stored["schema"][0] == {"name": "member_id", "type": "string", "nullable": False}
+    assert stored["schema"][-1] == {"name": "registration_date_raw", "type": "string", "nullable": True}
     assert stored["schema_hash"].startswith("sha256:") and stored["source_query"].startswith("SELECT `member_id`")
 
 
-def test_rerun_replaces_the_batch(source, s3, scratch_bucket):
-    run(source, s3, scratch_bucket, rows_per_file=500)  # 5 files
-    second = run(source, s3, scratch_bucket)  # 1 file: the 4 stale files must go
-    expected = sorted([f.path.split("/", 3)[3] for f in second.files] + [f"member/{BATCH}/_manifest.json"])
-    assert keys(s3, scratch_bucket) == expected
+def test_rerun_writes_beside_the_batch_then_removes_the_previous_files(source, s3, scratch_bucket):
+    first = run(source, s3, scratch_bucket, rows_per_file=500)  # 5 files
+    second = run(source, s3, scratch_bucket)  # 1 file, in an attempt folder of its own
+    folders = {key_of(f.path).rsplit("/", 1)[0] for f in first.files + second.files}
+    assert len(folders) == 2 and all(f.startswith(f"member/{BATCH}/attempt=") for f in folders)
+    expected = sorted([key_of(f.path) for f in second.files] + [f"member/{BATCH}/_manifest.json"])
+    assert keys(s3, scratch_bucket) == expected  # the 5 previous files and the lease are gone
     assert read_batch(s3, second).num_rows == 2000 + len(EDGE_ROWS)
+
+
+def test_snapshot_of_a_past_interval_records_when_it_was_read(source, s3, scratch_bucket, mysql_root):
+    """A backfill reads the table as it is now: the manifest says when, beside the interval it names."""
+    cur = mysql_root.cursor()
+    cur.execute(f"INSERT INTO {DB}.member (member_id) VALUES ('00000000-0000-4000-8000-0000000000ff')")
+    cur.execute("SELECT UTC_TIMESTAMP(6)")
+    (before,) = cur.fetchone()
+    manifest = extract_table(source, s3, contract=MEMBER, bucket=scratch_bucket, batch_id="extract_date=2020-01-01",
+                             run_id="backfill")
+    cur.execute("SELECT UTC_TIMESTAMP(6)")
+    (after,) = cur.fetchone()
+    extracted_at = dt.datetime.fromisoformat(manifest.extracted_at)
+    assert before.replace(tzinfo=dt.timezone.utc) <= extracted_at <= after.replace(tzinfo=dt.timezone.utc)
+    assert manifest.batch_id == "extract_date=2020-01-01"
+    assert "00000000-0000-4000-8000-0000000000ff" in read_batch(s3, manifest).column("member_id").to_pylist()
 
 
 def test_every_object_is_encrypted(source, s3, scratch_bucket):
@@ -123,25 +158,33 @@ def test_every_object_is_encrypted(source, s3, scratch_bucket):
         assert s3.head_object(Bucket=scratch_bucket, Key=key).get("ServerSideEncryption") == "AES256", key
 
 
-def test_failure_midway_publishes_nothing_and_retry_is_exact(source, s3, scratch_bucket, monkeypatch):
-    good = run(source, s3, scratch_bucket)
+def test_failed_rerun_leaves_the_published_batch_unchanged_and_retry_is_exact(source, s3, scratch_bucket,
+                                                                              monkeypatch):
+    good = run(source, s3, scratch_bucket, rows_per_file=900)
+    before = published(s3, scratch_bucket)
     real_stream = engine.stream_record_batches
+    written_before_dying = []
 
     def dying_stream(*args, **kwargs):
         for i, batch in enumerate(real_stream(*args, **kwargs)):
             if i == 1:
+                written_before_dying.extend(k for k in keys(s3, scratch_bucket) if k not in before)
                 raise ConnectionResetError("MySQL went away mid-extract")
             yield batch
 
     monkeypatch.setattr(engine, "stream_record_batches", dying_stream)
     with pytest.raises(ConnectionResetError):
-        run(source, s3, scratch_bucket, fetch_rows=500)
-    assert f"member/{BATCH}/_manifest.json" not in keys(s3, scratch_bucket)
+        run(source, s3, scratch_bucket, fetch_rows=500, rows_per_file=300, row_group_rows=100)
+    assert any(k.endswith("/part-00000.parquet") for k in written_before_dying), written_before_dying
+    assert published(s3, scratch_bucket) == before
+    assert keys(s3, scratch_bucket) == sorted(before)  # the failed attempt removed its files and the lease
     assert not s3.list_multipart_uploads(Bucket=scratch_bucket).get("Uploads")
 
     monkeypatch.setattr(engine, "stream_record_batches", real_stream)
-    retry = run(source, s3, scratch_bucket)
+    retry = run(source, s3, scratch_bucket, rows_per_file=900)
     assert [f.sha256 for f in retry.files] == [f.sha256 for f in good.files]
+    assert keys(s3, scratch_bucket) == sorted([key_of(f.path) for f in retry.files]
+                                              + [f"member/{BATCH}/_manifest.json"])
 
 
 def test_aborted_multipart_upload_leaves_nothing(s3, scratch_bucket):
@@ -164,12 +207,13 @@ def test_multipart_object_is_complete_and_encrypted(s3, scratch_bucket):
 
 
 def test_schema_drift_fails_before_touching_the_published_batch(source, s3, scratch_bucket, mysql_root):
-    good = run(source, s3, scratch_bucket)
+    run(source, s3, scratch_bucket)
+    before = published(s3, scratch_bucket)
     mysql_root.cursor().execute(f"ALTER TABLE {DB}.member MODIFY registration_date VARCHAR(20)")
-    with pytest.raises(SchemaDriftError, match="registration_date' changed type: contract date32"):
+    with pytest.raises(SchemaDriftError, match="registration_date' changed type: contract date, source MySQL varchar"):
         run(source, s3, scratch_bucket)
-    stored = json.loads(s3.get_object(Bucket=scratch_bucket, Key=f"member/{BATCH}/_manifest.json")["Body"].read())
-    assert stored == good
+    assert published(s3, scratch_bucket) == before
+    assert keys(s3, scratch_bucket) == sorted(before)
 
 
 def test_extract_user_can_only_read(source):
@@ -237,7 +281,7 @@ def test_parallel_key_ranges_cover_the_table_exactly(source, s3, scratch_bucket,
               for f in manifest.files]
     assert all(len(r) in (501, 502) for r in ranges), [len(r) for r in ranges]  # equal row counts
     assert all(a[-1] < b[0] for a, b in zip(ranges, ranges[1:])), "ranges overlap"
-    table = read_batch(s3, manifest).sort_by("member_id")
+    table = read_batch(s3, manifest).sort_by("member_id").select(list(COLUMNS))
     assert [tuple(r.values()) for r in table.to_pylist()] == mysql_rows(source)
 
 

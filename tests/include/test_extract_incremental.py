@@ -12,7 +12,7 @@ import pytest
 from include.extract.engine import connectorx_reader, extract_table
 from include.extract.watermark import read_high_watermark
 from lakehouse_jobs.contracts import MEMBER, Column, SourceContract
-from lakehouse_jobs.manifest import Watermark
+from lakehouse_jobs.manifest import BatchManifest, Watermark
 from tests.services import mysql_connect
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ def ids(s3, manifest) -> set[str]:
     return out
 
 
-def extract(source, s3, bucket, batch: str, **kwargs) -> dict:
+def extract(source, s3, bucket, batch: str, **kwargs) -> BatchManifest:
     conn, reader, _ = source
     return extract_table(conn, s3, contract=CONTRACT, bucket=bucket, batch_id=batch, run_id="t",
                          reader=reader, mode="incremental", overlap=OVERLAP, **kwargs)

@@ -1,8 +1,8 @@
-"""kill -9 of a running extract: no manifest appears, and the retry publishes an exact batch."""
+"""kill -9 of a running re-extract: the published batch stays readable and unchanged, and the retry
+publishes an exact batch and removes what the killed attempt left."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +12,7 @@ import time
 import pytest
 
 from dev.seed_members import generate_members, load_members, setup_schema
+from lakehouse_jobs.manifest import BatchManifest
 
 pytestmark = pytest.mark.integration
 
@@ -39,33 +40,41 @@ def extract_cmd_env(mysql_env, bucket: str) -> dict[str, str]:
     return env
 
 
-def test_killed_extract_publishes_nothing_and_retry_is_exact(kill_source, mysql_env, s3, scratch_bucket):
+def listing(s3, bucket: str) -> dict[str, str]:
+    return {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+
+def test_killed_rerun_leaves_the_batch_and_retry_is_exact(kill_source, mysql_env, s3, scratch_bucket):
     cmd = [sys.executable, "-m", "include.extract", "--date", "2026-11-26"]
     env = extract_cmd_env(mysql_env, scratch_bucket)
+    manifest_key = "member/extract_date=2026-11-26/_manifest.json"
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    published = listing(s3, scratch_bucket)
+    assert len(published) == 5  # the manifest and its 4 files
+
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first_file = "member/extract_date=2026-11-26/part-00000.parquet"
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            listed = s3.list_objects_v2(Bucket=scratch_bucket).get("Contents", [])
-            if any(o["Key"] == first_file for o in listed):
+            if any(k.endswith("/part-00000.parquet") for k in listing(s3, scratch_bucket).keys() - published):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "the extract finished before it could be killed: give it more rows"
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=scratch_bucket).get("Contents", [])]
-    assert first_file in keys
-    assert not any(k.endswith("_manifest.json") for k in keys), "a killed extract published its batch"
+    after_kill = listing(s3, scratch_bucket)
+    assert {k: v for k, v in after_kill.items() if k in published} == published, "the killed re-run changed the batch"
+    assert any(k.endswith("/_lease.json") for k in after_kill), "the killed re-run held no lease"
 
+    # the retry is the same run (as Airflow's next try of the task is): it takes the killed try's lease over
     retry = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert retry.returncode == 0, retry.stderr[-3000:]
-    manifest = json.loads(s3.get_object(Bucket=scratch_bucket,
-                                        Key="member/extract_date=2026-11-26/_manifest.json")["Body"].read())
+    manifest = BatchManifest.from_json(s3.get_object(Bucket=scratch_bucket, Key=manifest_key)["Body"].read())
     assert manifest.row_count == ROWS
     assert [f.rows for f in manifest.files] == [100_000] * 4
     listed = {o["Key"]: o["Size"] for o in s3.list_objects_v2(Bucket=scratch_bucket)["Contents"]}
     assert {f.path.split("/", 3)[3]: f.bytes for f in manifest.files} == \
-        {k: v for k, v in listed.items() if not k.endswith("_manifest.json")}
+        {k: v for k, v in listed.items() if k != manifest_key}
     assert not s3.list_multipart_uploads(Bucket=scratch_bucket).get("Uploads")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.reconcile import ReconciliationError, reconcile_batch
+from include.reconcile import ReconciliationError, commit_info, reconcile_batch
 from lakehouse_jobs.manifest import BatchManifest, FileEntry
 
 pytestmark = pytest.mark.unit
@@ -12,20 +12,51 @@ pytestmark = pytest.mark.unit
 MANIFEST = BatchManifest(
     table="member", batch_id="extract_date=2026-11-26", run_id="r", mode="snapshot", source_query="SELECT 1",
     row_count=10, schema=[], schema_hash="sha256:" + "0" * 64, created_at="2026-11-26T00:00:00+00:00",
+    extracted_at="2026-11-26T00:00:00+00:00",
     files=[FileEntry(path="s3://landing/member/x/part-00000.parquet", rows=10, bytes=100, sha256="0" * 64)],
 )
 
 
 def result(**overrides):
-    return {"batch_id": "extract_date=2026-11-26", "manifest_rows": 10, "valid_rows": 9,
-            "quarantined_rows": 1, "delta_rows_total": 9, "delta_version": 3, **overrides}
+    return {"batch_id": "extract_date=2026-11-26", "manifest_rows": 10, "valid_rows": 9, "quarantined_rows": 1,
+            "merge_source_rows": 10, "delta_version": 3, "commit_tag": "member_merge x 1",
+            "rows_before": 5, "rows_after": 8, "rows_absent_from_snapshot": 0, **overrides}
+
+
+def commit(**metrics) -> dict:
+    counts = {"numSourceRows": 10, "numTargetRowsInserted": 4, "numTargetRowsUpdated": 2,
+              "numTargetRowsDeleted": 1, **metrics}
+    return {"operation": "MERGE", "userMetadata": "member_merge x 1",
+            "operationMetrics": {k: str(v) for k, v in counts.items()}}
 
 
 def test_reconcile_accepts_matching_counts():
-    assert reconcile_batch(MANIFEST, result())["landed_rows"] == 10
+    counts = reconcile_batch(MANIFEST, result(), commit())
+    assert [counts[k] for k in ("landed_rows", "inserted_rows", "deleted_rows", "delta_rows")] == [10, 4, 1, 8]
 
 
-@pytest.mark.parametrize("bad", [{"valid_rows": 8}, {"manifest_rows": 11}, {"batch_id": "extract_date=2026-11-25"}])
-def test_reconcile_rejects_mismatches(bad):
-    with pytest.raises(ReconciliationError):
-        reconcile_batch(MANIFEST, result(**bad))
+@pytest.mark.parametrize(("bad_result", "bad_commit", "error"), [
+    ({"valid_rows": 8}, {}, "valid 8 \\+ quarantined 1 != landed 10"),
+    ({"manifest_rows": 11}, {}, "the job read 11 rows"),
+    ({"batch_id": "extract_date=2026-11-25"}, {}, "result file is for batch"),
+    ({"commit_tag": "member_merge y 2"}, {}, "not this job's MERGE"),
+    ({}, {"numSourceRows": 12}, "the commit merged 12 source rows"),
+    ({"rows_after": 9}, {}, "table rows 5 -> 9, but the commit inserted 4 and deleted 1"),
+    ({}, {"numTargetRowsInserted": 9}, "inserted 9 \\+ updated 2 > valid rows 9"),
+    ({"rows_absent_from_snapshot": 2}, {}, "2 table rows are absent from the snapshot"),
+])
+def test_reconcile_rejects_mismatches(bad_result, bad_commit, error):
+    with pytest.raises(ReconciliationError, match=error):
+        reconcile_batch(MANIFEST, result(**bad_result), commit(**bad_commit))
+
+
+def test_a_commit_that_is_not_a_merge_is_refused():
+    with pytest.raises(ReconciliationError, match="is a DELETE tagged None"):
+        reconcile_batch(MANIFEST, result(), {"operation": "DELETE", "operationMetrics": {}})
+
+
+def test_commit_info_is_read_from_the_delta_log_lines():
+    lines = '{"add": {"path": "x"}}\n{"commitInfo": {"operation": "MERGE"}}\n'
+    assert commit_info(lines.encode()) == {"operation": "MERGE"}
+    with pytest.raises(ReconciliationError, match="no commitInfo"):
+        commit_info('{"add": {}}')

@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import types as T
 
 from dev.seed_members import COLUMNS, MEMBER_DDL
-from lakehouse_jobs.contracts import MEMBER, arrow_schema, mysql_ddl, spark_schema
+from lakehouse_jobs.contracts import MEMBER, Column, SourceContract, arrow_schema, mysql_ddl, raw_columns, spark_schema
 
 BRIEF_COLUMNS = ["member_id", "first_name", "last_name", "email", "phone_number", "address", "city", "country",
                  "registration_date"]  # ../shared/seed/brief.md, "Part 1 - Data"
@@ -39,6 +39,23 @@ def test_derived_schemas_follow_the_contract():
         + [T.StructField("registration_date", T.DateType())]
     )
     assert MEMBER_DDL == mysql_ddl(MEMBER) and list(COLUMNS) == BRIEF_COLUMNS
+
+
+@pytest.mark.unit
+def test_landed_batches_add_a_raw_text_column_per_date_or_timestamp_column():
+    assert arrow_schema(MEMBER, landed=True) == arrow_schema(MEMBER).append(
+        pa.field("registration_date_raw", pa.string()))
+    assert spark_schema(MEMBER, landed=True) == T.StructType(
+        spark_schema(MEMBER).fields + [T.StructField("registration_date_raw", T.StringType())])
+    events = SourceContract("event", "id", (Column("id", "string", nullable=False, max_length=10),
+                                            Column("day", "date", pii="quasi"), Column("note", "string"),
+                                            Column("at", "timestamp", nullable=False)))
+    raw = raw_columns(events)
+    assert {name: (c.name, c.type, c.nullable, c.pii) for name, c in raw.items()} == {
+        "day": ("day_raw", "string", True, "quasi"), "at": ("at_raw", "string", True, "none")}
+    landed = arrow_schema(events, landed=True)
+    assert landed.names == ["id", "day", "note", "at", "day_raw", "at_raw"]
+    assert landed.field("at").nullable and not landed.field("id").nullable  # a zero "at" lands as null
 
 
 @pytest.mark.unit

@@ -16,7 +16,8 @@ GOOD = BatchManifest(
     table="member", batch_id="extract_date=2026-11-26", run_id="manual__1", mode="snapshot",
     source_query="SELECT `member_id` FROM `member`", row_count=3,
     schema=[{"name": "member_id", "type": "string", "nullable": False}],
-    schema_hash="sha256:" + "a" * 64, created_at="2026-11-26T19:00:00+00:00",
+    schema_hash="sha256:" + "a" * 64, extracted_at="2026-11-26T18:59:58.123456+00:00",
+    created_at="2026-11-26T19:00:00+00:00",
     files=[FileEntry("s3://landing/member/extract_date=2026-11-26/part-00000.parquet", 3, 1234, "b" * 64)],
 )
 
@@ -54,6 +55,9 @@ def broken(**changes) -> str:
     (broken(files=[{"path": "s3://x/y", "rows": 3}]), "must have exactly path, rows, bytes, sha256"),
     (broken(files=[{"path": "s3://x/y", "rows": -3, "bytes": 1, "sha256": "b" * 64}]), "whole numbers >= 0"),
     (broken(mode="full"), "mode 'full'"),
+    (broken(extracted_at=None), r"missing field\(s\) \['extracted_at'\]"),
+    (broken(extracted_at="2026-11-26T18:59:58"), "extracted_at .* not an ISO timestamp in UTC"),
+    (broken(new_columns=[]), r"unknown field\(s\) \['new_columns'\]"),
 ])
 def test_invalid_manifests_are_refused_with_the_reason(text, error):
     with pytest.raises(ManifestError, match=error):

@@ -20,6 +20,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import types as T
 
 from include.extract.schema_drift import schema_hash, schema_json
+from include.reconcile import ReconciliationError, commit_info, reconcile_batch
 from lakehouse_jobs import member_merge
 from lakehouse_jobs.batch import BatchError, read_batch
 from lakehouse_jobs.contracts import MEMBER, arrow_schema, spark_schema
@@ -27,9 +28,13 @@ from lakehouse_jobs.manifest import BatchManifest
 
 TODAY = date(2026, 11, 26)
 # as Spark reads a batch: file sources make every field nullable, so a job must cope with a null key
-SOURCE_ROW_SCHEMA = T.StructType([T.StructField(f.name, f.dataType) for f in spark_schema(MEMBER)])
+SOURCE_ROW_SCHEMA = T.StructType([T.StructField(f.name, f.dataType) for f in spark_schema(MEMBER, landed=True)])
 QUARANTINE_ROW_SCHEMA = T.StructType(
     SOURCE_ROW_SCHEMA.fields + [T.StructField("quarantine_reason", T.StringType())]
+)
+# split_valid_quarantine's quarantined rows
+SPLIT_QUARANTINE_SCHEMA = T.StructType(
+    QUARANTINE_ROW_SCHEMA.fields + [T.StructField("quarantine_detail", T.StringType())]
 )
 # names that must survive byte for byte: CJK, emoji (with a ZWJ sequence), a decomposed accent (NFD)
 UNICODE_NAMES = [("李小龍", "😀🎉"), ("Zoe\u0301", "👩‍👩‍👧 O'Brien"), ("Ñoño", "Grüße")]
@@ -52,6 +57,7 @@ def member_row(n: int, **changes: object) -> tuple:
         "city": "Springfield",
         "country": "Japan",
         "registration_date": date(2020, 1, 1 + n % 28),
+        "registration_date_raw": None,  # set only when the source date had no calendar equivalent
     }
     row.update(changes)
     return tuple(row[c] for c in member_merge.SOURCE_COLUMNS)
@@ -63,20 +69,31 @@ def test_clean_members_normalises_and_keeps_raw_row(spark):
     raw = spark.createDataFrame(
         [
             (f"  {upper_id} ", " Zoë ", "O'Brien\t", " John.Doe@Example.COM ", "+1-213-948-8645",
-             " 1 Main St ", " Springfield ", " United States ", date(2020, 5, 1)),
+             " 1 Main St ", " Springfield ", " United States ", date(2020, 5, 1), None),
             (member_id(2), "李小龍", "😀 Zoe\u0301", None, "(213)948-8645x530", "2 Rue", "Paris",
-             "Japan", date(2021, 6, 2)),
-            (member_id(3), "", "   ", "a@b.io", "not a number", None, "\n", "Atlantis", None),
+             "Japan", date(2021, 6, 2), None),
+            (member_id(3), "", "   ", "info@xn--h1alffa9f.xn--p1ai", "not a number", None, "\n", "Atlantis",
+             None, None),
+            (member_id(4), "Ji", "Kim", "kim@", "02-312-3456", None, "Seoul", "Republic of Korea", None, None),
+            (member_id(5), "Ji", "Kim", "info@bücher.example", "02-312-3456", None, "Seoul", "Korea", None,
+             "0000-00-00"),
         ],
         SOURCE_ROW_SCHEMA,
     )
     expected = spark.createDataFrame(
         [
-            (member_id(1), "Zoë", "O'Brien", "john.doe@example.com", "+1-213-948-8645", "+12139488645",
+            (member_id(1), "Zoë", "O'Brien", "John.Doe@example.com", "+1-213-948-8645", "+12139488645",
              "1 Main St", "Springfield", "United States", "US", date(2020, 5, 1)),
             (member_id(2), "李小龍", "😀 Zoe\u0301", None, "(213)948-8645x530", "+12139488645", "2 Rue",
              "Paris", "Japan", "JP", date(2021, 6, 2)),
-            (member_id(3), None, None, "a@b.io", "not a number", None, None, None, "Atlantis", None, None),
+            (member_id(3), None, None, "info@россия.рф", "not a number", None, None, None, "Atlantis", None,
+             None),
+            # an invalid address is null here; its reason goes on in _email_error
+            (member_id(4), "Ji", "Kim", None, "02-312-3456", "+8223123456", None, "Seoul", "Republic of Korea",
+             "KR", None),
+            # "Korea" is North or South: no code, so no country to read the Seoul number in
+            (member_id(5), "Ji", "Kim", "info@bücher.example", "02-312-3456", None, None, "Seoul", "Korea", None,
+             None),
         ],
         T.StructType(
             [T.StructField(c, T.DateType() if c == "registration_date" else T.StringType())
@@ -88,6 +105,10 @@ def test_clean_members_normalises_and_keeps_raw_row(spark):
 
     assert_df_equality(cleaned.select(*member_merge.MEMBER_COLUMNS), expected, ignore_row_order=True)
     assert_df_equality(cleaned.select("_raw.*"), raw, ignore_row_order=True)
+    assert {r["member_id"]: r["_email_error"] for r in cleaned.collect()} == {
+        member_id(1): None, member_id(2): None, member_id(3): None, member_id(5): None,
+        member_id(4): "There must be something after the @-sign.",
+    }
 
 
 @pytest.mark.unit
@@ -97,8 +118,8 @@ def test_split_gives_each_bad_row_its_first_reason(spark):
         (member_row(2, email=None), None),  # email is optional
         (member_row(3, registration_date=TODAY), None),  # boundary: today is not the future
         (member_row(4, registration_date=date(1900, 1, 1)), None),  # boundary: not too old
-        (member_row(5), None),  # kept once ...
-        (member_row(5), "duplicate_row"),  # ... its exact copy is quarantined
+        (member_row(5, email="Zoë@Bücher.Example"), None),  # kept once ...
+        (member_row(5, email="Zoë@Bücher.Example"), "duplicate_row"),  # ... its exact copy is quarantined
         (member_row(6, member_id=None), "missing_member_id"),
         (member_row(7, member_id="   "), "missing_member_id"),
         (member_row(8, member_id="12345", email="not-an-email"), "invalid_member_id"),
@@ -106,29 +127,67 @@ def test_split_gives_each_bad_row_its_first_reason(spark):
         (member_row(9, email="other@example.com"), "duplicate_member_id"),
         (member_row(10, email="no-at-sign.example.com", registration_date=None), "invalid_email"),
         (member_row(11, email="a@b"), "invalid_email"),  # no top-level domain
+        (member_row(15, email="a..b@example.com"), "invalid_email"),
         (member_row(12, registration_date=None), "missing_registration_date"),
+        # MySQL's zero date and its relatives landed as null, with their text kept
+        (member_row(17, registration_date=None, registration_date_raw="0000-00-00"), "invalid_registration_date"),
+        (member_row(18, registration_date=None, registration_date_raw="2024-02-30"), "invalid_registration_date"),
         (member_row(13, registration_date=date(2026, 11, 27)), "registration_date_in_future"),
         (member_row(14, registration_date=date(1899, 12, 31)), "registration_date_too_old"),
+        (member_row(16, email="info@xn--h1alffa9f.xn--p1ai"), None),  # punycode top-level domain
     ]
+    # the reason is a stable code; for invalid_email, the detail is email-validator's message
+    details = {
+        member_id(10): "An email address must have an @-sign.",
+        member_id(11): "The part after the @-sign is not valid. It should have a period.",
+        member_id(15): "An email address cannot have two periods in a row.",
+        member_id(17): "not a calendar date: 0000-00-00",
+        member_id(18): "not a calendar date: 2024-02-30",
+    }
     raw = spark.createDataFrame([row for row, _ in rows_and_reasons], SOURCE_ROW_SCHEMA)
 
     valid, quarantine = member_merge.split_valid_quarantine(member_merge.clean_members(raw), TODAY)
 
     expected_quarantine = spark.createDataFrame(
-        [row + (reason,) for row, reason in rows_and_reasons if reason], QUARANTINE_ROW_SCHEMA
+        [row + (reason, details.get(row[0])) for row, reason in rows_and_reasons if reason],
+        SPLIT_QUARANTINE_SCHEMA,
     )
     assert_df_equality(quarantine, expected_quarantine, ignore_row_order=True)
-    expected_valid_ids = spark.createDataFrame([(member_id(n),) for n in (1, 2, 3, 4, 5)], "member_id string")
+    expected_valid = spark.createDataFrame(
+        [(member_id(n), f"member{n}@example.com") for n in (1, 3, 4)]
+        + [(member_id(2), None), (member_id(5), "Zoë@bücher.example"), (member_id(16), "info@россия.рф")],
+        "member_id string, email string",
+    )
     assert_df_equality(
-        valid.select("member_id"), expected_valid_ids, ignore_row_order=True, ignore_nullable=True
+        valid.select("member_id", "email"), expected_valid, ignore_row_order=True, ignore_nullable=True
     )
     assert valid.count() + quarantine.count() == raw.count()
+
+
+@pytest.mark.integration
+def test_write_quarantine_adds_the_detail_column_to_an_older_table(spark, tmp_path):
+    """A quarantine table created before quarantine_detail existed gains it; its rows keep theirs."""
+    path = str(tmp_path / "member_quarantine")
+    old_schema = T.StructType([f for f in member_merge.QUARANTINE_TABLE_SCHEMA if f.name != "quarantine_detail"])
+    old_row = member_row(1, email="bad") + ("invalid_email", BATCH_1, None)
+    spark.createDataFrame([old_row], old_schema).write.format("delta").save(path)
+    new_row = member_row(2, email="bad") + ("invalid_email", "An email address must have an @-sign.")
+
+    member_merge.write_quarantine(spark, spark.createDataFrame([new_row], SPLIT_QUARANTINE_SCHEMA), path, BATCH_2)
+
+    table = spark.read.format("delta").load(path)
+    # schema evolution appends the new column, so compare names only
+    assert sorted(table.columns) == sorted(member_merge.QUARANTINE_TABLE_SCHEMA.fieldNames())
+    assert sorted((r["batch_id"], r["quarantine_detail"]) for r in table.collect()) == [
+        (BATCH_1, None), (BATCH_2, "An email address must have an @-sign.")
+    ]
 
 
 @pytest.mark.unit
 def test_read_batch_of_an_empty_extract_without_files(spark):
     manifest = BatchManifest(table="member", batch_id="extract_date=2026-11-26", run_id="t", mode="snapshot",
-                             source_query="", row_count=0, schema=[], schema_hash="", files=[], created_at="")
+                             source_query="", row_count=0, schema=[], schema_hash="", files=[], created_at="",
+                             extracted_at="")
 
     batch = read_batch(spark, manifest, MEMBER)
 
@@ -143,7 +202,7 @@ def write_batch(landing: Path, batch_id: str, rows: list[tuple]) -> tuple[str, d
     batch_dir = landing / "member" / batch_id
     batch_dir.mkdir(parents=True)
     data_file = batch_dir / "part-00000.parquet"
-    schema = arrow_schema(MEMBER)
+    schema = arrow_schema(MEMBER, landed=True)
     records = [dict(zip(member_merge.SOURCE_COLUMNS, row)) for row in rows]
     pq.write_table(pa.Table.from_pylist(records, schema=schema), data_file)
     content = data_file.read_bytes()
@@ -161,6 +220,7 @@ def write_batch(landing: Path, batch_id: str, rows: list[tuple]) -> tuple[str, d
         "files": [{"path": str(data_file), "rows": len(rows), "bytes": len(content),
                    "sha256": hashlib.sha256(content).hexdigest()}],
         "created_at": "2026-11-26T19:00:00+00:00",
+        "extracted_at": "2026-11-26T19:00:00+00:00",
     }
     manifest_path = batch_dir / "_manifest.json"
     manifest_path.write_text(json.dumps(manifest))
@@ -179,13 +239,20 @@ class Lake:
     def result_path(self, batch_id: str) -> Path:
         return self.results / f"{batch_id}.json"
 
-    def run(self, manifest_path: str, batch_id: str) -> dict:
+    def run(self, manifest_path: str, batch_id: str, *options: str, spark=None) -> dict:
         return member_merge.main([
             "--manifest", manifest_path,
             "--table-path", self.table,
             "--quarantine-path", self.quarantine,
             "--result-path", str(self.result_path(batch_id)),
-        ])
+            *options,
+        ], spark=spark)
+
+    def reconcile(self, manifest_path: str, result: dict) -> dict:
+        """What the DAG's reconcile task does, on local files: manifest + result + the commit's log entry."""
+        commit_file = Path(self.table) / "_delta_log" / f"{result['delta_version']:020d}.json"
+        manifest = BatchManifest.from_json(Path(manifest_path).read_text())
+        return reconcile_batch(manifest, result, commit_info(commit_file.read_text()))
 
 
 def delta_version(spark, path: str) -> int:
@@ -195,7 +262,8 @@ def delta_version(spark, path: str) -> int:
 def last_merge_metrics(spark, path: str) -> dict[str, int]:
     last = DeltaTable.forPath(spark, path).history(1).first()
     assert last["operation"] == "MERGE"
-    return {k: int(last["operationMetrics"][k]) for k in ("numTargetRowsInserted", "numTargetRowsUpdated")}
+    keys = ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted")
+    return {k: int(last["operationMetrics"][k]) for k in keys}
 
 
 BATCH_1 = "extract_date=2026-11-20"
@@ -232,16 +300,20 @@ def test_first_run_then_rerun_of_the_same_batch(spark, tmp_path):
         ignore_nullable=True,
     )
     expected_result = {"batch_id": BATCH_1, "manifest_rows": 21, "valid_rows": 20, "quarantined_rows": 1,
-                       "delta_rows_total": 20, "delta_version": delta_version(spark, lake.table)}
+                       "merge_source_rows": 21, "rows_before": 0, "rows_after": 20, "rows_absent_from_snapshot": 0,
+                       "delta_version": delta_version(spark, lake.table), "commit_tag": first["commit_tag"]}
     assert first == expected_result
     assert json.loads(lake.result_path(BATCH_1).read_text()) == expected_result
+    assert lake.reconcile(manifest_path, first)["inserted_rows"] == 20
 
     second = lake.run(manifest_path, BATCH_1)
 
-    assert last_merge_metrics(spark, lake.table) == {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 0}
-    assert {k: v for k, v in second.items() if k != "delta_version"} == {
-        k: v for k, v in first.items() if k != "delta_version"
-    }
+    assert last_merge_metrics(spark, lake.table) == {
+        "numTargetRowsInserted": 0, "numTargetRowsUpdated": 0, "numTargetRowsDeleted": 0}
+    per_run = ("delta_version", "commit_tag", "rows_before")
+    assert {k: v for k, v in second.items() if k not in per_run} == {
+        k: v for k, v in first.items() if k not in per_run}
+    assert lake.reconcile(manifest_path, second)["updated_rows"] == 0
     members = spark.read.format("delta").load(lake.table)
     assert members.select("member_id").distinct().count() == members.count() == 20
     assert spark.read.format("delta").load(lake.quarantine).count() == 1  # replaced, not appended
@@ -260,21 +332,70 @@ def test_changed_row_is_updated_and_older_backfill_is_applied(spark, tmp_path):
         return {r["member_id"]: (r["email"], r["_batch_id"]) for r in rows}
 
     lake.run(old_manifest, BATCH_1)
-    lake.run(new_manifest, BATCH_2)
+    # one member of three disappears: above the default 5% guard, so allowed explicitly here
+    result = lake.run(new_manifest, BATCH_2, "--max-delete-ratio", "0.5")
 
-    assert last_merge_metrics(spark, lake.table) == {"numTargetRowsInserted": 1, "numTargetRowsUpdated": 1}
+    assert last_merge_metrics(spark, lake.table) == {
+        "numTargetRowsInserted": 1, "numTargetRowsUpdated": 1, "numTargetRowsDeleted": 1}
     assert state() == {
         member_id(0): ("new@example.com", BATCH_2),
         member_id(1): ("member1@example.com", BATCH_1),  # unchanged rows keep the batch that wrote them
-        member_id(2): ("member2@example.com", BATCH_1),
         member_id(3): ("member3@example.com", BATCH_2),
-    }
+    }  # member 2 is absent from the snapshot: deleted
+    assert lake.reconcile(new_manifest, result)["deleted_rows"] == 1
 
     # a backfill of the older interval is merged, not skipped as an already-seen write
-    lake.run(old_manifest, BATCH_1)
+    lake.run(old_manifest, BATCH_1, "--max-delete-ratio", "0.5")
 
-    assert last_merge_metrics(spark, lake.table) == {"numTargetRowsInserted": 0, "numTargetRowsUpdated": 1}
+    assert last_merge_metrics(spark, lake.table) == {
+        "numTargetRowsInserted": 1, "numTargetRowsUpdated": 1, "numTargetRowsDeleted": 1}
     assert state()[member_id(0)] == ("member0@example.com", BATCH_1)
+    assert set(state()) == {member_id(0), member_id(1), member_id(2)}
+
+
+@pytest.mark.integration
+def test_deletes_are_guarded_and_quarantined_members_are_kept(spark, tmp_path):
+    lake = Lake(tmp_path)
+    rows = [member_row(n) for n in range(40)]
+    first_manifest, _ = write_batch(lake.landing, BATCH_1, rows)
+    lake.run(first_manifest, BATCH_1)
+    before = delta_version(spark, lake.table)
+
+    # a partial source (half the members missing) fails before anything changes
+    partial_manifest, _ = write_batch(lake.landing, BATCH_2, rows[:20])
+    with pytest.raises(BatchError, match=r"would delete 20 of 40 members, more than --max-delete-ratio 0.05"):
+        lake.run(partial_manifest, BATCH_2)
+    assert delta_version(spark, lake.table) == before
+
+    # one member gone (2.5%: under the guard), one member's row now quarantined: the first is deleted,
+    # the second stays as it was, because a quarantined row is present at the source
+    batch_3 = "extract_date=2026-11-22"
+    changed = rows[:38] + [member_row(39, email="broken-address")]
+    manifest_3, _ = write_batch(lake.landing, batch_3, changed)
+    result = lake.run(manifest_3, batch_3)
+
+    ids = {r["member_id"] for r in spark.read.format("delta").load(lake.table).select("member_id").collect()}
+    assert member_id(38) not in ids and member_id(39) in ids and len(ids) == 39
+    assert lake.reconcile(manifest_3, result) | {"delta_version": 0} == {
+        "batch_id": batch_3, "landed_rows": 39, "valid_rows": 38, "quarantined_rows": 1, "inserted_rows": 0,
+        "updated_rows": 0, "deleted_rows": 1, "delta_rows": 39, "delta_version": 0}
+
+
+@pytest.mark.integration
+def test_reconciliation_fails_when_the_result_does_not_match_the_commit(spark, tmp_path):
+    lake = Lake(tmp_path)
+    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS)
+    result = lake.run(manifest_path, BATCH_1)
+    # out of band: someone deletes a member, then the result is pointed at that commit
+    DeltaTable.forPath(spark, lake.table).delete(f"member_id = '{member_id(0)}'")
+    tampered = result | {"delta_version": delta_version(spark, lake.table)}
+    with pytest.raises(ReconciliationError, match="is a DELETE tagged None, not this job's MERGE"):
+        lake.reconcile(manifest_path, tampered)
+    # counts that the commit does not back up
+    with pytest.raises(ReconciliationError, match=r"table rows 0 -> 21, but the commit inserted 20"):
+        lake.reconcile(manifest_path, result | {"rows_after": 21})
+    with pytest.raises(ReconciliationError, match="merged 20 source rows, the job says 19"):
+        lake.reconcile(manifest_path, result | {"merge_source_rows": 19})
 
 
 @pytest.fixture(scope="module")

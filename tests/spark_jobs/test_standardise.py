@@ -1,26 +1,64 @@
-"""Standardised country codes and phone numbers (lakehouse_jobs.standardise). Plain Python, no Spark."""
+"""Standardised country codes, phone numbers and email addresses (lakehouse_jobs.standardise). Plain Python,
+no Spark: the pandas UDF bodies are called on pandas Series, as Spark's Python workers call them."""
 
 from __future__ import annotations
 
+import types
+
+import pandas as pd
+import phonenumbers
+import pycountry
 import pytest
+from faker import Faker
+from faker.providers.address.en_US import Provider as EnUsAddress
 
 from lakehouse_jobs import standardise
 
+pytestmark = pytest.mark.unit
 
-@pytest.mark.unit
+
+# ------------------------------------------------------------------------------------------ country
+
+
 @pytest.mark.parametrize(
     ("name", "code"),
     [
         ("France", "FR"),
         ("united kingdom", "GB"),  # case-insensitive
-        ("USA", "US"),  # alpha-3 code
+        ("  Japan ", "JP"),
         ("Côte d'Ivoire", "CI"),
-        ("Reunion", "RE"),  # accent-insensitive ("Réunion")
-        ("Slovakia (Slovak Republic)", "SK"),  # bracketed suffix dropped
-        ("Turkey", "TR"),  # former name
-        ("Micronesia", "FM"),  # unique fuzzy match
-        ("Korea", None),  # ambiguous: North or South
+        ("COTE D’IVOIRE", "CI"),  # accents and the typographic apostrophe ignored
+        ("Guinea Bissau", "GW"),  # punctuation ignored
+        ("Türkiye", "TR"),  # ISO name
+        ("Turkey", "TR"),  # former ISO name (alias)
+        ("DE", "DE"),  # alpha-2
+        ("deu", "DE"),  # alpha-3, lower case
+        ("USA", "US"),
+        ("U.K.", "GB"),  # alias: not an ISO code
+        ("Deu", None),  # a capitalised word is a name, not a code ...
+        ("Est", None),  # ... such as Burkina Faso's region Est (EST would be Estonia)
+        ("NA", None),  # "not available" more often than Namibia
+        ("Namibia", "NA"),
+        ("Republic of Korea", "KR"),  # not North Korea, as fuzzy search had it
+        ("South Korea", "KR"),
+        ("Korea, Republic of", "KR"),
+        ("North Korea", "KP"),
+        ("Democratic People's Republic of Korea", "KP"),
+        ("Korea", None),  # North or South
+        ("Congo", None),  # the Republic or the Democratic Republic
+        ("Republic of the Congo", "CG"),
+        ("DR Congo", "CD"),
+        ("Kosovo", "XK"),  # user-assigned code, never Serbia's RS
+        ("Georgia", "GE"),  # an ISO country name, though also a US state
+        ("Victoria", None),  # an Australian state and several cities: fuzzy search made it AU
+        ("New South Wales", None),
+        ("Bavaria", None),
+        ("Paris", None),
+        ("Seoul", None),
+        ("Micronesia", "FM"),
+        ("Korea (South)", None),  # no bracket stripping: "Guinea (Bissau)" would become Guinea
         ("Atlantis", None),
+        ("", None),
         (None, None),
     ],
 )
@@ -28,18 +66,201 @@ def test_country_to_code(name, code):
     assert standardise.country_to_code(name) == code
 
 
-@pytest.mark.unit
+# Faker en_US names that pycountry's exact lookup does not find (or that are overruled), with the code
+# they must get; reviewed one by one. Every other name must get the code pycountry finds for it.
+FAKER_REVIEWED = {
+    "Antarctica (the territory South of 60 deg S)": "AQ",
+    "Bouvet Island (Bouvetoya)": "BV",
+    "British Indian Ocean Territory (Chagos Archipelago)": "IO",
+    "Cape Verde": "CV",
+    "Cote d'Ivoire": "CI",
+    "Libyan Arab Jamahiriya": "LY",
+    "Micronesia": "FM",
+    "Palestinian Territory": "PS",
+    "Pitcairn Islands": "PN",
+    "Reunion": "RE",
+    "Saint Barthelemy": "BL",
+    "Saint Helena": "SH",
+    "Saint Martin": "MF",
+    "Slovakia (Slovak Republic)": "SK",
+    "Svalbard & Jan Mayen Islands": "SJ",
+    "Swaziland": "SZ",
+    "Turkey": "TR",
+    "United States Virgin Islands": "VI",
+    "Congo": None,  # pycountry: CG; Faker's list holds it twice, for CG and CD
+    "Korea": None,
+    "Netherlands Antilles": None,
+}
+
+
+def pycountry_exact(name: str) -> str | None:
+    for field in ("name", "official_name", "common_name"):
+        if country := pycountry.countries.get(**{field: name}):
+            return country.alpha_2
+    return None
+
+
+def test_the_list_enumerated_below_is_what_the_seed_draws_from():
+    fake = Faker("en_US")  # as dev/seed_members.py
+    fake.seed_instance(1)
+
+    drawn = {fake.country() for _ in range(5000)}
+
+    assert drawn <= set(EnUsAddress.countries) and len(drawn) > 200
+
+
+@pytest.mark.parametrize("name", sorted(set(EnUsAddress.countries)))
+def test_every_country_name_of_the_generator(name):
+    expected = FAKER_REVIEWED[name] if name in FAKER_REVIEWED else pycountry_exact(name)
+    assert expected or name in FAKER_REVIEWED, f"{name!r} is new in Faker's list: review it"
+
+    assert standardise.country_to_code(name) == expected
+    if expected is None:
+        assert standardise.NOT_A_COUNTRY[name], "a name left unresolved needs its reason"
+
+
+# pycountry subdivision names that resolve: each is exactly a country's ISO name, which wins
+SUBDIVISION_NAMES_THAT_ARE_COUNTRY_NAMES = {
+    "American Samoa": "AS", "Aruba": "AW", "Belize": "BZ", "Curaçao": "CW", "Djibouti": "DJ",
+    "Georgia": "GE", "Guadeloupe": "GP", "Guam": "GU", "Guatemala": "GT", "Luxembourg": "LU",
+    "Mali": "ML", "Martinique": "MQ", "Mayotte": "YT", "México": "MX", "Niger": "NE",
+    "Northern Mariana Islands": "MP", "Panamá": "PA", "Puerto Rico": "PR", "Saint Helena": "SH",
+    "Saint-Barthélemy": "BL", "Saint-Martin": "MF", "United States Minor Outlying Islands": "UM",
+    "Virgin Islands, U.S.": "VI",
+}
+
+
+def test_a_subdivision_name_resolves_only_where_it_is_a_country_name():
+    resolved = {}
+    for subdivision in pycountry.subdivisions:
+        if code := standardise.country_to_code(subdivision.name):
+            resolved[subdivision.name] = code
+
+    assert resolved == SUBDIVISION_NAMES_THAT_ARE_COUNTRY_NAMES
+
+
+@pytest.fixture
+def fresh_indexes():
+    standardise._name_index.cache_clear()
+    yield
+    standardise._name_index.cache_clear()
+
+
+def test_country_names_that_fold_alike_fail_loudly(monkeypatch, fresh_indexes):
+    fake = [types.SimpleNamespace(alpha_2=code, name=name) for code, name in (("AA", "Saint-Foo"), ("BB", "Saint Foo"))]
+    monkeypatch.setattr(pycountry, "countries", fake)
+
+    with pytest.raises(ValueError, match="'Saint Foo' folds like a name of AA"):
+        standardise.country_to_code("Saint Foo")
+
+
+# -------------------------------------------------------------------------------------------- phone
+
+
 @pytest.mark.parametrize(
     ("phone", "region", "e164"),
     [
-        ("030 12345678", "DE", "+493012345678"),  # national format of the member's country
-        ("(213)948-8645x530", "GH", "+12139488645"),  # not valid in Ghana: US fallback, extension dropped
-        ("+1-213-948-8645", None, "+12139488645"),
-        ("+44 20 7946 0958", "FR", "+442079460958"),  # an explicit country code wins over the region
+        # valid only as a national number of the member's country
+        ("030 12345678", "DE", "+493012345678"),
+        ("02-312-3456", "KR", "+8223123456"),  # Seoul
+        ("044 123 456", "XK", "+38344123456"),  # Kosovo's own region in libphonenumber
+        # valid only as a US number (the generator's NANP numbers); the extension is dropped
+        ("(213)948-8645x530", "GH", "+12139488645"),
+        ("(213)948-8645", None, "+12139488645"),  # country unknown: the US reading alone
+        # valid in the member's country and, as another number, in the US: ambiguous
+        ("902-286-1208", "RU", None),  # +7 902 286-12-08 or +1 902-286-1208
+        ("367.626.5401x4478", "IT", None),
+        # a NANP member country reads it as the US does: one number
+        ("(213)948-8645", "CA", "+12139488645"),
+        # international format: the number's own country code, whatever the region
+        ("+44 20 7946 0958", "FR", "+442079460958"),
+        ("+44 20 7946 0958", None, "+442079460958"),
+        ("+82 2-312-3456", "US", "+8223123456"),
+        ("001-437-303-0348", "CH", "+14373030348"),  # "00" is Switzerland's international prefix ...
+        ("001-437-303-0348", "US", None),  # ... not the US's (011)
+        # valid nowhere
+        ("02-312-3456", None, None),  # the "Korea" member: never read as North Korea (+850)
         ("(555)123-4567", "US", None),  # parseable, but 555 is no US area code
+        ("12345", "DE", None),
         ("not a phone", "US", None),
         (None, "US", None),
     ],
 )
 def test_phone_to_e164(phone, region, e164):
     assert standardise.phone_to_e164(phone, region) == e164
+
+
+@pytest.mark.parametrize(("phone", "region"), [("902-286-1208", "RU"), ("367.626.5401x4478", "IT")])
+def test_ambiguous_numbers_are_valid_in_both_regions(phone, region):
+    """The premise of the ambiguous cases above: libphonenumber accepts both readings, and they differ."""
+    readings = [phonenumbers.parse(phone, r) for r in (region, "US")]
+    assert all(map(phonenumbers.is_valid_number, readings))
+    assert readings[0].country_code != readings[1].country_code
+
+
+def test_the_korea_member_keeps_an_absent_number_and_the_south_korean_one_gets_seouls():
+    assert standardise.phone_to_e164("02-312-3456", standardise.country_to_code("Korea")) is None
+    assert standardise.phone_to_e164("02-312-3456", standardise.country_to_code("Republic of Korea")) == (
+        "+8223123456"
+    )
+
+
+# -------------------------------------------------------------------------------------------- email
+
+
+@pytest.mark.parametrize(
+    ("email", "normalised"),
+    [
+        ("member1@example.com", "member1@example.com"),
+        ("info@xn--h1alffa9f.xn--p1ai", "info@россия.рф"),  # punycode domain, stored in Unicode
+        ("info@bücher.example", "info@bücher.example"),  # Unicode domain
+        ("用户@例子.广告", "用户@例子.广告"),  # SMTPUTF8 local part
+        ("John.Doe@Example.COM", "John.Doe@example.com"),  # domain lower-cased, local part kept ...
+        ("Info@Example.com", "info@example.com"),  # ... except a role name (RFC 2142), case-insensitive
+        ("e\u0301@example.com", "\u00e9@example.com"),  # NFC
+    ],
+)
+def test_valid_email_is_normalised(email, normalised):
+    assert standardise.email_to_normalised(email) == (normalised, None)
+
+
+@pytest.mark.parametrize(
+    ("email", "reason"),
+    [
+        ("not-an-email", "An email address must have an @-sign."),
+        ("a@b", "The part after the @-sign is not valid. It should have a period."),
+        ("a..b@example.com", "An email address cannot have two periods in a row."),
+        ("x@foo.test", "The part after the @-sign is a special-use or reserved name that cannot be used with email."),
+        ("user@[127.0.0.1]", "A bracketed IP address after the @-sign is not allowed here."),
+        ("x" * 250 + "@example.com", "The email address is too long (8 characters too many)."),
+    ],
+)
+def test_invalid_email_gets_the_librarys_reason(email, reason):
+    assert standardise.email_to_normalised(email) == (None, reason)
+
+
+def test_no_email_is_neither_valid_nor_invalid():
+    assert standardise.email_to_normalised(None) == (None, None)
+
+
+# -------------------------------------------------------------------------------- pandas UDF bodies
+
+
+def test_udf_bodies_keep_the_batchs_index_and_nulls():
+    index = [10, 11, 12, 13]
+    countries = pd.Series(["Republic of Korea", None, "Korea", "Republic of Korea"], index=index)
+    phones = pd.Series(["02-312-3456", "+44 20 7946 0958", "02-312-3456", None], index=index)
+    emails = pd.Series(["info@xn--h1alffa9f.xn--p1ai", None, "bad", "a@example.com"], index=index)
+
+    codes = standardise.country_codes(countries)
+    e164 = standardise.phones_e164(phones, codes)
+    normalised = standardise.emails_normalised(emails)
+
+    # as lists: assert_series_equal would let NaN pass for None, which phonenumbers cannot take as a region
+    assert codes.index.tolist() == e164.index.tolist() == normalised.index.tolist() == index
+    assert codes.tolist() == ["KR", None, None, "KR"]
+    assert e164.tolist() == ["+8223123456", "+442079460958", None, None]
+    assert normalised.to_dict("list") == {
+        "email": ["info@россия.рф", None, None, "a@example.com"],
+        "error": [None, None, "An email address must have an @-sign.", None],
+    }

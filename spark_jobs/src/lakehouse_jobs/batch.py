@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse_jobs import hadoop_fs
-from lakehouse_jobs.contracts import SourceContract, spark_schema
+from lakehouse_jobs.contracts import SourceContract, arrow_schema, spark_schema
 from lakehouse_jobs.manifest import BatchManifest, ManifestError
 
 
@@ -26,15 +26,18 @@ def read_manifest(spark: SparkSession, path: str, contract: SourceContract) -> B
     problems = []
     if manifest.table != contract.table:
         problems.append(f"table {manifest.table!r}, expected {contract.table!r}")
-    if manifest.column_names != contract.column_names:
-        problems.append(f"source columns changed: {manifest.column_names} (expected {contract.column_names})")
+    expected = arrow_schema(contract, landed=True).names
+    if manifest.column_names != expected:
+        problems.append(f"source columns changed: {manifest.column_names} (expected {expected})")
     if problems:
         raise BatchError(f"invalid manifest {path}: " + "; ".join(problems))
     return manifest
 
 
 def read_batch(spark: SparkSession, manifest: BatchManifest, contract: SourceContract) -> DataFrame:
-    """Exactly the manifest's files, read with the contract's schema (never inferred).
+    """Exactly the manifest's files, read with the contract's landed schema (never inferred): its columns
+    plus a `<column>_raw` text column for each date or timestamp column (contracts.raw_columns), holding
+    the source text of a value that had no calendar equivalent and landed as null.
 
     Raises BatchError when a listed file is missing or has another size than the manifest says (a
     truncated or zero-byte upload shows here, before Parquet fails with a cryptic error), or when the
@@ -50,7 +53,7 @@ def read_batch(spark: SparkSession, manifest: BatchManifest, contract: SourceCon
     if problems:
         raise BatchError(f"batch {manifest.batch_id} is incomplete: " + "; ".join(problems))
 
-    schema = spark_schema(contract)
+    schema = spark_schema(contract, landed=True)
     if manifest.files:
         df = spark.read.schema(schema).parquet(*(entry.path for entry in manifest.files))
     else:  # an empty extract may publish no file at all
@@ -58,4 +61,4 @@ def read_batch(spark: SparkSession, manifest: BatchManifest, contract: SourceCon
     rows = df.count()
     if rows != manifest.row_count:
         raise BatchError(f"batch {manifest.batch_id}: read {rows} rows, manifest says {manifest.row_count}")
-    return df.select(*contract.column_names)
+    return df.select(*schema.fieldNames())

@@ -9,6 +9,13 @@ Logical types: "string" (UTF-8 text; MySQL VARCHAR(max_length)), "date" (a calen
 Arrow date32, Spark DateType) and "timestamp" (a wall-clock time in UTC to the microsecond; MySQL
 DATETIME(6), Arrow timestamp[us], Spark TimestampNTZType).
 
+A landed batch has the contract's columns, then one string column `<name>_raw` per "date" and
+"timestamp" column (`raw_columns`): MySQL stores values with no calendar equivalent (the zero date
+`0000-00-00`, `2024-00-15`, `2024-02-00`, `2023-02-30` under ALLOW_INVALID_DATES, year 0), which land as
+a null date (so the typed column is nullable in a batch) with their source text in `<name>_raw`, so a
+job can quarantine them with a precise reason. `<name>_raw` is null for every other value, a source NULL
+included.
+
 PII classes, which the jobs protecting personal data act on:
 - "direct": identifies a person on its own (name, email, phone, street address);
 - "quasi": identifies a person only in combination (city, country, registration date);
@@ -17,7 +24,7 @@ PII classes, which the jobs protecting personal data act on:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 LogicalType = Literal["string", "date", "timestamp"]
@@ -36,10 +43,9 @@ class Column:
 
 @dataclass(frozen=True)
 class SourceContract:
-    """One source table: its columns in order, its primary key and its schema-drift policy.
+    """One source table: its columns in order and its primary key. Any difference at the source (a
+    missing, new or retyped column) fails the extract until the contract and the jobs follow.
 
-    on_new_column: "fail" (a column the contract does not know fails the extract) or "evolve" (it is
-    extracted too, typed from MySQL, and named in the manifest's new_columns).
     watermark_column: a column that grows on every insert and update (e.g. updated_at); None means the
     table can only be extracted as a full snapshot.
     """
@@ -47,7 +53,6 @@ class SourceContract:
     table: str
     key: str
     columns: tuple[Column, ...]
-    on_new_column: Literal["fail", "evolve"] = "fail"
     watermark_column: str | None = None
 
     @property
@@ -82,20 +87,40 @@ MEMBER = SourceContract(
 # ----------------------------------------------------------------------------------- derived forms
 
 
-def arrow_schema(contract: SourceContract):
-    """The contract as a `pyarrow.Schema` (the Parquet schema of a landed batch)."""
+def raw_columns(contract: SourceContract) -> dict[str, Column]:
+    """{name of each "date" or "timestamp" column: the string column `<name>_raw` beside it in a batch}."""
+    return {
+        c.name: Column(f"{c.name}_raw", "string", pii=c.pii,
+                       description=f"source text of {c.name} when it has no calendar equivalent, else null")
+        for c in contract.columns if c.type in ("date", "timestamp")
+    }
+
+
+def _columns(contract: SourceContract, landed: bool) -> tuple[Column, ...]:
+    if not landed:
+        return contract.columns
+    raw = raw_columns(contract)
+    # a value with no calendar equivalent lands as null in its typed column, even a NOT NULL one
+    return tuple(replace(c, nullable=True) if c.name in raw else c for c in contract.columns) + tuple(raw.values())
+
+
+def arrow_schema(contract: SourceContract, *, landed: bool = False):
+    """The contract as a `pyarrow.Schema`; with `landed`, followed by `raw_columns`: the Parquet schema
+    of a landed batch."""
     import pyarrow as pa
 
     types = {"string": pa.string(), "date": pa.date32(), "timestamp": pa.timestamp("us")}
-    return pa.schema([pa.field(c.name, types[c.type], nullable=c.nullable) for c in contract.columns])
+    return pa.schema([pa.field(c.name, types[c.type], nullable=c.nullable) for c in _columns(contract, landed)])
 
 
-def spark_schema(contract: SourceContract):
-    """The contract as a Spark `StructType`, the schema a job reads a batch with (never inferred)."""
+def spark_schema(contract: SourceContract, *, landed: bool = False):
+    """The contract as a Spark `StructType`; with `landed`, the schema a job reads a batch with (never
+    inferred)."""
     from pyspark.sql import types as T
 
     types = {"string": T.StringType(), "date": T.DateType(), "timestamp": T.TimestampNTZType()}
-    return T.StructType([T.StructField(c.name, types[c.type], nullable=c.nullable) for c in contract.columns])
+    return T.StructType([T.StructField(c.name, types[c.type], nullable=c.nullable)
+                         for c in _columns(contract, landed)])
 
 
 def mysql_ddl(contract: SourceContract) -> str:

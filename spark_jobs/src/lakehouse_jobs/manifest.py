@@ -19,6 +19,7 @@ MANIFEST_NAME = "_manifest.json"
 # batch ids end up in SQL predicates (replaceWhere) and object keys: only harmless characters
 BATCH_ID_PATTERN = r"^[A-Za-z0-9_=.:-]+$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
+UTC_TIMESTAMP_PATTERN = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?\+00:00$"
 
 
 class ManifestError(ValueError):
@@ -51,11 +52,14 @@ class BatchManifest:
     schema: list[dict[str, Any]]  # [{"name", "type" (Arrow type name), "nullable"}], in column order
     schema_hash: str  # "sha256:<hex>" of the canonical schema JSON
     files: list[FileEntry]
+    # ISO timestamp (UTC, MySQL's clock) at the start of the extract's consistent-snapshot transaction: the
+    # batch holds every change committed before it. A snapshot read for an old interval (a backfill, a late
+    # re-run) holds the data as of extracted_at, not as of its batch_id; history is dated by extracted_at.
+    extracted_at: str
     created_at: str  # ISO timestamp (UTC) when the batch was published
     watermark: Watermark = field(default_factory=Watermark)
     partition_cols: list[str] = field(default_factory=list)
     key_ranges: list[str] = field(default_factory=list)
-    new_columns: list[str] = field(default_factory=list)
     manifest_version: int = MANIFEST_VERSION
 
     @property
@@ -98,6 +102,8 @@ def _problems(data: Any) -> list[str]:
         problems.append(f"batch_id {data['batch_id']!r} has unexpected characters")
     if data["mode"] not in ("snapshot", "incremental"):
         problems.append(f"mode {data['mode']!r} is neither snapshot nor incremental")
+    if not re.match(UTC_TIMESTAMP_PATTERN, str(data["extracted_at"])):
+        problems.append(f"extracted_at {data['extracted_at']!r} is not an ISO timestamp in UTC (+00:00)")
     files = data["files"]
     if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
         return problems + ["files must be a list of objects"]
@@ -125,7 +131,7 @@ JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["manifest_version", "table", "batch_id", "run_id", "mode", "source_query", "row_count",
-                 "schema", "schema_hash", "files", "created_at"],
+                 "schema", "schema_hash", "files", "extracted_at", "created_at"],
     "properties": {
         "manifest_version": {"const": MANIFEST_VERSION},
         "table": {"type": "string"},
@@ -145,7 +151,6 @@ JSON_SCHEMA: dict[str, Any] = {
             "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "nullable": {"type": "boolean"}},
         }},
         "schema_hash": {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"},
-        "new_columns": _STRINGS,
         "files": {"type": "array", "items": {
             "type": "object", "additionalProperties": False, "required": ["path", "rows", "bytes", "sha256"],
             "properties": {
@@ -153,6 +158,7 @@ JSON_SCHEMA: dict[str, Any] = {
                 "bytes": {"type": "integer", "minimum": 0}, "sha256": {"type": "string", "pattern": SHA256_PATTERN},
             },
         }},
+        "extracted_at": {"type": "string", "pattern": UTC_TIMESTAMP_PATTERN},
         "created_at": {"type": "string"},
     },
 }

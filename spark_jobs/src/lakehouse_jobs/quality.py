@@ -1,7 +1,8 @@
 """Data-quality rules as Spark column expressions, shared by the jobs' validation steps.
 
 A rule that fails puts a reason on the row; the row goes to a quarantine table with that reason instead
-of into the facts, so nothing is lost and nothing wrong is loaded.
+of into the facts, so nothing is lost and nothing wrong is loaded. Rules that need a library rather than
+a column expression (email validity: email-validator) live in ``standardise`` and run as pandas UDFs.
 """
 
 from __future__ import annotations
@@ -12,12 +13,6 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-# Pragmatic rather than RFC 5322: dot-separated atoms, then a domain with a letters-only TLD.
-EMAIL_PATTERN = (
-    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$"
-)
-EMAIL_MAX_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
 OLDEST_REGISTRATION_DATE = date(1900, 1, 1)
 
 
@@ -26,10 +21,6 @@ def trimmed(column: str) -> Column:
     script keeps its exact bytes."""
     # Spark's trim() strips spaces only; tabs and newlines from sloppy sources count as blank too
     return F.nullif(F.regexp_replace(F.col(column), r"^\s+|\s+$", ""), F.lit(""))
-
-
-def is_email(column: str) -> Column:
-    return F.col(column).rlike(EMAIL_PATTERN) & (F.length(column) <= EMAIL_MAX_LENGTH)
 
 
 def first_reason(*rules: tuple[Column, str]) -> Column:

@@ -1,9 +1,47 @@
-"""Standardised forms of free-text source values: ISO 3166-1 country codes and E.164 phone numbers.
+"""Standardised forms of free-text source values: country codes, E.164 phone numbers, normalised emails.
 
 The raw value is always kept beside the standardised one; a value that cannot be standardised with
 confidence becomes None, never a guess. Plain Python functions, plus pandas UDF bodies that apply them
 to Arrow batches inside Spark's Python workers (installed from the jobs wheel there, so the module-level
 caches below live once per worker process).
+
+Rules and their sources:
+
+- Country (``country_to_code``): ISO 3166-1 alpha-2, from pycountry's copy of the ISO 3166 data (Debian's
+  iso-codes). A value resolves only exactly, never by similarity:
+  1. Reviewed tables first: ``NOT_A_COUNTRY``, names that deliberately stay None, each with its reason
+     ("Korea" and "Congo" name two countries each), then ``COUNTRY_ALIASES``, former and everyday English
+     names. Together with pycountry's names they cover every name of Faker's en_US country list, which
+     the seed's generator draws from.
+  2. A code: alpha-2 or alpha-3, written in capitals or in lower case ("DE", "deu"). A capitalised word
+     ("Est", "Ba") is a name, not a code: those are a region of Burkina Faso and a province of Fiji.
+  3. A name: pycountry's name, official name or common name, ignoring case, accents, punctuation and
+     spacing ("COTE D'IVOIRE", "Guinea Bissau").
+  There is no fuzzy matching: pycountry's ``search_fuzzy`` also matches subdivision names and returns their
+  country ("Victoria" became AU) and matches parts of names ("Republic of Korea" became KP). So a name that
+  is only a subdivision or a city stays None, while a name that *is* a country's ISO name resolves to that
+  country even where a subdivision shares it ("Georgia" is GE, not the US state; "Niger", "Luxembourg").
+  Kosovo is ``XK``: a user-assigned code outside ISO 3166-1 proper, used by the European Commission,
+  Unicode CLDR and libphonenumber (so a Kosovar number resolves); it is never RS.
+- Phone (``phone_to_e164``): libphonenumber's semantics (the ``phonenumbers`` port). ``parse``'s default
+  region is "the region that we are expecting the number to be from", used only when the number is not
+  written in international format: "+44 20 ..." is read as written whatever the region, while a national
+  number, or one after the region's international prefix ("00" in Switzerland, "011" in the US), is read
+  as dialled from that region. Two regions are tried: the member's country, only when it was resolved
+  exactly (``country_to_code`` never guesses), and the US, because the brief's Faker en_US generator
+  writes NANP numbers for members of every country. The result is the E.164 form when the readings that
+  ``is_valid_number`` accepts agree on one number. A national number valid both in the member's country
+  and, as a different number, in the US (Russia's "902-286-1208" is +7 902 ... or +1 902 ...) is
+  ambiguous and None: neither the data nor libphonenumber can tell which was meant. A number valid in
+  neither is None. The extension ("x123") is dropped, as E.164 has none.
+- Email (``email_to_normalised``): email-validator's syntax check, without network (no DNS lookups):
+  RFC 5322/5321 addresses with the internationalisation of RFC 6531 (SMTPUTF8) and IDNA 2008 domains, so
+  ``info@bücher.example`` and ``info@xn--h1alffa9f.xn--p1ai`` are valid. Not accepted (the library's
+  defaults): quoted local parts, domain literals (``user@[127.0.0.1]``), special-use domains (``.test``,
+  ``localhost``), domains without a dot. The stored form is the library's ``normalized``: domain lower-cased
+  and in Unicode (``info@россия.рф``), both parts NFC-normalised; the local part keeps its case, which
+  RFC 5321 section 2.4 leaves to the receiving server, except role names such as ``Info`` and
+  ``Postmaster`` (RFC 2142 defines them case-insensitive), which the library lower-cases.
 """
 
 from __future__ import annotations
@@ -12,88 +50,175 @@ import functools
 import re
 import unicodedata
 
+import email_validator
 import pandas as pd
 import phonenumbers
 import pycountry
 
-# Former or everyday English names that pycountry no longer lists; "Korea" stays unresolved on purpose.
-COUNTRY_ALIASES = {
-    "cape verde": "CV",
-    "libyan arab jamahiriya": "LY",
-    "palestinian territory": "PS",
-    "pitcairn islands": "PN",
-    "svalbard & jan mayen islands": "SJ",
-    "swaziland": "SZ",
-    "turkey": "TR",
-    "uk": "GB",
-    "united states virgin islands": "VI",
+# Names that must not resolve, with the reason; looked up first, so an entry overrides pycountry's names.
+NOT_A_COUNTRY: dict[str, str] = {
+    "Korea": "North (KP) or South (KR); Faker's list holds it twice, once for each",
+    "Congo": "the Republic (CG, ISO's short name) or the Democratic Republic (CD); Faker's list holds it twice",
+    "Netherlands Antilles": "dissolved in 2010 into CW, SX and BQ; its code AN was withdrawn",
+    "NA": "the 'not available' of R, pandas and spreadsheets; Namibia resolves by name or as NAM",
+    "Macedonia": "also a region of Greece; the country resolves as North Macedonia or MK",
+}
+# Reviewed aliases: English names pycountry does not list -> alpha-2.
+COUNTRY_ALIASES: dict[str, str] = {
+    # Faker en_US names: former ISO 3166 short names, and names with Faker's own bracketed notes
+    "Antarctica (the territory South of 60 deg S)": "AQ",
+    "Bouvet Island (Bouvetoya)": "BV",
+    "British Indian Ocean Territory (Chagos Archipelago)": "IO",
+    "Cape Verde": "CV",  # ISO name until 2013
+    "Libyan Arab Jamahiriya": "LY",  # ISO name until 2011
+    "Micronesia": "FM",  # CLDR's English short name of the Federated States of Micronesia
+    "Palestinian Territory": "PS",  # ISO's "Palestinian Territory, Occupied" until 2013
+    "Pitcairn Islands": "PN",  # ISO: "Pitcairn"
+    "Saint Helena": "SH",  # ISO name until 2010
+    "Saint Martin": "MF",  # CLDR's "St. Martin" is the French part; the Dutch part is Sint Maarten (SX)
+    "Slovakia (Slovak Republic)": "SK",
+    "Svalbard & Jan Mayen Islands": "SJ",
+    "Swaziland": "SZ",  # ISO name until 2018
+    "Turkey": "TR",  # ISO name until 2022
+    "United States Virgin Islands": "VI",
+    # everyday names
+    "Republic of Korea": "KR",  # the official name, which pycountry lacks
+    "Kosovo": "XK",  # user-assigned code (module docstring)
+    "Republic of Kosovo": "XK",
+    "UK": "GB",  # not an ISO code: GB is
+    "Great Britain": "GB",
+    "Russia": "RU",
+    "Brunei": "BN",
+    "Burma": "MM",
+    "East Timor": "TL",
+    "Ivory Coast": "CI",
+    "Vatican City": "VA",
+    "Democratic Republic of the Congo": "CD",
+    "DR Congo": "CD",
+    "Congo-Kinshasa": "CD",
+    "Congo-Brazzaville": "CG",
 }
 
 
 def fold(text: str) -> str:
-    """Case- and accent-insensitive form of a name: "Côte d'Ivoire" -> "cote d'ivoire"."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return " ".join(ascii_text.casefold().split())
+    """Comparable form of a name: case, accents, punctuation and spacing ignored.
+
+    "Côte d'Ivoire" -> "cote divoire", "Guinea-Bissau" -> "guinea bissau".
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
+    # an apostrophe or a dot joins ("d'Ivoire", "U.K."), other punctuation separates ("Guinea-Bissau")
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", re.sub(r"['.]", "", ascii_text)).split())
 
 
 @functools.cache
-def _country_index() -> dict[str, str]:
-    """Folded name or code -> alpha-2 for every ISO 3166 country (pycountry's data), plus the aliases."""
-    index = {}
+def _code_index() -> dict[str, str]:
+    """Upper-case alpha-2 and alpha-3 code -> alpha-2, for every ISO 3166-1 country."""
+    return {code: c.alpha_2 for c in pycountry.countries for code in (c.alpha_2, c.alpha_3)}
+
+
+@functools.cache
+def _name_index() -> dict[str, str]:
+    """Folded name, official name or common name -> alpha-2, for every ISO 3166-1 country.
+
+    Raises ValueError if two countries' names fold alike (the lookup would then pick one silently).
+    """
+    index: dict[str, str] = {}
     for country in pycountry.countries:
-        for field in ("alpha_2", "alpha_3", "name", "official_name", "common_name"):
+        for field in ("name", "official_name", "common_name"):
             if value := getattr(country, field, None):
-                index[fold(value)] = country.alpha_2
-    index.update(COUNTRY_ALIASES)
+                if index.setdefault(fold(value), country.alpha_2) != country.alpha_2:
+                    raise ValueError(f"{value!r} folds like a name of {index[fold(value)]}")
     return index
 
 
-def country_to_code(name: str | None) -> str | None:
-    """ISO 3166-1 alpha-2 code of a country name or code, or None when unknown or ambiguous.
+@functools.cache
+def _alias_index() -> dict[str, str | None]:
+    """Folded name -> alpha-2 of COUNTRY_ALIASES, or None for NOT_A_COUNTRY."""
+    return {fold(name): code for name, code in COUNTRY_ALIASES.items()} | dict.fromkeys(map(fold, NOT_A_COUNTRY))
 
-    Matches names, official and common names and codes ignoring case and accents, then the name without
-    a bracketed suffix ("Slovakia (Slovak Republic)"), then pycountry's fuzzy search when that finds
-    exactly one country.
+
+def country_to_code(name: str | None) -> str | None:
+    """ISO 3166-1 alpha-2 code (or XK) of a country name or code; None when unknown or ambiguous.
+
+    Rules and their order in the module docstring. Raises ValueError if pycountry's data holds two
+    countries whose names fold alike (_name_index).
     """
     if name is None:
         return None
-    index = _country_index()
-    for candidate in (name, re.sub(r"\(.*\)", "", name)):
-        if code := index.get(fold(candidate)):
+    text = name.strip()
+    key = fold(text)
+    if key in _alias_index():
+        return _alias_index()[key]
+    if text.isascii() and (text.isupper() or text.islower()) and len(text) in (2, 3):
+        if code := _code_index().get(text.upper()):
             return code
+    return _name_index().get(key)
+
+
+def _reading(phone: str, region: str) -> phonenumbers.PhoneNumber | None:
+    """libphonenumber's reading of `phone` as written in `region`, if it is a valid number."""
     try:
-        matches = pycountry.countries.search_fuzzy(name)
-    except LookupError:
+        number = phonenumbers.parse(phone, region, keep_raw_input=True)
+    except phonenumbers.NumberParseException:
         return None
-    return matches[0].alpha_2 if len(matches) == 1 else None
+    return number if phonenumbers.is_valid_number(number) else None
 
 
 def phone_to_e164(phone: str | None, region: str | None) -> str | None:
-    """E.164 form of a phone number valid in `region` (alpha-2) or else in the US, or None.
+    """E.164 form of a phone number, or None when it is valid nowhere or ambiguous.
 
-    The US fallback exists because the brief's Faker generator writes US-style numbers for members of
-    every country. The extension ("x123") is dropped, as E.164 has none.
+    `region` is the member's alpha-2 country code, or None when the country is unknown; it must come from
+    an exact resolution (country_to_code), never a guess. Readings: `region`, then the US (module
+    docstring). A number written with "+" needs no region and is read once.
     """
     if phone is None:
         return None
-    for candidate_region in dict.fromkeys(r for r in (region, "US") if r):
-        try:
-            number = phonenumbers.parse(phone, candidate_region)
-        except phonenumbers.NumberParseException:
+    results = set()
+    for candidate in dict.fromkeys(r for r in (region, "US") if r):
+        number = _reading(phone, candidate)
+        if number is None:
             continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return None
+        results.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        if number.country_code_source == phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_PLUS_SIGN:
+            break  # the number names its country: every region reads it alike
+    return results.pop() if len(results) == 1 else None
+
+
+def email_to_normalised(email: str | None) -> tuple[str | None, str | None]:
+    """(normalised address, None) for a valid address, (None, the library's reason) for an invalid one,
+    (None, None) for None. Never raises for bad input and never uses the network (module docstring)."""
+    if email is None:
+        return None, None
+    try:
+        return email_validator.validate_email(email, check_deliverability=False).normalized, None
+    except email_validator.EmailNotValidError as exc:
+        return None, str(exc)
+
+
+# ------------------------------------------------------------------------------ pandas UDF bodies
+
+# Spark type of emails_normalised's result (a struct column)
+EMAIL_RESULT_TYPE = "email string, error string"
 
 
 def country_codes(countries: pd.Series) -> pd.Series:
     """pandas UDF body: country_to_code over a column."""
     # a batch has a few hundred distinct countries at most: resolve each once per Arrow batch
     codes = {name: country_to_code(name) for name in countries.dropna().unique()}
-    return countries.map(codes)
+    # dict.get rather than Series.map, which would turn a missing code into NaN instead of None
+    return pd.Series([codes.get(name) for name in countries], index=countries.index, dtype=object)
 
 
 def phones_e164(phones: pd.Series, regions: pd.Series) -> pd.Series:
     """pandas UDF body: phone_to_e164 over two columns."""
     # no per-value cache: phone numbers are nearly unique, so it would only cost memory
     return pd.Series([phone_to_e164(p, r) for p, r in zip(phones, regions)], index=phones.index, dtype=object)
+
+
+def emails_normalised(emails: pd.Series) -> pd.DataFrame:
+    """pandas UDF body: email_to_normalised over a column; columns ``email`` and ``error``
+    (EMAIL_RESULT_TYPE)."""
+    # no per-value cache: addresses are nearly unique
+    return pd.DataFrame(
+        [email_to_normalised(e) for e in emails], columns=["email", "error"], index=emails.index, dtype=object
+    )
