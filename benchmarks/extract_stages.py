@@ -44,7 +44,7 @@ def connect(database: str):
 
 
 def stages(database: str) -> dict:
-    query, schema, url = select_sql(MEMBER), arrow_schema(MEMBER), mysql_url(database)
+    query, schema, url = select_sql(MEMBER), arrow_schema(MEMBER, landed=True), mysql_url(database)
 
     def cx_read():
         for _ in cx.read_sql(url, query, return_type="arrow_stream", batch_size=64 * 1024):
