@@ -4,7 +4,7 @@ SHELL := /bin/bash
 STACK := dev/stack.sh
 PYTEST_ARGS ?=
 
-.PHONY: demo test install up down status unit lint lock bench
+.PHONY: demo test install up down status unit lint lock bench scale
 
 demo: up ## install, start the local stack, run the member pipeline, print the reconciliation report
 	@$(STACK) run python -m dev.demo
@@ -39,3 +39,6 @@ lock: ## recompile requirements/*.lock from requirements/*.in
 
 bench: up ## extract benchmark (see benchmarks/README.md)
 	@$(STACK) run python -m benchmarks.extract_bench
+
+scale: up ## the member pipeline through the DAG at 1M and 5M members (benchmarks/member_scale.py, ~30 min)
+	@$(STACK) run python -m benchmarks.member_scale

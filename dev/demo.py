@@ -1,7 +1,10 @@
 """`make demo`: trigger the member pipeline on the running local stack and print a reconciliation report.
 
-Runs inside `dev/stack.sh run` (the stack's environment). Triggering again is safe: the run's interval
-maps to the same batch, which is replaced, and the MERGE changes nothing that did not change.
+Runs inside `dev/stack.sh run` (the stack's environment). Before triggering, it makes a day's worth of
+changes at the source (one member deleted, one updated, one new), so the report shows the MERGE's
+inserts, updates and deletes; the seeded dirty rows (dev/seed_members.py DIRTY_MEMBERS) show as
+quarantined with their reasons. Triggering again is safe: the run's interval maps to the same batch,
+which is replaced, and the MERGE changes only what changed at the source.
 """
 
 from __future__ import annotations
@@ -12,11 +15,29 @@ import sys
 
 from dev.airflow_api import AirflowApi, trigger
 from dev.demo_report import counts_for_run
+from dev.seed_members import DIRTY_MEMBERS, connect_root, generate_members, load_members
 
 DAG_ID = "member_pipeline"
 
 
+def change_the_source() -> None:
+    """One deleted member, one changed email and one new member, as a day at the source might bring."""
+    conn = connect_root(os.environ["MYSQL_DATABASE"])
+    cur = conn.cursor()
+    dirty = [row[0] for row in DIRTY_MEMBERS]
+    keep = ", ".join(["%s"] * len(dirty))
+    cur.execute(f"SELECT member_id FROM member WHERE member_id NOT IN ({keep}) ORDER BY member_id LIMIT 2", dirty)
+    gone, moved = (row[0] for row in cur.fetchall())
+    cur.execute("DELETE FROM member WHERE member_id = %s", (gone,))
+    cur.execute("UPDATE member SET email = CONCAT('moved.', email) WHERE member_id = %s", (moved,))
+    conn.commit()
+    load_members(conn, generate_members(1, seed=int(dt.datetime.now().timestamp())))
+    conn.close()
+    print(f"==> source changes: member {gone} deleted, {moved} changed email, one new member", flush=True)
+
+
 def main() -> int:
+    change_the_source()
     api = AirflowApi()
     print("==> waiting for Airflow to list the DAG", flush=True)
     api.wait_for_dag(DAG_ID)
@@ -33,6 +54,7 @@ def main() -> int:
         return 1
 
     c = counts_for_run(api, DAG_ID, run_id)
+    reasons = "\n".join(f"    {reason:<32}{n:>10}" for reason, n in sorted(c["quarantine_reasons"].items()))
     ok = c["mysql_rows"] == c["manifest_rows"] == c["parquet_rows"] == c["valid_rows"] + c["quarantined_rows"]
     print(f"""
 Reconciliation for run {run_id} (batch {c['batch_id']})
@@ -41,6 +63,7 @@ Reconciliation for run {run_id} (batch {c['batch_id']})
   Parquet rows read from the files    {c['parquet_rows']:>10}
   Valid rows                          {c['valid_rows']:>10}
   Quarantined rows (this batch)       {c['quarantined_rows']:>10}
+{reasons}
   {'OK: MySQL = manifest = Parquet = valid + quarantined' if ok else 'MISMATCH: see the counts above'}
 
 The MERGE (Delta version {c['delta_version']}, checked against its commit by the DAG's reconcile task)

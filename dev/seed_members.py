@@ -1,6 +1,6 @@
 """Create the source `member` table, its read-only extract user, and seed it with generated members.
 
-    python -m dev.seed_members --if-empty --rows 1000      # what `make demo` runs
+    python -m dev.seed_members --if-empty --rows 1000 --dirty   # what the stack runs at start
     python -m dev.seed_members --truncate --rows 1000000    # benchmarks
 
 Members are generated the way the brief's generator does it (Faker: uuid4 id, first/last name, email,
@@ -8,6 +8,10 @@ phone number, street address, city, country, registration date within the last t
 (Faker and `random`) so a given --seed and --rows always produce the same table. Calling Faker a million
 times takes minutes, so each field draws from a pool of Faker values (at most --pool distinct values per
 field) and rows combine pool entries at random. The rows are bulk-loaded with LOAD DATA LOCAL INFILE.
+
+--dirty adds DIRTY_MEMBERS (idempotently): a handful of rows of each kind of dirty value real MySQL
+databases hold, so `make demo` shows quarantined rows with their reasons and standardised values that
+are right or absent.
 
 Connects as root (MYSQL_ROOT_PASSWORD) to MYSQL_HOST:MYSQL_PORT; the extract never uses root.
 """
@@ -56,6 +60,40 @@ def generate_members(rows: int, seed: int = 42, pool: int = 20_000, today: dt.da
         member_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         values = [p[rng.randrange(size)] for p in fields]
         yield (member_id, *values, first_day + dt.timedelta(days=rng.randint(0, days)))
+
+
+def _dirty(name: str, **values) -> tuple:
+    """A member row with a stable id (so --dirty is idempotent) and plausible defaults."""
+    row = {"member_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"lakehouse-ref/dirty/{name}")), "first_name": "Dirty",
+           "last_name": name, "email": f"{name}@example.com", "phone_number": "(213) 948-8645", "address": "1 Main St",
+           "city": "Springfield", "country": "United States of America", "registration_date": "2024-05-01", **values}
+    return tuple(row[c] for c in COLUMNS)
+
+
+# What the pipeline must do with each is in the comment; tests/e2e checks the demo's outcome.
+DIRTY_MEMBERS = (
+    _dirty("zero-date", registration_date="0000-00-00"),  # quarantined: invalid_registration_date
+    _dirty("no-valid-day", registration_date="2024-02-00"),  # quarantined: invalid_registration_date
+    _dirty("bad-email", email="jane.doe@@example.com"),  # quarantined: invalid_email (email-validator's reason)
+    _dirty("future", registration_date="2099-01-01"),  # quarantined: registration_date_in_future
+    _dirty("punycode", email="info@xn--h1alffa9f.xn--p1ai"),  # valid: a punycode top-level domain
+    _dirty("unicode-domain", email="info@bücher.example"),  # valid: an internationalised domain
+    _dirty("seoul", country="Republic of Korea", phone_number="02-312-3456"),  # KR, +8223123456
+    _dirty("kosovo", country="Kosovo"),  # XK, never RS
+    _dirty("city-as-country", country="Victoria"),  # a city, not a country: no code
+)
+
+
+def load_dirty_members(conn) -> int:
+    """Insert DIRTY_MEMBERS unless present; returns how many were new. Zero dates need a permissive
+    sql_mode, as the legacy schemas that hold them had."""
+    cur = conn.cursor()
+    cur.execute("SET SESSION sql_mode = ''")
+    placeholders = ", ".join(["%s"] * len(COLUMNS))
+    added = cur.executemany(f"INSERT IGNORE INTO member ({', '.join(COLUMNS)}) VALUES ({placeholders})",
+                            DIRTY_MEMBERS)
+    conn.commit()
+    return added
 
 
 def _tsv_field(value) -> str:
@@ -116,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=20_000, help="distinct Faker values per field")
     parser.add_argument("--if-empty", action="store_true", help="seed only when the table has no rows")
     parser.add_argument("--truncate", action="store_true", help="empty the table first")
+    parser.add_argument("--dirty", action="store_true", help="add DIRTY_MEMBERS too (idempotent)")
     args = parser.parse_args(argv)
 
     database = os.environ.get("MYSQL_DATABASE", "members")
@@ -128,10 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     existing = cur.fetchone()[0]
     if args.if_empty and existing:
         print(f"member table already has {existing} rows; not seeding")
-        return 0
-    started = time.monotonic()
-    loaded = load_members(conn, generate_members(args.rows, seed=args.seed, pool=args.pool))
-    print(f"seeded {loaded} members in {time.monotonic() - started:.1f}s")
+    else:
+        started = time.monotonic()
+        loaded = load_members(conn, generate_members(args.rows, seed=args.seed, pool=args.pool))
+        print(f"seeded {loaded} members in {time.monotonic() - started:.1f}s")
+    if args.dirty:
+        print(f"dirty members: {load_dirty_members(conn)} added ({len(DIRTY_MEMBERS)} in all)")
     return 0
 
 

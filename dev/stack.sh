@@ -323,7 +323,7 @@ cmd_start() {
   start_postgres
   start_minio
   say "mysql: schema, read-only extract user, seed (if empty: $SEED_ROWS rows)"
-  "$PY" -m dev.seed_members --if-empty --rows "$SEED_ROWS"
+  "$PY" -m dev.seed_members --if-empty --rows "$SEED_ROWS" --dirty
   deploy_jobs
   start_runner
   start_airflow

@@ -51,6 +51,8 @@ def reconcile_batch(manifest: BatchManifest, result: dict, commit: dict) -> dict
           f"result file is for batch {result.get('batch_id')!r}, manifest for {manifest.batch_id!r}")
     check(result["manifest_rows"] == landed,
           f"the job read {result['manifest_rows']} rows, the manifest lists {landed}")
+    check(sum(result["quarantine_reasons"].values()) == result["quarantined_rows"],
+          f"quarantine reasons {result['quarantine_reasons']} do not add up to {result['quarantined_rows']}")
     check(result["valid_rows"] + result["quarantined_rows"] == landed,
           f"valid {result['valid_rows']} + quarantined {result['quarantined_rows']} != landed {landed}")
     check(commit.get("operation") == "MERGE" and commit.get("userMetadata") == result["commit_tag"],
@@ -76,6 +78,7 @@ def reconcile_batch(manifest: BatchManifest, result: dict, commit: dict) -> dict
         "landed_rows": landed,
         "valid_rows": result["valid_rows"],
         "quarantined_rows": result["quarantined_rows"],
+        "quarantine_reasons": result["quarantine_reasons"],
         "inserted_rows": inserted,
         "updated_rows": updated,
         "deleted_rows": deleted,

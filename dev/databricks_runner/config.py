@@ -77,6 +77,8 @@ class RunnerConfig:
     max_concurrent_runs: int
     spark_master: str
     spark_conf: dict[str, str]  # dev/local_spark.py's Delta + S3A settings, computed once
+    # the driver heap of a task whose cluster names no known node type (spark.cluster_spark_conf)
+    default_driver_memory: str = "2g"
     kill_grace_seconds: float = 5.0  # SIGTERM, then SIGKILL after this long
 
     def __repr__(self) -> str:  # keep the token (and S3 keys in spark_conf) out of any log line
@@ -139,4 +141,5 @@ class RunnerConfig:
             max_concurrent_runs=max_runs,
             spark_master=spark_master,
             spark_conf=spark_conf,
+            default_driver_memory=env.get("RUNNER_DEFAULT_DRIVER_MEMORY", "2g"),
         )

@@ -28,9 +28,35 @@ _PRIVATE_ENV = re.compile(r"^(DATABRICKS_TOKEN|AIRFLOW_CONN_.*|PYTHONPATH)$")
 WHEEL_LAUNCHER = Path(__file__).with_name("wheel_task.py")
 
 
-def cluster_spark_conf(cluster: Mapping | None) -> dict[str, str]:
+# Memory (GiB) of the node types a job cluster may name: AWS's instance specifications. The driver of a
+# job cluster runs on one such node; locally it is the single JVM that does all the work.
+NODE_MEMORY_GIB = {
+    "m6gd.large": 8, "m6gd.xlarge": 16, "m6gd.2xlarge": 32, "m5d.large": 8, "m5d.xlarge": 16,
+    "r6gd.large": 16, "r6gd.xlarge": 32, "r6gd.2xlarge": 64, "i3.xlarge": 30.5,
+}
+# Share of a node's memory given to the driver's JVM heap; the rest stays for the OS, the Python workers
+# (pandas UDFs) and off-heap buffers, as on a Databricks node, where the heap is well under the node size.
+DRIVER_HEAP_SHARE = 0.5
+
+
+def cluster_spark_conf(cluster: Mapping | None, default_driver_memory: str) -> dict[str, str]:
+    """The spark-submit settings a task's cluster implies locally.
+
+    Only spark.sql.* and spark.databricks.delta.* of its spark_conf (the rest is for a real cluster), and
+    the driver memory: spark.driver.memory from the spark_conf if set, else DRIVER_HEAP_SHARE of the
+    driver node's memory (NODE_MEMORY_GIB by driver_node_type_id or node_type_id), else
+    `default_driver_memory` (an existing cluster, serverless, or a node type not in the table).
+    """
     conf = (cluster or {}).get("spark_conf") or {}
-    return {str(k): str(v) for k, v in conf.items() if str(k).startswith(CLUSTER_CONF_PREFIXES)}
+    kept = {str(k): str(v) for k, v in conf.items() if str(k).startswith(CLUSTER_CONF_PREFIXES)}
+    node = (cluster or {}).get("driver_node_type_id") or (cluster or {}).get("node_type_id")
+    if "spark.driver.memory" in conf:
+        kept["spark.driver.memory"] = str(conf["spark.driver.memory"])
+    elif node in NODE_MEMORY_GIB:
+        kept["spark.driver.memory"] = f"{int(NODE_MEMORY_GIB[node] * DRIVER_HEAP_SHARE * 1024)}m"
+    else:
+        kept["spark.driver.memory"] = default_driver_memory
+    return kept
 
 
 def write_properties(path: Path, conf: Mapping[str, str]) -> None:

@@ -110,7 +110,7 @@ def _build_task(
         depends_on=[str(d["task_key"]) for d in deps],
         run_if=run_if,
         timeout_seconds=as_int(spec.get("timeout_seconds", 0), f"tasks[{key}].timeout_seconds"),
-        spark_conf=cluster_spark_conf(cluster),
+        spark_conf=cluster_spark_conf(cluster, config.default_driver_memory),
     )
 
 

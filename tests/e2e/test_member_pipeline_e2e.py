@@ -70,6 +70,27 @@ def test_trigger_twice_same_interval(api, spark):
     assert last_commit["operation"] == "MERGE" and last_commit["version"] == second["delta_version"]
 
     assert_no_secret_in_task_logs(api, f"e2e__{stamp}__second")
+    assert_dirty_rows_handled(spark, first)
+
+
+def assert_dirty_rows_handled(spark, counts: dict) -> None:
+    """The dirty rows the stack seeds (dev/seed_members.py DIRTY_MEMBERS): quarantined with their reason,
+    or loaded with standardised values that are right or absent."""
+    assert counts["quarantine_reasons"] == {
+        "invalid_registration_date": 2, "invalid_email": 1, "registration_date_in_future": 1}
+    members = spark.read.format("delta").load(layout.delta_table_uri("member"))
+    by_name = {r["last_name"]: r for r in members.where("first_name = 'Dirty'").collect()}
+    assert set(by_name) == {"punycode", "unicode-domain", "seoul", "kosovo", "city-as-country"}
+    assert by_name["punycode"]["email"] == "info@россия.рф"
+    assert by_name["unicode-domain"]["email"] == "info@bücher.example"
+    assert (by_name["seoul"]["country_code"], by_name["seoul"]["phone_e164"]) == ("KR", "+8223123456")
+    assert by_name["kosovo"]["country_code"] == "XK"
+    assert by_name["city-as-country"]["country_code"] is None
+    quarantine = spark.read.format("delta").load(layout.delta_table_uri("member_quarantine"))
+    details = {r["last_name"]: r["quarantine_detail"] for r in
+               quarantine.where(f"batch_id = '{counts['batch_id']}'").collect()}
+    assert details["zero-date"] == "not a calendar date: 0000-00-00"
+    assert details["bad-email"], "invalid_email carries email-validator's reason"
 
 
 def assert_no_secret_in_task_logs(api: AirflowApi, run_id: str) -> None:

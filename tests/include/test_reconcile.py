@@ -19,6 +19,7 @@ MANIFEST = BatchManifest(
 
 def result(**overrides):
     return {"batch_id": "extract_date=2026-11-26", "manifest_rows": 10, "valid_rows": 9, "quarantined_rows": 1,
+            "quarantine_reasons": {"invalid_email": 1},
             "merge_source_rows": 10, "delta_version": 3, "commit_tag": "member_merge x 1",
             "rows_before": 5, "rows_after": 8, "rows_absent_from_snapshot": 0, **overrides}
 
@@ -37,6 +38,7 @@ def test_reconcile_accepts_matching_counts():
 
 @pytest.mark.parametrize(("bad_result", "bad_commit", "error"), [
     ({"valid_rows": 8}, {}, "valid 8 \\+ quarantined 1 != landed 10"),
+    ({"quarantine_reasons": {"invalid_email": 2}}, {}, "do not add up to 1"),
     ({"manifest_rows": 11}, {}, "the job read 11 rows"),
     ({"batch_id": "extract_date=2026-11-25"}, {}, "result file is for batch"),
     ({"commit_tag": "member_merge y 2"}, {}, "not this job's MERGE"),

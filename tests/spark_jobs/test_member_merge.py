@@ -300,6 +300,7 @@ def test_first_run_then_rerun_of_the_same_batch(spark, tmp_path):
         ignore_nullable=True,
     )
     expected_result = {"batch_id": BATCH_1, "manifest_rows": 21, "valid_rows": 20, "quarantined_rows": 1,
+                       "quarantine_reasons": {"invalid_email": 1},
                        "merge_source_rows": 21, "rows_before": 0, "rows_after": 20, "rows_absent_from_snapshot": 0,
                        "delta_version": delta_version(spark, lake.table), "commit_tag": first["commit_tag"]}
     assert first == expected_result
@@ -377,7 +378,8 @@ def test_deletes_are_guarded_and_quarantined_members_are_kept(spark, tmp_path):
     ids = {r["member_id"] for r in spark.read.format("delta").load(lake.table).select("member_id").collect()}
     assert member_id(38) not in ids and member_id(39) in ids and len(ids) == 39
     assert lake.reconcile(manifest_3, result) | {"delta_version": 0} == {
-        "batch_id": batch_3, "landed_rows": 39, "valid_rows": 38, "quarantined_rows": 1, "inserted_rows": 0,
+        "batch_id": batch_3, "landed_rows": 39, "valid_rows": 38, "quarantined_rows": 1,
+        "quarantine_reasons": {"invalid_email": 1}, "inserted_rows": 0,
         "updated_rows": 0, "deleted_rows": 1, "delta_rows": 39, "delta_version": 0}
 
 

@@ -67,7 +67,8 @@ def test_crash_after_the_commit_is_harmless_to_retry(spark, tmp_path, monkeypatc
 
     result = lake.run(manifest_path, BATCH_1)  # the task's retry
     assert lake.reconcile(manifest_path, result) | {"delta_version": None} == {
-        "batch_id": BATCH_1, "landed_rows": 20, "valid_rows": 20, "quarantined_rows": 0, "inserted_rows": 0,
+        "batch_id": BATCH_1, "landed_rows": 20, "valid_rows": 20, "quarantined_rows": 0, "quarantine_reasons": {},
+        "inserted_rows": 0,
         "updated_rows": 0, "deleted_rows": 0, "delta_rows": 20, "delta_version": None}
     assert sorted(spark.read.format("delta").load(lake.table).drop("_updated_at").collect()) == \
         sorted(table_after_crash)

@@ -338,7 +338,9 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
     try:
         valid, quarantine = split_valid_quarantine(cleaned, today=datetime.now(timezone.utc).date())
         write_quarantine(spark, quarantine, args.quarantine_path, batch_id)
-        quarantined_rows = quarantine.count()
+        by_reason = quarantine.groupBy("quarantine_reason").count().collect()
+        reasons = {r["quarantine_reason"]: r["count"] for r in by_reason}
+        quarantined_rows = sum(reasons.values())
         valid_rows = valid.count()
         log.info("batch %s: %d valid, %d quarantined", batch_id, valid_rows, quarantined_rows)
 
@@ -370,6 +372,7 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
         "manifest_rows": manifest_rows,
         "valid_rows": valid_rows,
         "quarantined_rows": quarantined_rows,
+        "quarantine_reasons": reasons,
         "merge_source_rows": source_rows,
         "delta_version": version,
         "commit_tag": commit_tag,
