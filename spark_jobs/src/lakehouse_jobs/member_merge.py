@@ -57,6 +57,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.storagelevel import StorageLevel
 
 from lakehouse_jobs import hadoop_fs, standardise
 from lakehouse_jobs.batch import BatchError, read_batch, read_manifest
@@ -333,8 +334,11 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
     snapshot = manifest.mode == "snapshot"
     log.info("batch %s: %d rows in %d files (%s)", batch_id, manifest_rows, len(manifest.files), manifest.mode)
 
-    # cached: the quarantine write, the counts and the MERGE would each re-read and re-run the UDFs
-    cleaned = clean_members(read_batch(spark, manifest, MEMBER)).persist()
+    # cached: the quarantine write, the counts and the MERGE would each re-read and re-run the UDFs. On
+    # disk, not the heap: the driver's memory then bounds nothing but the shuffles, which spill, whatever
+    # the batch's size (a job cluster's nodes have local NVMe disks)
+    cleaned = clean_members(read_batch(spark, manifest, MEMBER)).persist(StorageLevel.DISK_ONLY)
+    cached = [cleaned]
     try:
         valid, quarantine = split_valid_quarantine(cleaned, today=datetime.now(timezone.utc).date())
         write_quarantine(spark, quarantine, args.quarantine_path, batch_id)
@@ -350,7 +354,8 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
                 f"--max-quarantine-ratio {args.max_quarantine_ratio}; see {args.quarantine_path} "
                 f"where batch_id = '{batch_id}'. The member table was not changed."
             )
-        source = merge_source(valid, quarantine).persist()
+        source = merge_source(valid, quarantine).persist(StorageLevel.DISK_ONLY)
+        cached.append(source)
         if snapshot:
             absent, table_rows = deletions(spark, args.table_path, source)
             if table_rows and absent / table_rows > args.max_delete_ratio:
@@ -365,7 +370,8 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
         facts = table_facts(spark, args.table_path, version, source if snapshot else None)
         source_rows = source.count()
     finally:
-        cleaned.unpersist()
+        for df in cached:
+            df.unpersist()
 
     result = {
         "batch_id": batch_id,
