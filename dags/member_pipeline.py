@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 from include import layout, settings
 from include.databricks_runs import member_merge_run
@@ -38,6 +38,11 @@ from include.databricks_submit import (
 )
 
 BATCH_ID = "{{ ti.xcom_pull(task_ids='extract_members')['batch_id'] }}"
+# run JSON from per-environment settings (pure: no I/O at parse time); token, timeouts, cancel:
+# include/databricks_submit.py
+MERGE_RUN = member_merge_run(BATCH_ID, max_delete_ratio="{{ params.max_delete_ratio }}",
+                             max_quarantine_ratio="{{ params.max_quarantine_ratio }}")
+MERGE_TRIES = 3
 
 default_args = {
     "owner": "data-platform",
@@ -54,11 +59,20 @@ default_args = {
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,
-    # the worst case of every task's tries, timeouts and backoff along the chain (about 7.5 hours, checked by
-    # tests/dags/test_dag_integrity.py): the run's timeout never cuts short a task still within its retries
-    dagrun_timeout=dt.timedelta(hours=8),
+    # the worst case of every task's tries, timeouts and backoff along the chain (checked by
+    # tests/dags/test_dag_integrity.py): the run's timeout never cuts short a task still within its retries.
+    # Under 5 hours for the other tasks and the MERGE's waits, plus every try of the MERGE, which grows
+    # with DATABRICKS_RUN_TIMEOUT_SECONDS
+    dagrun_timeout=dt.timedelta(hours=5) + MERGE_TRIES * execution_timeout_for(MERGE_RUN),
     default_args=default_args,
     tags=["member", "mysql", "databricks", "delta"],
+    # a deliberate purge at the source: trigger with {"max_delete_ratio": 1} (UI: "Trigger DAG w/ config")
+    params={
+        "max_delete_ratio": Param(0.05, type="number", minimum=0, maximum=1,
+                                  description="fail before any change if the snapshot deletes more of the table"),
+        "max_quarantine_ratio": Param(0.05, type="number", minimum=0, maximum=1,
+                                      description="fail before the MERGE if more of the batch is quarantined"),
+    },
     doc_md=__doc__,
 )
 def member_pipeline():
@@ -81,12 +95,10 @@ def member_pipeline():
         execution_timeout=dt.timedelta(minutes=15),
     )
 
-    # run JSON from per-environment settings; token, timeouts, cancel: include/databricks_submit.py
-    merge_run = member_merge_run(BATCH_ID)
     merge_members = DatabricksSubmitRun(
         task_id="merge_members",
         databricks_conn_id=settings.DATABRICKS_CONN_ID,
-        json=merge_run,
+        json=MERGE_RUN,
         # the triggerer polls the run, no worker slot is held while Spark works (DATABRICKS_DEFERRABLE)
         deferrable=settings.DATABRICKS.deferrable,
         polling_period_seconds=settings.DATABRICKS.poll_seconds,
@@ -94,10 +106,10 @@ def member_pipeline():
         databricks_retry_limit=API_RETRY_LIMIT,
         databricks_retry_delay=API_RETRY_DELAY,
         # the run's own timeout_seconds plus a margin: Databricks' TIMEDOUT comes first
-        execution_timeout=execution_timeout_for(merge_run),
+        execution_timeout=execution_timeout_for(MERGE_RUN),
         # a failed job usually fails again the same way (API errors are retried inside the hook): two
         # retries, not three, keep the worst case of a 50-minute run bounded
-        retries=2,
+        retries=MERGE_TRIES - 1,
     )
 
     @task(execution_timeout=dt.timedelta(minutes=5))

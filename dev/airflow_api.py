@@ -52,6 +52,22 @@ class AirflowApi:
         r.raise_for_status()
         return {ti["task_id"]: ti["state"] for ti in r.json()["task_instances"]}
 
+    def wait_until_idle(self, dag_id: str, settle: float = 10, timeout: float = 900) -> None:
+        """Until the DAG has no queued or running run and none appears for `settle` seconds (unpausing a
+        scheduled DAG makes the scheduler create the latest interval's run within a few seconds)."""
+        deadline, quiet_since = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            r = self.get(f"dags/{dag_id}/dagRuns?state=queued&state=running")
+            r.raise_for_status()
+            if r.json()["total_entries"]:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= settle:
+                return
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id} still has active runs after {timeout:.0f}s")
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 900,
                      progress: Callable[[dict], None] | None = None) -> str:
         deadline = time.monotonic() + timeout

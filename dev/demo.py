@@ -13,7 +13,7 @@ import datetime as dt
 import os
 import sys
 
-from dev.airflow_api import AirflowApi, trigger
+from dev.airflow_api import AirflowApi, airflow_cli, trigger
 from dev.demo_report import counts_for_run
 from dev.seed_members import DIRTY_MEMBERS, connect_root, generate_members, load_members
 
@@ -37,10 +37,15 @@ def change_the_source() -> None:
 
 
 def main() -> int:
-    change_the_source()
     api = AirflowApi()
     print("==> waiting for Airflow to list the DAG", flush=True)
     api.wait_for_dag(DAG_ID)
+    # unpausing makes the scheduler run today's interval: let that run finish first, so the source
+    # changes below are what this demo's run merges
+    airflow_cli("dags", "unpause", DAG_ID)
+    print("==> waiting for any scheduled run of the DAG to finish", flush=True)
+    api.wait_until_idle(DAG_ID)
+    change_the_source()
     run_id = "demo__" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     print(f"==> airflow dags trigger {DAG_ID} --run-id {run_id}", flush=True)
     trigger(DAG_ID, run_id)

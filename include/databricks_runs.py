@@ -88,10 +88,12 @@ def wheel_run(task_key: str, entry_point: str, parameters: Sequence[str], *, run
     return run
 
 
-def member_merge_run(batch_id: str, db: DatabricksSettings | None = None) -> dict:
+def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
+                     max_delete_ratio: str = "0.05", max_quarantine_ratio: str = "0.05") -> dict:
     """The run that MERGEs one landed member batch into the Delta table `member`.
 
-    `batch_id` may be a Jinja template: the operator renders its `json` field.
+    `batch_id` and the two ratios (shares of the table, 0 to 1; see the job's --help) may be Jinja
+    templates: the operator renders its `json` field.
     """
     return wheel_run(
         "member_merge",
@@ -101,6 +103,8 @@ def member_merge_run(batch_id: str, db: DatabricksSettings | None = None) -> dic
             "--table-path", layout.delta_table_uri("member"),
             "--quarantine-path", layout.delta_table_uri("member_quarantine"),
             "--result-path", layout.result_uri("member", batch_id),
+            "--max-delete-ratio", max_delete_ratio,
+            "--max-quarantine-ratio", max_quarantine_ratio,
         ],
         run_name=f"member_merge {batch_id}",
         classic_only=True,

@@ -34,7 +34,7 @@ def reconcile_batch(manifest: BatchManifest, result: dict, commit: dict) -> dict
     the Delta version the result names (commit_info()). Checks: landed rows = valid + quarantined; the
     commit is a MERGE carrying the job's commit_tag; its source rows, inserted, updated and deleted rows
     (Delta's operationMetrics) agree with the result and with the table's row counts before and after it;
-    and after a snapshot the table holds no member absent from the snapshot.
+    the table holds each member id once; and after a snapshot it holds no member absent from the snapshot.
     """
     landed = manifest.row_count
     metrics = {k: int(v) for k, v in (commit.get("operationMetrics") or {}).items()}
@@ -68,6 +68,7 @@ def reconcile_batch(manifest: BatchManifest, result: dict, commit: dict) -> dict
     check(result["rows_after"] == result["rows_before"] + inserted - deleted,
           f"table rows {result['rows_before']} -> {result['rows_after']}, but the commit inserted {inserted} "
           f"and deleted {deleted}")
+    check(result["duplicate_keys"] == 0, f"{result['duplicate_keys']} member ids appear more than once in the table")
     if manifest.mode == "snapshot":
         check(result.get("rows_absent_from_snapshot") == 0,
               f"{result.get('rows_absent_from_snapshot')} table rows are absent from the snapshot")

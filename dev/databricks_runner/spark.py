@@ -20,9 +20,14 @@ from dev.databricks_runner.state import TaskRun
 # and the local Delta/S3A settings still win on a clash.
 CLUSTER_CONF_PREFIXES = ("spark.sql.", "spark.databricks.delta.")
 
-# The environment a job should not inherit: the runner's own token, Airflow's connection strings, and
-# PYTHONPATH (the stack sets it to the checkout: a job must see only what its run declares).
-_PRIVATE_ENV = re.compile(r"^(DATABRICKS_TOKEN|AIRFLOW_CONN_.*|PYTHONPATH)$")
+# What a task inherits from the runner's environment: only what a process needs to run (locale, temp
+# dir, Java, uv's and TLS settings), never the stack's .env, which holds every local secret (database
+# passwords, Airflow's keys, the runner's token). A job reading a variable its cluster would not have must
+# fail here as on Databricks; S3 access reaches Spark through the properties file, not the environment.
+_PASSED_ENV = re.compile(
+    r"^(PATH|HOME|USER|LOGNAME|SHELL|TERM|LANG|LANGUAGE|LC_\w+|TZ|TMPDIR|JAVA_HOME|UV_\w+|SSL_CERT_\w+"
+    r"|REQUESTS_CA_BUNDLE|OPENBLAS_\w+|OMP_\w+|(?i:https?_proxy|no_proxy))$"
+)
 
 # The primary file of every python_wheel_task, copied into the task's work directory.
 WHEEL_LAUNCHER = Path(__file__).with_name("wheel_task.py")
@@ -93,8 +98,7 @@ def command(config: RunnerConfig, task: TaskRun, run_name: str, properties: Path
 
 def environment(config: RunnerConfig, python: str) -> dict[str, str]:
     """The process environment of a task whose environment's interpreter is ``python``."""
-    env = {k: v for k, v in os.environ.items() if not _PRIVATE_ENV.match(k)}
-    env.pop("VIRTUAL_ENV", None)  # the runner's venv, not the job's
+    env = {k: v for k, v in os.environ.items() if _PASSED_ENV.match(k)}
     return env | {
         "SPARK_HOME": config.runtime.spark_home,
         # the driver and the executors' Python workers both run the task's environment

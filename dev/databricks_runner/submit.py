@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
+
 from dev.databricks_runner.config import WORKSPACE_ROOTS, RunnerConfig
 from dev.databricks_runner.errors import ApiError, as_int
 from dev.databricks_runner.spark import cluster_spark_conf
@@ -165,7 +167,7 @@ def _libraries(spec: dict, key: str, environments: dict, config: RunnerConfig) -
             case {"whl": str(path)} if len(library) == 1:
                 libraries.append({"whl": _library_path(path, key, config)})
             case {"pypi": {"package": str(package)} as pypi} if len(library) == 1 and not pypi.get("repo"):
-                libraries.append({"pypi": package})
+                libraries.append({"pypi": _requirement(package, key)})
             case _:
                 raise invalid(
                     f"task {key}: library {library!r}: the local runner installs only whl (a workspace path) and "
@@ -180,8 +182,21 @@ def _libraries(spec: dict, key: str, environments: dict, config: RunnerConfig) -
                 raise invalid(f"task {key}: dependency {dependency!r}: the local runner takes requirement strings "
                               "and workspace paths, not pip options")  # fmt: skip
             is_path = dependency.startswith(tuple(WORKSPACE_ROOTS))
-            libraries.append({"whl": _library_path(dependency, key, config)} if is_path else {"pypi": dependency})
+            libraries.append({"whl": _library_path(dependency, key, config)} if is_path
+                             else {"pypi": _requirement(dependency, key)})
     return libraries
+
+
+def _requirement(text: str, key: str) -> str:
+    """A PyPI requirement (name, extras, version specifier, marker), or 400: a local path, URL or pip option
+    in its place would install something a cluster cannot reach (the checkout itself, for instance)."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as e:
+        raise invalid(f"task {key}: {text!r} is not a PyPI requirement ({e})") from None
+    if requirement.url:
+        raise invalid(f"task {key}: {text!r} names a URL; a pypi library is a package from the index")
+    return text
 
 
 def _library_path(path: str, key: str, config: RunnerConfig) -> str:

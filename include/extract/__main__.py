@@ -16,7 +16,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Extract the MySQL member table to a Parquet batch on S3.")
     parser.add_argument("--date", type=dt.date.fromisoformat, default=dt.date.today(),
                         help="the extraction interval's date (default: today)")
-    parser.add_argument("--run-id", default="cli")
+    # unique per invocation: two command-line extracts are two runs, and one must not take over the
+    # other's lease as if it were its own killed try (include/extract/lease.py)
+    parser.add_argument("--run-id", default=f"cli__{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     print(json.dumps(extract_member_batch(batch_id_for(args.date), args.run_id)))

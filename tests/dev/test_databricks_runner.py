@@ -121,6 +121,9 @@ def test_bad_submissions_are_400_with_a_reason(runner):
             **ok_job,
             "libraries": [{"whl": "s3://bucket/x.whl"}],
         },
+        # a local path or a pip option as a "package" would install the checkout itself: not on a cluster
+        "is not a PyPI requirement": {**ok_job, "libraries": [{"pypi": {"package": "-e/work/main/spark_jobs"}}]},
+        "names a URL": {**ok_job, "libraries": [{"pypi": {"package": "jobs @ file:///work/main/spark_jobs"}}]},
         "not in the run's environments": {**ok_job, "environment_key": "default"},
         "not pip options": {
             **ok_job,

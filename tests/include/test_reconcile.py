@@ -21,7 +21,7 @@ def result(**overrides):
     return {"batch_id": "extract_date=2026-11-26", "manifest_rows": 10, "valid_rows": 9, "quarantined_rows": 1,
             "quarantine_reasons": {"invalid_email": 1},
             "merge_source_rows": 10, "delta_version": 3, "commit_tag": "member_merge x 1",
-            "rows_before": 5, "rows_after": 8, "rows_absent_from_snapshot": 0, **overrides}
+            "rows_before": 5, "rows_after": 8, "rows_absent_from_snapshot": 0, "duplicate_keys": 0, **overrides}
 
 
 def commit(**metrics) -> dict:
@@ -46,6 +46,7 @@ def test_reconcile_accepts_matching_counts():
     ({"rows_after": 9}, {}, "table rows 5 -> 9, but the commit inserted 4 and deleted 1"),
     ({}, {"numTargetRowsInserted": 9}, "inserted 9 \\+ updated 2 > valid rows 9"),
     ({"rows_absent_from_snapshot": 2}, {}, "2 table rows are absent from the snapshot"),
+    ({"duplicate_keys": 1}, {}, "1 member ids appear more than once"),
 ])
 def test_reconcile_rejects_mismatches(bad_result, bad_commit, error):
     with pytest.raises(ReconciliationError, match=error):

@@ -302,6 +302,7 @@ def test_first_run_then_rerun_of_the_same_batch(spark, tmp_path):
     expected_result = {"batch_id": BATCH_1, "manifest_rows": 21, "valid_rows": 20, "quarantined_rows": 1,
                        "quarantine_reasons": {"invalid_email": 1},
                        "merge_source_rows": 21, "rows_before": 0, "rows_after": 20, "rows_absent_from_snapshot": 0,
+                       "duplicate_keys": 0,
                        "delta_version": delta_version(spark, lake.table), "commit_tag": first["commit_tag"]}
     assert first == expected_result
     assert json.loads(lake.result_path(BATCH_1).read_text()) == expected_result
@@ -311,6 +312,9 @@ def test_first_run_then_rerun_of_the_same_batch(spark, tmp_path):
 
     assert last_merge_metrics(spark, lake.table) == {
         "numTargetRowsInserted": 0, "numTargetRowsUpdated": 0, "numTargetRowsDeleted": 0}
+    # an unchanged replay rewrites no data file (a not-matched-by-source clause would rewrite them all)
+    last = DeltaTable.forPath(spark, lake.table).history(1).first()["operationMetrics"]
+    assert (last["numTargetFilesAdded"], last["numTargetFilesRemoved"]) == ("0", "0"), last
     per_run = ("delta_version", "commit_tag", "rows_before")
     assert {k: v for k, v in second.items() if k not in per_run} == {
         k: v for k, v in first.items() if k not in per_run}
@@ -398,6 +402,12 @@ def test_reconciliation_fails_when_the_result_does_not_match_the_commit(spark, t
         lake.reconcile(manifest_path, result | {"rows_after": 21})
     with pytest.raises(ReconciliationError, match="merged 20 source rows, the job says 19"):
         lake.reconcile(manifest_path, result | {"merge_source_rows": 19})
+    # out of band: a copy of a member appended; the next run's MERGE keeps it, its reconciliation must not
+    table = spark.read.format("delta").load(lake.table)
+    table.where(f"member_id = '{member_id(1)}'").write.format("delta").mode("append").save(lake.table)
+    rerun = lake.run(manifest_path, BATCH_1)
+    with pytest.raises(ReconciliationError, match="1 member ids appear more than once"):
+        lake.reconcile(manifest_path, rerun)
 
 
 @pytest.fixture(scope="module")

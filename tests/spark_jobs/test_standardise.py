@@ -264,3 +264,10 @@ def test_udf_bodies_keep_the_batchs_index_and_nulls():
         "email": ["info@россия.рф", None, None, "a@example.com"],
         "error": [None, None, "An email address must have an @-sign.", None],
     }
+
+
+@pytest.mark.unit
+def test_every_code_this_module_emits_reads_back_as_itself():
+    emitted = set(standardise.COUNTRY_ALIASES.values()) | {c.alpha_2 for c in pycountry.countries}
+    # but Namibia's NA, which in a country column far more often means "not available" (NOT_A_COUNTRY)
+    assert {code for code in emitted if standardise.country_to_code(code) != code} == {"NA"}

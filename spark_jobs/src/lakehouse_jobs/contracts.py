@@ -66,7 +66,8 @@ class SourceContract:
         return [c.name for c in self.columns if c.pii == pii]
 
 
-# The brief's `member` table (../shared/seed/brief.md, "Part 1 - Data"); lengths are the seeding DDL's.
+# The brief's `member` table (the code test brief, "Part 1 - Data": nine columns, all strings but the date);
+# the lengths are ours (the brief gives none), wide enough for what its Faker generator emits.
 MEMBER = SourceContract(
     table="member",
     key="member_id",

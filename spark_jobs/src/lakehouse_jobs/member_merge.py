@@ -232,9 +232,11 @@ def merge_members(spark: SparkSession, source: DataFrame, table_path: str, batch
                   delete_absent: bool, commit_tag: str) -> int:
     """MERGE `source` (merge_source's shape) into the member table; return the version it committed.
 
-    Valid rows are upserted on member_id; a matched row is rewritten only if a business column differs,
-    so an unchanged replay rewrites no data file. With `delete_absent` (a full snapshot is the truth for
-    the current-state table) members absent from the source are deleted. The commit carries `commit_tag`
+    Valid rows are upserted on member_id; a matched row is rewritten only if a business column differs.
+    With `delete_absent` (a full snapshot is the truth for the current-state table, and deletions() found
+    members absent from it) those members are deleted; without it the MERGE has no not-matched-by-source
+    clause, which would make Delta rewrite every file of the table even when nothing is deleted, so an
+    unchanged replay rewrites no data file. The commit carries `commit_tag`
     as its userMetadata, so the reconciliation can tell this MERGE's commit from any other.
     No ordering guard: a backfill of an older batch overwrites newer values, as its operator intends.
     """
@@ -278,12 +280,18 @@ def commit_version(spark: SparkSession, table_path: str, commit_tag: str) -> int
 
 def table_facts(spark: SparkSession, table_path: str, version: int, source: DataFrame | None) -> dict[str, int]:
     """What the table looks like after the commit, read back from the table itself (not from the MERGE):
-    rows before and at `version`, and (for a snapshot `source`) rows at `version` whose member is absent
-    from the source, which must be 0."""
+    rows before and at `version`, member ids held more than once at `version` (must be 0), and (for a
+    snapshot `source`) rows at `version` whose member is absent from the source (must be 0)."""
     def at(v: int) -> DataFrame:
         return spark.read.format("delta").option("versionAsOf", v).load(table_path)
 
-    facts = {"rows_before": at(version - 1).count() if version > 0 else 0, "rows_after": at(version).count()}
+    after = at(version)
+    facts = {
+        "rows_before": at(version - 1).count() if version > 0 else 0,
+        "rows_after": after.count(),
+        # a key twice (a write around the MERGE, out of band) is a broken table, whatever the counts say
+        "duplicate_keys": after.groupBy("member_id").count().where("count > 1").count(),
+    }
     if source is not None:
         facts["rows_absent_from_snapshot"] = at(version).join(source.select("member_id"), "member_id",
                                                                "left_anti").count()
@@ -356,6 +364,7 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
             )
         source = merge_source(valid, quarantine).persist(StorageLevel.DISK_ONLY)
         cached.append(source)
+        absent = 0
         if snapshot:
             absent, table_rows = deletions(spark, args.table_path, source)
             if table_rows and absent / table_rows > args.max_delete_ratio:
@@ -365,7 +374,7 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
                     "a mass deletion. The member table was not changed."
                 )
         commit_tag = f"member_merge {batch_id} {uuid.uuid4()}"
-        version = merge_members(spark, source, args.table_path, batch_id, delete_absent=snapshot,
+        version = merge_members(spark, source, args.table_path, batch_id, delete_absent=snapshot and absent > 0,
                                 commit_tag=commit_tag)
         facts = table_facts(spark, args.table_path, version, source if snapshot else None)
         source_rows = source.count()

@@ -112,8 +112,10 @@ def fold(text: str) -> str:
 
 @functools.cache
 def _code_index() -> dict[str, str]:
-    """Upper-case alpha-2 and alpha-3 code -> alpha-2, for every ISO 3166-1 country."""
-    return {code: c.alpha_2 for c in pycountry.countries for code in (c.alpha_2, c.alpha_3)}
+    """Upper-case alpha-2 and alpha-3 code -> alpha-2, for every ISO 3166-1 country, and Kosovo's XK / XKX,
+    so that a code this module emits reads back as itself."""
+    codes = {code: c.alpha_2 for c in pycountry.countries for code in (c.alpha_2, c.alpha_3)}
+    return codes | {"XK": "XK", "XKX": "XK"}
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""The local runner sizes the driver as the run's cluster would be sized (dev/databricks_runner/spark.py)."""
+"""The local runner sizes the driver as the run's cluster would, and passes a task no secret of the stack."""
 
 import pytest
 
@@ -24,3 +24,19 @@ def test_explicit_setting_wins_and_unknown_clusters_get_the_default():
     # only settings that change what a job computes pass; the rest is for a real cluster
     assert cluster_spark_conf({"spark_conf": {"spark.sql.shuffle.partitions": "8", "spark.hadoop.x": "y"}},
                               "2g") == {"spark.sql.shuffle.partitions": "8", "spark.driver.memory": "2g"}
+
+
+def test_tasks_inherit_no_secret_of_the_stack(monkeypatch):
+    """The runner's process has the whole .env; a task gets only what a process needs to run."""
+    from types import SimpleNamespace
+
+    from dev.databricks_runner.spark import environment
+
+    for name in ("MYSQL_ROOT_PASSWORD", "AIRFLOW__CORE__FERNET_KEY", "DATABRICKS_TOKEN", "AIRFLOW_CONN_X",
+                 "S3_SECRET_ACCESS_KEY", "PYTHONPATH", "VIRTUAL_ENV"):
+        monkeypatch.setenv(name, "canary-secret")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    env = environment(SimpleNamespace(runtime=SimpleNamespace(spark_home="/spark")), "/envs/e/bin/python")
+    assert "canary-secret" not in env.values()
+    assert env["LANG"] == "C.UTF-8" and env["PYSPARK_PYTHON"] == "/envs/e/bin/python"
+    assert env["PATH"].startswith("/envs/e/bin")
