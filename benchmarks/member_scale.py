@@ -75,10 +75,13 @@ class PeakMemory(threading.Thread):
 
 
 def _is_spark_submit_leader(pid: int) -> bool:
+    """The runner's child for a task: spark-submit, which execs the driver JVM (org.apache.spark.deploy.
+    SparkSubmit); its Python driver and workers are its descendants."""
     try:
-        return b"spark-submit" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+    return b"spark-submit" in cmdline or b"SparkSubmit" in cmdline
 
 
 def reset_lakehouse() -> None:
