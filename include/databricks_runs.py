@@ -20,7 +20,7 @@ is tagged by its budget policy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 from include import layout, settings
 from include.settings import DatabricksSettings
@@ -54,9 +54,13 @@ def job_cluster(task_key: str, db: DatabricksSettings) -> dict:
     return cluster
 
 
-def wheel_run(task_key: str, entry_point: str, parameters: Sequence[str], *, run_name: str,
+def wheel_run(task_key: str, entry_point: str, named_parameters: Mapping[str, str], *, run_name: str,
               classic_only: bool = False, db: DatabricksSettings | None = None) -> dict:
     """The runs/submit JSON of one entry point of the jobs wheel, on the configured compute.
+
+    `named_parameters` {"table-path": "s3://..."} reach the entry point as `--table-path=s3://...`. Named,
+    not positional `parameters`: the Airflow provider copies a DAG's params into a python_wheel_task's
+    `named_parameters` when that field is empty, and Databricks refuses a task that has both.
 
     `classic_only`: the job needs a classic cluster (it uses `spark._jvm`), so serverless is refused with
     ValueError when the DAG is parsed rather than failing on Databricks later.
@@ -69,7 +73,7 @@ def wheel_run(task_key: str, entry_point: str, parameters: Sequence[str], *, run
         "python_wheel_task": {
             "package_name": PACKAGE_NAME,
             "entry_point": entry_point,
-            "parameters": list(parameters),
+            "named_parameters": dict(named_parameters),
         },
     }
     run: dict = {"run_name": run_name, "timeout_seconds": db.run_timeout_seconds, "tasks": [task]}
@@ -98,14 +102,14 @@ def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
     return wheel_run(
         "member_merge",
         "member_merge",
-        [
-            "--manifest", layout.manifest_uri("member", batch_id),
-            "--table-path", layout.delta_table_uri("member"),
-            "--quarantine-path", layout.delta_table_uri("member_quarantine"),
-            "--result-path", layout.result_uri("member", batch_id),
-            "--max-delete-ratio", max_delete_ratio,
-            "--max-quarantine-ratio", max_quarantine_ratio,
-        ],
+        {
+            "manifest": layout.manifest_uri("member", batch_id),
+            "table-path": layout.delta_table_uri("member"),
+            "quarantine-path": layout.delta_table_uri("member_quarantine"),
+            "result-path": layout.result_uri("member", batch_id),
+            "max-delete-ratio": max_delete_ratio,
+            "max-quarantine-ratio": max_quarantine_ratio,
+        },
         run_name=f"member_merge {batch_id}",
         classic_only=True,
         db=db,

@@ -95,7 +95,6 @@ def test_member_pipeline_shape(dagbag):
     task = merge.json["tasks"][0]
     assert task["python_wheel_task"]["entry_point"] == "member_merge"
     # the guards are run parameters, so a deliberate purge is a trigger with {"max_delete_ratio": 1}
-    parameters = task["python_wheel_task"]["parameters"]
-    assert parameters[parameters.index("--max-delete-ratio") + 1] == "{{ params.max_delete_ratio }}"
+    assert task["python_wheel_task"]["named_parameters"]["max-delete-ratio"] == "{{ params.max_delete_ratio }}"
     assert dag.params["max_delete_ratio"] == 0.05
     assert task["libraries"] == [{"whl": settings.DATABRICKS.jobs_wheel_path}]

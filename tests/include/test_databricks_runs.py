@@ -46,7 +46,7 @@ def test_member_merge_run_is_a_valid_submit(env):
 
 def test_serverless_run_is_a_valid_submit():
     serverless = db(DATABRICKS_COMPUTE="serverless", DATABRICKS_BUDGET_POLICY_ID="bp-1")
-    assert_valid_submit(wheel_run("t", "some_entry_point", ["--x"], run_name="r", db=serverless))
+    assert_valid_submit(wheel_run("t", "some_entry_point", {"x": "1"}, run_name="r", db=serverless))
 
 
 @pytest.mark.parametrize("broken", [
@@ -64,9 +64,9 @@ def test_validation_catches_what_a_workspace_would_refuse(broken):
 
 def test_every_compute_attaches_the_jobs_wheel_and_runs_the_same_task():
     wheel = settings.DATABRICKS.jobs_wheel_path
-    job_cluster = wheel_run("t", "ep", ["--x"], run_name="r", db=db())
-    existing = wheel_run("t", "ep", ["--x"], run_name="r", db=db(DATABRICKS_EXISTING_CLUSTER_ID="0101-abc"))
-    serverless = wheel_run("t", "ep", ["--x"], run_name="r",
+    job_cluster = wheel_run("t", "ep", {"x": "1"}, run_name="r", db=db())
+    existing = wheel_run("t", "ep", {"x": "1"}, run_name="r", db=db(DATABRICKS_EXISTING_CLUSTER_ID="0101-abc"))
+    serverless = wheel_run("t", "ep", {"x": "1"}, run_name="r",
                            db=db(DATABRICKS_COMPUTE="serverless", DATABRICKS_BUDGET_POLICY_ID="bp-1"))
     (jc_task,), (ex_task,), (sl_task,) = job_cluster["tasks"], existing["tasks"], serverless["tasks"]
     assert jc_task["libraries"] == ex_task["libraries"] == [{"whl": wheel}]
@@ -77,7 +77,7 @@ def test_every_compute_attaches_the_jobs_wheel_and_runs_the_same_task():
                                            "spec": {"environment_version": "2", "dependencies": [wheel]}}]
     assert serverless["budget_policy_id"] == "bp-1"
     assert jc_task["python_wheel_task"] == ex_task["python_wheel_task"] == sl_task["python_wheel_task"] == {
-        "package_name": "lakehouse_jobs", "entry_point": "ep", "parameters": ["--x"]}
+        "package_name": "lakehouse_jobs", "entry_point": "ep", "named_parameters": {"x": "1"}}
 
 
 def test_misconfigured_compute_fails_when_the_dag_is_parsed():
@@ -159,3 +159,16 @@ def test_entry_points_of_the_runs_exist_in_the_wheel_metadata():
     scripts = tomllib.loads((REPO_ROOT / "spark_jobs" / "pyproject.toml").read_text())["project"]["scripts"]
     entry_point = member_merge_run(BATCH, db())["tasks"][0]["python_wheel_task"]["entry_point"]
     assert scripts[entry_point] == "lakehouse_jobs.member_merge:main"
+
+
+def test_dag_params_do_not_collide_with_the_runs_parameters():
+    """The provider copies a DAG's params into python_wheel_task.named_parameters when that field is empty;
+    with positional parameters set too, Databricks (and the local runner) refuse the run."""
+    from include.databricks_submit import DatabricksSubmitRun
+
+    run = member_merge_run(BATCH, db())
+    operator = DatabricksSubmitRun(task_id="merge_members", json=run, params={"max_delete_ratio": 0.05})
+    submitted = operator._prepare_submit_json(context={})
+    (task,) = submitted["tasks"]
+    assert "parameters" not in task["python_wheel_task"]
+    assert task["python_wheel_task"]["named_parameters"] == run["tasks"][0]["python_wheel_task"]["named_parameters"]

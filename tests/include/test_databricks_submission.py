@@ -59,7 +59,7 @@ def run_json(*parameters, timeout_seconds: int = 0) -> dict:
     """The run JSON the DAGs build (job cluster, tags), with the fixture job as its task: a plain
     spark_python_task without the jobs wheel, so these tests exercise submission, not the jobs."""
     db = DatabricksSettings.from_env({"DATABRICKS_RUN_TIMEOUT_SECONDS": str(timeout_seconds)})
-    run = wheel_run("submission_job", "unused", [], run_name="submission test", db=db)
+    run = wheel_run("submission_job", "unused", {}, run_name="submission test", db=db)
     task = run["tasks"][0]
     del task["python_wheel_task"], task["libraries"]
     task["spark_python_task"] = {"python_file": JOB_FILE, "parameters": [os.fspath(p) for p in parameters]}
