@@ -45,7 +45,8 @@ def listing(s3, bucket: str) -> dict[str, str]:
 
 
 def test_killed_rerun_leaves_the_batch_and_retry_is_exact(kill_source, mysql_env, s3, scratch_bucket):
-    cmd = [sys.executable, "-m", "include.extract", "--date", "2026-11-26"]
+    # one run id for all three, as the tries of one task: the retry takes over the killed try's lease
+    cmd = [sys.executable, "-m", "include.extract", "--date", "2026-11-26", "--run-id", "manual__killed"]
     env = extract_cmd_env(mysql_env, scratch_bucket)
     manifest_key = "member/extract_date=2026-11-26/_manifest.json"
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

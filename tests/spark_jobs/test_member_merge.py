@@ -312,9 +312,6 @@ def test_first_run_then_rerun_of_the_same_batch(spark, tmp_path):
 
     assert last_merge_metrics(spark, lake.table) == {
         "numTargetRowsInserted": 0, "numTargetRowsUpdated": 0, "numTargetRowsDeleted": 0}
-    # an unchanged replay rewrites no data file (a not-matched-by-source clause would rewrite them all)
-    last = DeltaTable.forPath(spark, lake.table).history(1).first()["operationMetrics"]
-    assert (last["numTargetFilesAdded"], last["numTargetFilesRemoved"]) == ("0", "0"), last
     per_run = ("delta_version", "commit_tag", "rows_before")
     assert {k: v for k, v in second.items() if k not in per_run} == {
         k: v for k, v in first.items() if k not in per_run}

@@ -232,11 +232,12 @@ def merge_members(spark: SparkSession, source: DataFrame, table_path: str, batch
                   delete_absent: bool, commit_tag: str) -> int:
     """MERGE `source` (merge_source's shape) into the member table; return the version it committed.
 
-    Valid rows are upserted on member_id; a matched row is rewritten only if a business column differs.
-    With `delete_absent` (a full snapshot is the truth for the current-state table, and deletions() found
-    members absent from it) those members are deleted; without it the MERGE has no not-matched-by-source
-    clause, which would make Delta rewrite every file of the table even when nothing is deleted, so an
-    unchanged replay rewrites no data file. The commit carries `commit_tag`
+    Valid rows are upserted on member_id; a matched row is updated only if a business column differs, so an
+    unchanged replay updates no row. Delta still rewrites each data file holding a matched row (copying its
+    unchanged rows): merging only the changed rows, found by comparing row hashes first, is issue 11's
+    work. With `delete_absent` (a full snapshot is the truth for the current-state table, and deletions()
+    found members absent from it) those members are deleted; the not-matched-by-source clause is left out
+    otherwise. The commit carries `commit_tag`
     as its userMetadata, so the reconciliation can tell this MERGE's commit from any other.
     No ordering guard: a backfill of an older batch overwrites newer values, as its operator intends.
     """
