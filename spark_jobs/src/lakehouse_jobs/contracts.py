@@ -59,9 +59,6 @@ class SourceContract:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
-
     def columns_of_class(self, pii: PiiClass) -> list[str]:
         return [c.name for c in self.columns if c.pii == pii]
 
