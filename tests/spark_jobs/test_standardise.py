@@ -32,7 +32,10 @@ pytestmark = pytest.mark.unit
         ("Türkiye", "TR"),  # ISO name
         ("Turkey", "TR"),  # former ISO name (alias)
         ("DE", "DE"),  # alpha-2
-        ("deu", "DE"),  # alpha-3, lower case
+        ("DEU", "DE"),  # alpha-3
+        ("deu", None),  # lower case is a word, not a code ...
+        ("no", None),  # ... "no" is not Norway, nor "it" Italy
+        ("it", None),
         ("USA", "US"),
         ("U.K.", "GB"),  # alias: not an ISO code
         ("Deu", None),  # a capitalised word is a name, not a code ...

@@ -13,8 +13,9 @@ Rules and their sources:
      ("Korea" and "Congo" name two countries each), then ``COUNTRY_ALIASES``, former and everyday English
      names. Together with pycountry's names they cover every name of Faker's en_US country list, which
      the seed's generator draws from.
-  2. A code: alpha-2 or alpha-3, written in capitals or in lower case ("DE", "deu"). A capitalised word
-     ("Est", "Ba") is a name, not a code: those are a region of Burkina Faso and a province of Fiji.
+  2. A code: alpha-2 or alpha-3, written in capitals ("DE", "DEU"). A lower-case word is not a code
+     ("no", "it", "is" are English words far more often than Norway, Italy, Iceland), and a capitalised
+     word ("Est", "Ba") is a name: those are a region of Burkina Faso and a province of Fiji.
   3. A name: pycountry's name, official name or common name, ignoring case, accents, punctuation and
      spacing ("COTE D'IVOIRE", "Guinea Bissau").
   There is no fuzzy matching: pycountry's ``search_fuzzy`` also matches subdivision names and returns their
@@ -151,7 +152,7 @@ def country_to_code(name: str | None) -> str | None:
     key = fold(text)
     if key in _alias_index():
         return _alias_index()[key]
-    if text.isascii() and (text.isupper() or text.islower()) and len(text) in (2, 3):
+    if text.isascii() and text.isupper() and len(text) in (2, 3):
         if code := _code_index().get(text.upper()):
             return code
     return _name_index().get(key)
