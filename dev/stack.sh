@@ -271,6 +271,9 @@ start_minio() {
     --address "127.0.0.1:$port" --console-address "127.0.0.1:$S3_CONSOLE_PORT" || true
   wait_for minio 60 http_ok "$S3_ENDPOINT_URL/minio/health/live"
   "$PY" -m dev.bootstrap buckets
+  # the landing batches hold plaintext PII: they expire after LANDING_RETENTION_DAYS (docs/conventions.md)
+  "$PY" -m include.landing_retention apply >"$STATE/logs/landing-retention.log" 2>&1 \
+    || { tail -20 "$STATE/logs/landing-retention.log" >&2; die "applying the landing lifecycle rule failed"; }
 }
 
 # What `databricks bundle deploy` does for a workspace, for the local runner: build the jobs wheel and put it

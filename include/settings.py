@@ -17,12 +17,15 @@ from include.databricks_runtime import DEFAULT_RUNTIME
 from lakehouse_jobs import __version__ as JOBS_VERSION
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
     value = env.get(name) or str(default)
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise ValueError(f"{name}={value!r}: expected a whole number") from None
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name}={value!r}: expected a whole number of at least {minimum}")
+    return number
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -59,6 +62,14 @@ EXTRACT_READER = os.getenv("EXTRACT_READER", "connectorx")
 # Extra Hive-style partition columns inside each batch, comma-separated (e.g. "country"); by default a
 # batch is partitioned only by its extraction interval (README, "Design choices").
 EXTRACT_PARTITION_COLS = tuple(c.strip() for c in os.getenv("EXTRACT_PARTITION_COLS", "").split(",") if c.strip())
+
+# Days after which every object of a landed batch (its Parquet files and its _manifest.json) expires, by
+# the landing bucket's lifecycle rule (include/landing_retention.py; docs/conventions.md, "Retention").
+# The batches hold members' names, emails, phones and addresses in plaintext and a new one lands every
+# day. 14 is long enough to replay two weeks of batches (a fortnight of failed or wrong merges found and
+# re-run, across holidays), short enough that at most two weeks of daily plaintext snapshots exist at
+# once instead of all of them forever. Changing it takes `python -m include.landing_retention apply`.
+LANDING_RETENTION_DAYS = _int(os.environ, "LANDING_RETENTION_DAYS", 14, minimum=1)
 
 # ---------------------------------------------------------------------------------------- Databricks
 COMPUTE_KINDS = ("job_cluster", "serverless", "existing_cluster")

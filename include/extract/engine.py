@@ -18,6 +18,10 @@ writes beside the published batch, which stays readable and unchanged until the 
 4. remove what the manifest no longer lists: the previous attempt's files, leftovers and open uploads
    of killed attempts. A failed attempt removes its own files; one killed outright leaves them to the
    next attempt that publishes.
+
+The data files and the manifest are tagged as they are written (include/landing_retention.py): the landing
+bucket's lifecycle rule expires tagged objects after LANDING_RETENTION_DAYS. The lease and the
+high-watermark are written untagged and never expire.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import pyarrow.parquet as pq
 from include.extract import lease, watermark
 from include.extract.s3_upload import S3MultipartWriter, sse_args
 from include.extract.schema_drift import check_schema, live_columns, schema_hash, schema_json, select_sql
+from include.landing_retention import BATCH_OBJECT_TAGGING
 from include.layout import landing_prefix, manifest_key
 from lakehouse_jobs.contracts import SourceContract, arrow_schema
 from lakehouse_jobs.manifest import BatchManifest, FileEntry, Watermark
@@ -297,7 +302,8 @@ def extract_table(
         raise ValueError(f"table {contract.table!r} has no watermark column: only snapshots are possible")
     if key_ranges > 1 and reader is None:
         raise ValueError("parallel key ranges need a reader with its own connections (ConnectorX)")
-    extra = sse_args(sse, sse_kms_key_id)
+    extra = sse_args(sse, sse_kms_key_id)  # every object: lease, data files, manifest, watermark
+    batch_extra = {**extra, "Tagging": BATCH_OBJECT_TAGGING}  # the batch's objects only: they expire
     prefix = landing_prefix(contract.table, batch_id)
     attempt = f"{prefix}attempt={dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}/"
     held = lease.acquire(s3, bucket, prefix, run_id=run_id, seconds=lease_seconds, extra_args=extra)
@@ -308,7 +314,7 @@ def extract_table(
                 mode=mode, overlap=overlap, low=low, high=high, key_ranges=key_ranges,
                 read=locating(reader or (lambda q, schema: stream_record_batches(conn, q, schema, fetch_rows)),
                               contract.table, contract.key),
-                options=dict(extra_args=extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
+                options=dict(extra_args=batch_extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
                              compression=compression, partition_cols=partition_cols))
             held.confirm()
         except BaseException:
@@ -320,7 +326,7 @@ def extract_table(
         # from here on the attempt's files may be published: a failure leaves them for the next attempt
         key = manifest_key(contract.table, batch_id)
         s3.put_object(Bucket=bucket, Key=key, Body=manifest.to_json().encode(),
-                      ContentType="application/json", **extra)
+                      ContentType="application/json", **batch_extra)
         log.info("published s3://%s/%s: %d rows in %d file(s), read at %s", bucket, key, manifest.row_count,
                  len(manifest.files), manifest.extracted_at)
         if span and span.high is not None:

@@ -2,7 +2,10 @@
 
 pyarrow's ParquetWriter writes into it directly, so a Parquet file goes from MySQL rows to S3 without
 ever existing whole in memory or on local disk: at most one part (``part_size`` bytes) is buffered.
-Every request carries the server-side-encryption headers (pyarrow's own S3 filesystem cannot send them).
+Every request carries the server-side-encryption headers (pyarrow's own S3 filesystem cannot send them),
+and the object's tags when `extra_args` has a `Tagging` (the landing bucket's retention rule selects batch
+objects by tag, include/landing_retention.py): both are set when the object is created, with no second
+request, so an object never exists without them.
 A failed write aborts the multipart upload, so no orphaned parts and no partial object are left behind.
 """
 
@@ -60,7 +63,7 @@ class S3MultipartWriter(io.RawIOBase):
                 Bucket=self.bucket, Key=self.key, **self.extra_args
             )["UploadId"]
         number = len(self._parts) + 1
-        # SSE-S3/KMS headers belong to create_multipart_upload only; parts inherit them
+        # SSE-S3/KMS and tagging headers belong to create_multipart_upload only; parts inherit them
         etag = self.client.upload_part(
             Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=body
         )["ETag"]
