@@ -96,24 +96,61 @@ install_minio() {
   mkdir -p "$CACHE/bin" && mv "$gobin/minio" "$MINIO_BIN" && rmdir "$gobin"
 }
 
-# .env from .env.example, every `change-me` replaced by a fresh random secret of the right shape.
+# .env from .env.example, every `change-me` replaced by a fresh random secret of the right shape. An
+# existing .env is kept as it is, but gets any variable of .env.example it lacks (with the comment lines
+# just above it, and a fresh secret for a change-me), so an older clone picks up new settings; only the
+# names of what was added are printed, never a value.
 install_env() {
-  if [ -f "$REPO/.env" ]; then say ".env: present (kept)"; return; fi
-  say ".env: creating from .env.example with random secrets"
-  python3 - "$REPO/.env.example" "$REPO/.env" <<'EOF'
-import base64, re, secrets, sys
+  local existed=false added
+  [ -f "$REPO/.env" ] && existed=true
+  $existed || say ".env: creating from .env.example with random secrets"
+  added=$(python3 - "$REPO/.env.example" "$REPO/.env" <<'EOF'
+import base64, os, re, secrets, sys
 src, dst = sys.argv[1:]
 def secret(name):
     if name == "MINIO_KMS_SECRET_KEY":  # MinIO's static KMS key: name:base64(32 bytes)
         return "lakehouse-key:" + base64.b64encode(secrets.token_bytes(32)).decode()
     if name == "AIRFLOW__CORE__FERNET_KEY":
         return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    if name.startswith("LAKEHOUSE_PII_"):  # HMAC-SHA-256 / AES-256-GCM keys: standard base64 of 32 bytes
+        return base64.b64encode(secrets.token_bytes(32)).decode()
     return secrets.token_hex(16)  # URI-safe: these go into AIRFLOW_CONN_* URIs
-out = [re.sub(r"^(\w+)=change-me$", lambda m: f"{m[1]}={secret(m[1])}", line) for line in open(src)]
-with open(dst, "w") as f:
-    f.writelines(out)
+def fill(line):
+    return re.sub(r"^(\w+)=change-me$", lambda m: f"{m[1]}={secret(m[1])}", line.rstrip("\n")) + "\n"
+assignment = re.compile(r"^\s*(?:export\s+)?(\w+)=")
+example = open(src).readlines()
+if not os.path.exists(dst):
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.writelines(fill(line) for line in example)
+    sys.exit()
+with open(dst) as f:
+    present = {m[1] for line in f if (m := assignment.match(line))}
+added, block = [], []
+for i, line in enumerate(example):
+    m = assignment.match(line)
+    if not m or m[1] in present:
+        continue
+    comments = []  # the comment lines right above it, which say what it is for (not a section header)
+    j = i - 1
+    while j >= 0 and example[j].startswith("#") and not example[j].startswith("# ---"):
+        if assignment.match(example[j].lstrip("# ")):
+            break  # a commented-out default of another variable
+        comments.insert(0, example[j].rstrip("\n") + "\n")
+        j -= 1
+    block += comments + [fill(line)]
+    added.append(m[1])
+if added:
+    with open(dst, "a") as f:
+        f.write("\n# added from .env.example by dev/stack.sh install\n")
+        f.writelines(block)
+    print(" ".join(added))
 EOF
+  ) || die "could not write .env from .env.example"
   chmod 600 "$REPO/.env"
+  if ! $existed; then return; fi
+  if [ -n "$added" ]; then say ".env: present (kept); added from .env.example: $added"
+  else say ".env: present (kept)"; fi
 }
 
 cmd_install() {
@@ -292,7 +329,25 @@ deploy_jobs() {
   say "jobs wheel: $(basename "$wheel") deployed to the local workspace at $path"
 }
 
+# The runner's secret store, as `databricks secrets put-secret` fills a workspace's scope: the PII keys of
+# .env under the scope the runs reference ({{secrets/<scope>/pii_hmac_key}}, include/databricks_runs.py).
+# Values go through stdin (printf is a bash builtin), never through a command line that `ps` shows. The
+# runner reads the store when a task starts, so a running runner picks new values up with its next run.
+load_runner_secrets() {
+  local scope=${DATABRICKS_SECRET_SCOPE:-lakehouse} name key out
+  for name in LAKEHOUSE_PII_HMAC_KEY LAKEHOUSE_PII_ENCRYPTION_KEY; do
+    [ -n "${!name:-}" ] || die "$name is not set in .env: 'dev/stack.sh install' adds it"
+    key=${name#LAKEHOUSE_}; key=${key,,}  # pii_hmac_key, pii_encryption_key
+    # its messages name the scope, the key and the file, never the value
+    out=$(printf '%s' "${!name}" | "$PY" -m dev.databricks_runner secrets put-secret \
+      --state-dir "$STATE/databricks_runner" "$scope" "$key" 2>&1) \
+      || { echo "$out" >&2; die "could not store $scope/$key in the runner's secret store"; }
+  done
+  say "databricks-runner: secret scope $scope has pii_hmac_key and pii_encryption_key (from .env)"
+}
+
 start_runner() {
+  load_runner_secrets
   start_bg databricks-runner "$DATABRICKS_RUNNER_PORT" "$PY" -m dev.databricks_runner serve \
     --host 127.0.0.1 --port "$DATABRICKS_RUNNER_PORT" --state-dir "$STATE/databricks_runner" \
     --workspace-dir "$STATE/workspace" --runtime-python "$RUNTIME/bin/python" || true
@@ -300,6 +355,9 @@ start_runner() {
 }
 
 start_airflow() {
+  # Airflow never needs the PII keys (in production they exist only in the Databricks secret scope); the
+  # runner, started before, has them
+  unset LAKEHOUSE_PII_HMAC_KEY LAKEHOUSE_PII_ENCRYPTION_KEY
   mkdir -p "$AIRFLOW_HOME"
   printf '{"%s": "%s"}\n' "$AIRFLOW_ADMIN_USER" "$AIRFLOW_ADMIN_PASSWORD" >"$AIRFLOW_HOME/passwords.json"
   chmod 600 "$AIRFLOW_HOME/passwords.json"

@@ -36,7 +36,7 @@ AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-proce
 # run once and exit 0; everything else runs for good and must report health
 ONE_SHOT = {"airflow-init", "member-seed", "minio-init"}
 EXPECTED_SERVICES = {"postgres", "mysql", "minio", "databricks-runner", *ONE_SHOT, *AIRFLOW_SERVICES}
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|KMS")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET(?!_SCOPE)|TOKEN|FERNET|KMS")  # a scope is a name
 
 
 # ------------------------------------------------------------------------------------ compose interpolation
@@ -329,7 +329,7 @@ def test_airflow_connections_point_at_services(services, resolved, env_example):
     assert (databricks.scheme, databricks.hostname) == ("databricks", "databricks-runner")
     assert databricks.port == 8765
     assert (databricks.path, databricks.password) == ("/http", env_example["DATABRICKS_TOKEN"])
-    runner = services["databricks-runner"]["command"]
+    runner = runner_argv(services)
     assert runner[runner.index("--port") + 1] == "8765" and runner[runner.index("--host") + 1] == "0.0.0.0"
 
     # apart from where the service lives, each connection is the one .env.example gives the process stack
@@ -376,6 +376,13 @@ def test_variables_the_code_reads_reach_its_service(service, compose, services, 
         assert not missing, f"{target} does not pass {missing}, which its code reads"
 
 
+def runner_argv(services: dict) -> list[str]:
+    """The argv the runner service finally execs (its command is a script that fills the secret store
+    first)."""
+    script = services["databricks-runner"]["command"][0]
+    return shlex.split(script.split("exec ", 1)[1].replace("\\\n", " "))
+
+
 def test_data_lives_in_named_volumes(compose, services):
     expected = {
         "postgres": "/var/lib/postgresql/data",
@@ -387,7 +394,7 @@ def test_data_lives_in_named_volumes(compose, services):
     for name, target in expected.items():
         sources = [v.split(":")[0] for v in services[name].get("volumes", []) if v.split(":")[1] == target]
         assert sources and sources[0] in compose["volumes"], f"{name}:{target} is not on a named volume"
-    runner = services["databricks-runner"]["command"]
+    runner = runner_argv(services)
     assert runner[runner.index("--state-dir") + 1] == expected["databricks-runner"]
 
 

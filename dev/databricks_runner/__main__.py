@@ -1,18 +1,34 @@
 """Command line: ``python -m dev.databricks_runner serve --host 127.0.0.1 --port 8765 --state-dir DIR``.
 
 Environment: DATABRICKS_TOKEN (required: the only bearer token accepted), RUNNER_MAX_CONCURRENT_RUNS
-(default 1), and the S3_* variables that dev/local_spark.py turns into S3A settings. Logs go to stdout.
+(default 1), RUNNER_SECRETS_FILE (the secret store, default ``<state-dir>/secrets.json``), and the S3_*
+variables that dev/local_spark.py turns into S3A settings. Logs go to stdout.
+
+The secret store, like the Databricks CLI's ``databricks secrets`` (the value comes from stdin, never from
+argv, which any local user can read with ``ps``)::
+
+    printf '%s' "$VALUE" | python -m dev.databricks_runner secrets put-secret --state-dir DIR <scope> <key>
+    python -m dev.databricks_runner secrets list-secrets --state-dir DIR <scope>
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import logging
+import os
 import sys
 from pathlib import Path
 
 from dev.databricks_runner.config import ConfigError, RunnerConfig
+from dev.databricks_runner.secrets import (
+    DEFAULT_SECRETS_FILE,
+    SECRETS_FILE_ENV,
+    SecretError,
+    SecretStore,
+    store_path,
+)
 
 log = logging.getLogger("dev.databricks_runner")
 
@@ -22,6 +38,33 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def _secrets(args: argparse.Namespace) -> int:
+    """``secrets put-secret`` / ``secrets list-secrets``. Messages go to stderr and never hold a value."""
+    if args.state_dir is None and not os.environ.get(SECRETS_FILE_ENV, "").strip():
+        print(f"secrets: give --state-dir (the runner's) or set {SECRETS_FILE_ENV}", file=sys.stderr)
+        return 2
+    store = SecretStore(store_path(args.state_dir or Path("."), os.environ))
+    try:
+        if args.verb == "list-secrets":
+            for key in store.keys(args.scope):
+                print(key)
+            return 0
+        if sys.stdin.isatty():  # typed by hand: do not echo it
+            value = getpass.getpass(f"value of {args.scope}/{args.key} (not echoed): ")
+        else:  # piped: taken as it comes, trailing newline included, as the Databricks CLI does
+            try:
+                value = sys.stdin.buffer.read().decode("utf-8")
+            except UnicodeDecodeError:
+                print("secrets: the value on stdin is not UTF-8 text", file=sys.stderr)
+                return 2
+        store.put(args.scope, args.key, value)
+    except SecretError as e:
+        print(f"secrets: {e}", file=sys.stderr)
+        return 2
+    print(f"secrets: {args.scope}/{args.key} stored in {store.path}", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +89,24 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     serve.add_argument("--spark-master", default="local[2]", help="spark-submit --master (default: local[2])")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    secrets_cmd = commands.add_parser("secrets", help="the runner's secret store (as `databricks secrets`)")
+    secrets_verbs = secrets_cmd.add_subparsers(dest="verb", required=True)
+    put = secrets_verbs.add_parser(
+        "put-secret", help="store a secret; its value is read from stdin (never give it as an argument)"
+    )
+    put.add_argument("scope")
+    put.add_argument("key")
+    listing = secrets_verbs.add_parser("list-secrets", help="the keys of a scope (never their values)")
+    listing.add_argument("scope")
+    for verb in (put, listing):
+        verb.add_argument(
+            "--state-dir", type=Path, default=None,
+            help=f"the runner's state dir: the store is its {DEFAULT_SECRETS_FILE} unless {SECRETS_FILE_ENV} is set",
+        )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.command == "secrets":
+        return _secrets(args)
 
     logging.basicConfig(
         stream=sys.stdout,

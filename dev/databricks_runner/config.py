@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from dev.databricks_runner.secrets import store_path
 from dev.local_spark import local_spark_conf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,6 +78,7 @@ class RunnerConfig:
     max_concurrent_runs: int
     spark_master: str
     spark_conf: dict[str, str]  # dev/local_spark.py's Delta + S3A settings, computed once
+    secrets_file: Path  # the secret store (secrets.py): RUNNER_SECRETS_FILE, else <state-dir>/secrets.json
     # the driver heap of a task whose cluster names no known node type (spark.cluster_spark_conf)
     default_driver_memory: str = "2g"
     kill_grace_seconds: float = 5.0  # SIGTERM, then SIGKILL after this long
@@ -141,5 +143,6 @@ class RunnerConfig:
             max_concurrent_runs=max_runs,
             spark_master=spark_master,
             spark_conf=spark_conf,
+            secrets_file=store_path(state_dir.resolve(), env),
             default_driver_memory=env.get("RUNNER_DEFAULT_DRIVER_MEMORY", "2g"),
         )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from dev.databricks_runner import spark
 from dev.databricks_runner.config import RunnerConfig
 from dev.databricks_runner.environments import Environments, LibraryInstallError
+from dev.databricks_runner.secrets import SecretError, SecretStore
 from dev.databricks_runner.state import (
     CANCEL,
     FAILED,
@@ -117,6 +118,7 @@ class Executor:
         self._store = store
         self._pool = SlotPool(config.max_concurrent_runs)
         self._environments = Environments(config)
+        self._secrets = SecretStore(config.secrets_file)
         self._env = spark.environment(config, config.runtime.python)  # for uv; spark-submit gets the task's
         self._lock = threading.Lock()  # guards _active and each _Control's stop_reason / proc
         self._active: dict[int, _Control] = {}
@@ -229,6 +231,10 @@ class Executor:
             task.start_time = now_ms()
         error = None
         try:
+            # What a cluster start does first: resolve the secret references of its spark_env_vars. A
+            # missing secret fails the task before anything runs; the values stay in this local variable
+            # and the process's environment, nowhere else.
+            cluster_env = self._secrets.resolve(task.spark_env_vars)
             python = self._environments.prepare(task.libraries, execute, driver_log)
             with self._store.changing(run):
                 task.state.state_message = ""
@@ -242,13 +248,19 @@ class Executor:
                 run.run_id, task.task_key, task.run_id, task.local_file or task.wheel, " ".join(task.parameters),
             )  # fmt: skip
             cmd = spark.command(self._config, task, run.run_name, properties)
-            returncode = execute(cmd, spark.environment(self._config, python))
+            if overridden := sorted(set(cluster_env) & spark.LOCAL_ENV):
+                log.info("run %d task %s: spark_env_vars %s: the local settings win", run.run_id, task.task_key,
+                         ", ".join(overridden))  # fmt: skip
+            returncode = execute(cmd, spark.environment(self._config, python, cluster_env))
             state = task_exit_state(returncode, ctl.stop_reason, ctl.task_timed_out, run)
             if state.termination_code == "RUN_EXECUTION_ERROR":
                 text, _ = spark.read_tail(driver_log, DRIVER_LOG_TAIL)
                 error = spark.python_error(text) or _no_traceback_error(text, returncode)
         except _Stopped:
             return  # stopped before its next process started: finish() gives it its state
+        except SecretError as e:  # names the scope and key (or the store's problem), never a value
+            log.warning("run %d task %s: the cluster cannot start: %s", run.run_id, task.task_key, e)
+            state = ended(FAILED, f"Cluster failed to start: {e}", "CLUSTER_ERROR", INTERNAL_ERROR)
         except LibraryInstallError as e:
             if ctl.stop_reason or ctl.task_timed_out:  # uv was killed by a cancel or a timeout
                 state = task_exit_state(-1, ctl.stop_reason, ctl.task_timed_out, run)

@@ -29,6 +29,11 @@ _PASSED_ENV = re.compile(
     r"|REQUESTS_CA_BUNDLE|OPENBLAS_\w+|OMP_\w+|(?i:https?_proxy|no_proxy))$"
 )
 
+# Variables the runner sets for every task, which a cluster's spark_env_vars do not override: they point
+# at the local Spark, interpreter and JVM, where a cluster's values (PYSPARK_PYTHON=/databricks/python3/...,
+# a common default of cluster specs) name paths of a Databricks node.
+LOCAL_ENV = frozenset({"SPARK_HOME", "PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "PATH", "SPARK_LOCAL_IP", "JAVA_HOME"})
+
 # The primary file of every python_wheel_task, copied into the task's work directory.
 WHEEL_LAUNCHER = Path(__file__).with_name("wheel_task.py")
 
@@ -96,9 +101,14 @@ def command(config: RunnerConfig, task: TaskRun, run_name: str, properties: Path
     ]  # fmt: skip
 
 
-def environment(config: RunnerConfig, python: str) -> dict[str, str]:
-    """The process environment of a task whose environment's interpreter is ``python``."""
+def environment(config: RunnerConfig, python: str, cluster_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The process environment of a task whose environment's interpreter is ``python``.
+
+    ``cluster_env`` is its cluster's ``spark_env_vars``, secret references already resolved: added
+    explicitly for this task, over what passes from the runner's own environment. The runner's settings
+    below still win (LOCAL_ENV), as local Spark settings win over a cluster's spark_conf."""
     env = {k: v for k, v in os.environ.items() if _PASSED_ENV.match(k)}
+    env |= {k: v for k, v in (cluster_env or {}).items() if k not in LOCAL_ENV}
     return env | {
         "SPARK_HOME": config.runtime.spark_home,
         # the driver and the executors' Python workers both run the task's environment

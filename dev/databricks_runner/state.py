@@ -32,6 +32,7 @@ TERMINATION_TYPE = {
     "USER_CANCELED": "SUCCESS",
     "CANCELED": "CLIENT_ERROR",  # Databricks' code for "maximum run duration exceeded"
     "LIBRARY_INSTALLATION_ERROR": "CLIENT_ERROR",
+    "CLUSTER_ERROR": "CLIENT_ERROR",  # the cluster could not start (a secret reference it cannot resolve)
     "SKIPPED": "SUCCESS",
     "INTERNAL_ERROR": "INTERNAL_ERROR",
 }
@@ -79,6 +80,9 @@ class TaskRun:
     run_if: str = "ALL_SUCCESS"
     timeout_seconds: int = 0  # 0 = no timeout
     spark_conf: dict[str, str] = field(default_factory=dict)  # from the task's cluster, filtered
+    # the cluster's spark_env_vars as submitted: secret references stay references here, their values
+    # are resolved when the task starts and live only in its process's environment (secrets.py)
+    spark_env_vars: dict[str, str] = field(default_factory=dict)
     state: State = field(default_factory=State)
     start_time: int = 0  # 0 until the task starts, like Databricks
     setup_duration: int = 0  # ms spent preparing its environment (installing libraries)

@@ -4,7 +4,9 @@ Both request shapes the provider sends are accepted: the single-task form (the t
 fields at the top level) and the ``tasks[]`` form with ``depends_on``. A task is a ``spark_python_task``
 or a ``python_wheel_task``; its libraries come from its ``libraries`` (``whl`` and ``pypi``) or, on
 serverless, from the ``dependencies`` of its ``environment_key``'s environment. Cluster settings are
-recorded and echoed back, but every task runs on local Spark.
+recorded and echoed back, but every task runs on local Spark; of its cluster, only ``spark.sql.*`` /
+``spark.databricks.delta.*`` settings, the driver's memory and ``spark_env_vars`` (checked here, their
+secret references resolved when the task starts: secrets.py) reach the task.
 
 Problems the runner cannot mimic (other task or library types, paths outside the workspace, Git
 sources) and a python file that is not there are refused here with 400 INVALID_PARAMETER_VALUE: locally
@@ -14,12 +16,15 @@ library file is not: a workspace fails the run at library installation, and so d
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from dev.databricks_runner import secrets
 from dev.databricks_runner.config import WORKSPACE_ROOTS, RunnerConfig
 from dev.databricks_runner.errors import ApiError, as_int
 from dev.databricks_runner.spark import cluster_spark_conf
@@ -38,6 +43,16 @@ RECORDED_RUN_FIELDS = (
     "git_source", "job_clusters", "environments", "access_control_list", "performance_target",
 )  # fmt: skip
 MAX_TASKS = 1000
+# A name the shell can export: a cluster exports each of its spark_env_vars (`export X='Y'`). Used with
+# fullmatch(): a "$" anchor would let a name with a final newline through.
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+EMBEDDED_REFERENCE = (
+    "task %s: spark_env_vars.%s holds '{{secrets/' inside a longer value: it reaches the job as written, "
+    "unresolved (Databricks resolves only a whole value {{secrets/<scope>/<key>}})"
+)
+
+log = logging.getLogger(__name__)
 
 
 def invalid(message: str) -> ApiError:
@@ -113,7 +128,38 @@ def _build_task(
         run_if=run_if,
         timeout_seconds=as_int(spec.get("timeout_seconds", 0), f"tasks[{key}].timeout_seconds"),
         spark_conf=cluster_spark_conf(cluster, config.default_driver_memory),
+        spark_env_vars=_spark_env_vars(cluster, key),
     )
+
+
+def _spark_env_vars(cluster: Any, key: str) -> dict[str, str]:
+    """The cluster's ``spark_env_vars``, checked: names a shell can export (a cluster exports each pair as
+    ``export X='Y'``), string values (numbers are stringified, as the provider does). Secret references
+    stay unresolved until the task starts. Messages name variables, never values."""
+    env_vars = cluster.get("spark_env_vars") if isinstance(cluster, dict) else None
+    if env_vars is None:
+        return {}
+    if not isinstance(env_vars, dict):
+        raise invalid(f"task {key}: new_cluster.spark_env_vars must be an object of name: value")
+    checked = {}
+    for name, value in env_vars.items():
+        if not isinstance(name, str) or not ENV_VAR_NAME.fullmatch(name):
+            raise invalid(
+                f"task {key}: spark_env_vars name {name!r} is not an environment variable name "
+                "(a letter or '_', then letters, digits or '_')"
+            )
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise invalid(f"task {key}: spark_env_vars.{name} must be a string")
+        value = str(value)
+        if "\0" in value:
+            raise invalid(f"task {key}: spark_env_vars.{name} contains a NUL character")
+        if secrets.looks_like_reference(value) and not secrets.reference(value):
+            raise invalid(f"task {key}: spark_env_vars.{name} is not a secret reference {{{{secrets/<scope>/<key>}}}}")
+        if "{{secrets/" in value and not secrets.reference(value):
+            # Databricks resolves a reference only as the whole value; this one reaches the job as written
+            log.warning(EMBEDDED_REFERENCE, key, name)
+        checked[name] = value
+    return checked
 
 
 def _task_entry(

@@ -23,7 +23,11 @@ import pytest
 import requests
 from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
 
+from dev.databricks_runner.secrets import SecretStore
+
 REPO = Path(__file__).resolve().parents[2]
+# environment variable of the jobs -> key in the secret scope, as dev/stack.sh loads them
+PII_SECRETS = {"LAKEHOUSE_PII_HMAC_KEY": "pii_hmac_key", "LAKEHOUSE_PII_ENCRYPTION_KEY": "pii_encryption_key"}
 JOBS_ROOT = "/Workspace/Shared/lakehouse-ref/files"  # where the fixture jobs are deployed in the workspace
 
 
@@ -71,6 +75,10 @@ class Runner:
         connection["password"] = self.token
         self.conn_env = {f"AIRFLOW_CONN_{self.conn_id.upper()}": json.dumps(connection)}
         self.env = {**os.environ, "DATABRICKS_TOKEN": self.token, "RUNNER_MAX_CONCURRENT_RUNS": "1"}
+        # the secret store (python -m dev.databricks_runner secrets put-secret), named so a RUNNER_SECRETS_FILE
+        # of the caller's environment cannot point the runner at another one
+        self.secrets_file = state_dir / "secrets.json"
+        self.env["RUNNER_SECRETS_FILE"] = str(self.secrets_file)
         self.proc: subprocess.Popen | None = None
 
     def deploy(self, source: Path, workspace_path: str) -> Path:
@@ -81,7 +89,18 @@ class Runner:
         shutil.copyfile(source, target)
         return target
 
+    def load_pii_secrets(self) -> None:
+        """What `dev/stack.sh start` does before it starts the runner: the PII keys of the environment (random
+        per test session, tests/conftest.py) into the secret scope the runs reference, so a run built like the
+        DAG's ({{secrets/lakehouse/pii_hmac_key}}, include/databricks_runs.py) starts as on a workspace."""
+        store = SecretStore(self.secrets_file)
+        scope = os.environ.get("DATABRICKS_SECRET_SCOPE") or "lakehouse"
+        for name, key in PII_SECRETS.items():
+            if os.environ.get(name):
+                store.put(scope, key, os.environ[name])
+
     def start(self) -> Runner:
+        self.load_pii_secrets()
         cmd = [sys.executable, "-m", "dev.databricks_runner", "serve", "--host", "127.0.0.1",
                "--port", str(self.port), "--state-dir", str(self.state_dir),
                "--workspace-dir", str(self.workspace_dir)]  # fmt: skip
