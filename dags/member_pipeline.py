@@ -1,5 +1,5 @@
 """
-### Member pipeline: MySQL → Parquet on S3 → Delta table `member` (a Databricks run)
+### Member pipeline: MySQL → Parquet on S3 → Delta tables `member` and `dim_member` (a Databricks run)
 
 Every day (or when triggered) for the run's interval:
 
@@ -8,16 +8,20 @@ Every day (or when triggered) for the run's interval:
    `_manifest.json` last (`include/extract/`).
 2. **wait_for_manifest** waits until that manifest exists: nothing downstream reads an unpublished batch.
 3. **merge_members** submits a Databricks run of the jobs wheel's `member_merge` entry point
-   (`spark_jobs/`, package `lakehouse_jobs`), which reads exactly the
-   manifest's files, cleans and validates the rows, quarantines bad ones with a reason and MERGEs the rest
-   into the Delta table `member` (upsert on `member_id`; members absent from the snapshot are deleted,
-   unless that would delete more than 5% of the table, which fails the run before any change).
-4. **reconcile** checks the manifest, the job's result file and the job's Delta commit (read from the
-   Delta log) against each other: landed = valid + quarantined, the commit is this job's MERGE, and its
-   inserted / updated / deleted rows match the table's row counts (include/reconcile.py).
+   (`spark_jobs/`, package `lakehouse_jobs`), which reads exactly the manifest's files, finds the rows
+   that changed since the last batch (keyed row hashes), cleans and validates those, quarantines bad ones
+   with a reason, encrypts names, email, phone and address, and applies the rest to `dim_member` (SCD
+   type 2: a changed member gets a new version) and to `member` (current state; members absent from the
+   snapshot are deleted, unless that would delete more than 5% of the table, which fails the run before
+   any change). The PII keys reach the cluster from a Databricks secret scope, never through Airflow.
+4. **reconcile** checks the manifest, the job's result file and the job's Delta commits (read from the
+   Delta log) against each other: landed = unchanged + valid + quarantined, the commits are this job's
+   MERGEs, and their inserted / updated / deleted rows match the table's row counts
+   (include/reconcile.py).
 
-Re-running any task for the same interval is safe: the extract replaces its batch, the MERGE only changes
-rows whose values changed, the quarantine is replaced per batch.
+Re-running any task for the same interval is safe: the extract replaces its batch, the job changes only
+rows whose values changed (an unchanged replay commits nothing), the quarantine is replaced per batch, and
+a batch older than one already applied is refused (history only moves forward).
 Connections: `mysql_members`, `aws_lakehouse`, `databricks_default` (ids overridable, see include/settings.py).
 """
 
@@ -123,9 +127,15 @@ def member_pipeline():
         batch_id = extracted["batch_id"]
         manifest = read_manifest(s3, settings.LANDING_BUCKET, "member", batch_id)
         result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("member", batch_id))
-        commit_key = layout.delta_commit_key("member", result["delta_version"])
-        commit = commit_info(s3.get_object(Bucket=settings.LAKEHOUSE_BUCKET, Key=commit_key)["Body"].read())
-        return reconcile_batch(manifest, result, commit)
+
+        def commit(table: str, version: int | None) -> dict | None:
+            if version is None:  # the batch changed nothing in this table: nothing was committed
+                return None
+            key = layout.delta_commit_key(table, version)
+            return commit_info(s3.get_object(Bucket=settings.LAKEHOUSE_BUCKET, Key=key)["Body"].read())
+
+        return reconcile_batch(manifest, result, commit("member", result["delta_version"]),
+                               commit("dim_member", result["dim_member_version"]))
 
     extracted = extract_members()
     extracted >> wait_for_manifest >> merge_members >> reconcile(extracted)

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import sys
 
+from dev import pii_scan
 from dev.airflow_api import AirflowApi, airflow_cli, trigger
 from dev.demo_report import counts_for_run
 from dev.seed_members import DIRTY_MEMBERS, connect_root, generate_members, load_members
@@ -60,20 +61,33 @@ def main() -> int:
 
     c = counts_for_run(api, DAG_ID, run_id)
     reasons = "\n".join(f"    {reason:<32}{n:>10}" for reason, n in sorted(c["quarantine_reasons"].items()))
-    ok = c["mysql_rows"] == c["manifest_rows"] == c["parquet_rows"] == c["valid_rows"] + c["quarantined_rows"]
+    ok = (c["mysql_rows"] == c["manifest_rows"] == c["parquet_rows"]
+          == c["unchanged_rows"] + c["valid_rows"] + c["quarantined_rows"])
+    print("==> searching every file of the Delta tables for the source's plaintext emails, phones, addresses",
+          flush=True)
+    scan = pii_scan.scan(pii_scan.source_values())
+    ok = ok and not scan.found
     print(f"""
 Reconciliation for run {run_id} (batch {c['batch_id']})
   MySQL rows (members.member)         {c['mysql_rows']:>10}
   Parquet rows per the batch manifest {c['manifest_rows']:>10}
   Parquet rows read from the files    {c['parquet_rows']:>10}
-  Valid rows                          {c['valid_rows']:>10}
+  Unchanged since the last batch      {c['unchanged_rows']:>10}
+  New or changed, valid               {c['valid_rows']:>10}
   Quarantined rows (this batch)       {c['quarantined_rows']:>10}
 {reasons}
-  {'OK: MySQL = manifest = Parquet = valid + quarantined' if ok else 'MISMATCH: see the counts above'}
+  {'OK: MySQL = manifest = Parquet = unchanged + valid + quarantined' if ok else 'MISMATCH: see the counts above'}
 
-The MERGE (Delta version {c['delta_version']}, checked against its commit by the DAG's reconcile task)
+member (current state; Delta version {c['delta_version']}, checked against its commit by the DAG's reconcile task)
   inserted {c['inserted_rows']}, updated {c['updated_rows']}, deleted {c['deleted_rows']}
-  Delta table rows now                {c['delta_rows']:>10}
+  rows now                            {c['delta_rows']:>10}
+dim_member (history, SCD type 2; Delta version {c['dim_member_version']})
+  versions opened {c['dim_member_versions_opened']}, closed {c['dim_member_versions_closed']}
+  rows (all versions)                 {c['dim_member_rows']:>10}
+  current versions                    {c['dim_member_current_rows']:>10}
+PII: {scan.objects} files of {', '.join(pii_scan.PROTECTED_TABLES)} (every retained version) searched for
+  {scan.values_searched} plaintext emails, phones and addresses from MySQL: {
+      'none found' if not scan.found else f'FOUND in {sorted(scan.found)}'}
 
 Airflow UI     {api.base_url}  (user {os.environ['AIRFLOW_ADMIN_USER']}, password: AIRFLOW_ADMIN_PASSWORD in .env)
 S3 endpoint    {os.environ['S3_ENDPOINT_URL']}  (console http://127.0.0.1:{os.environ['S3_CONSOLE_PORT']})

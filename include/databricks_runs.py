@@ -30,6 +30,17 @@ DEFAULT_SPARK_CONF = {"spark.sql.session.timeZone": "UTC"}
 ENVIRONMENT_KEY = "default"
 
 
+# environment variable of the job -> key in the secret scope
+PII_SECRETS = {"LAKEHOUSE_PII_HMAC_KEY": "pii_hmac_key", "LAKEHOUSE_PII_ENCRYPTION_KEY": "pii_encryption_key"}
+
+
+def pii_key_references(scope: str) -> dict[str, str]:
+    """spark_env_vars that give a job cluster the PII keys: Databricks secret references
+    ``{{secrets/<scope>/<key>}}``, each wrapped in a Jinja string literal, because the operator renders its
+    `json` field as a template and would otherwise take the braces for an expression."""
+    return {env: "{{ '{{secrets/%s/%s}}' }}" % (scope, key) for env, key in PII_SECRETS.items()}
+
+
 def job_cluster(task_key: str, db: DatabricksSettings) -> dict:
     """A `new_cluster` created for the run and deleted after it."""
     cluster = {
@@ -39,6 +50,9 @@ def job_cluster(task_key: str, db: DatabricksSettings) -> dict:
         # the jobs use spark._jvm (lakehouse_jobs.hadoop_fs): dedicated access mode, not standard/shared
         "data_security_mode": "SINGLE_USER",
         "spark_conf": {**DEFAULT_SPARK_CONF, **db.spark_conf},
+        # secret references, resolved by Databricks when the cluster starts (the values never appear in the
+        # run's JSON, its cluster spec or Airflow); the jobs read them with lakehouse_jobs.pii.PiiKeys.
+        "spark_env_vars": pii_key_references(db.secret_scope),
         "custom_tags": {
             "project": "lakehouse-ref",
             "job": task_key,
@@ -94,7 +108,7 @@ def wheel_run(task_key: str, entry_point: str, named_parameters: Mapping[str, st
 
 def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
                      max_delete_ratio: str = "0.05", max_quarantine_ratio: str = "0.05") -> dict:
-    """The run that MERGEs one landed member batch into the Delta table `member`.
+    """The run that applies one landed member batch to the Delta tables `member` and `dim_member`.
 
     `batch_id` and the two ratios (shares of the table, 0 to 1; see the job's --help) may be Jinja
     templates: the operator renders its `json` field.
@@ -104,8 +118,7 @@ def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
         "member_merge",
         {
             "manifest": layout.manifest_uri("member", batch_id),
-            "table-path": layout.delta_table_uri("member"),
-            "quarantine-path": layout.delta_table_uri("member_quarantine"),
+            "tables-root": layout.delta_root_uri(),
             "result-path": layout.result_uri("member", batch_id),
             "max-delete-ratio": max_delete_ratio,
             "max-quarantine-ratio": max_quarantine_ratio,

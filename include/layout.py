@@ -23,7 +23,15 @@ def delta_table_uri(table: str) -> str:
 
 
 def delta_table_key(table: str) -> str:
-    return f"delta/{table}"
+    return f"{DELTA_ROOT_KEY}/{table}"
+
+
+DELTA_ROOT_KEY = "delta"
+
+
+def delta_root_uri() -> str:
+    """Where every Delta table lives, one folder each (lakehouse_jobs.tables names them)."""
+    return f"s3://{settings.LAKEHOUSE_BUCKET}/{DELTA_ROOT_KEY}"
 
 
 def delta_commit_key(table: str, version: int) -> str:

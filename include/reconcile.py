@@ -3,8 +3,10 @@ records must agree.
 
 The upstream task states are not trusted alone (a killed task has been reported as a success before),
 and neither is the job's own summary: the commit's operation metrics are read from the Delta log itself
-(`_delta_log/<version>.json`, a small JSON file on S3), and the commit must carry the tag the job put on
-it, so a result file pointing at some other commit, or counts that do not match the commit, fail the run.
+(`_delta_log/<version>.json`, a small JSON file on S3), and each commit must carry the tag the job put
+on it, so a result file pointing at some other commit, or counts that do not match the commit, fail the
+run. A batch that changed nothing committed nothing: its result names no version, and the counts must
+say so.
 """
 
 from __future__ import annotations
@@ -27,20 +29,26 @@ def commit_info(delta_log_json: bytes | str) -> dict:
     raise ReconciliationError("the Delta commit file has no commitInfo action")
 
 
-def reconcile_batch(manifest: BatchManifest, result: dict, commit: dict) -> dict:
+def reconcile_batch(manifest: BatchManifest, result: dict, commit: dict | None,
+                    dim_commit: dict | None = None) -> dict:
     """The batch's counts, or ReconciliationError naming every check that fails.
 
-    manifest: the published batch. result: the member_merge job's result JSON. commit: the commitInfo of
-    the Delta version the result names (commit_info()). Checks: landed rows = valid + quarantined; the
-    commit is a MERGE carrying the job's commit_tag; its source rows, inserted, updated and deleted rows
-    (Delta's operationMetrics) agree with the result and with the table's row counts before and after it;
-    the table holds each member id once; and after a snapshot it holds no member absent from the snapshot.
+    manifest: the published batch. result: the member_merge job's result JSON. commit / dim_commit: the
+    commitInfo (commit_info()) of the member and dim_member versions the result names, None where it names
+    none (nothing changed, nothing committed). Checks: landed rows = unchanged + valid + quarantined; each
+    commit is a MERGE carrying the job's commit_tag; the member commit's source, inserted, updated and
+    deleted rows (Delta's operationMetrics) agree with the result and with the table's row counts before
+    and after it; dim_member closed no more versions than members changed or deleted; the table holds
+    each member id once; and after a snapshot it holds no member absent from the snapshot.
     """
     landed = manifest.row_count
-    metrics = {k: int(v) for k, v in (commit.get("operationMetrics") or {}).items()}
+    metrics = _metrics(commit)
     inserted = metrics.get("numTargetRowsInserted", 0)
     updated = metrics.get("numTargetRowsUpdated", 0)
     deleted = metrics.get("numTargetRowsDeleted", 0)
+    dim_metrics = _metrics(dim_commit)
+    opened = dim_metrics.get("numTargetRowsInserted", 0)
+    closed = dim_metrics.get("numTargetRowsUpdated", 0)
     problems = []
 
     def check(ok: bool, message: str) -> None:
@@ -53,21 +61,37 @@ def reconcile_batch(manifest: BatchManifest, result: dict, commit: dict) -> dict
           f"the job read {result['manifest_rows']} rows, the manifest lists {landed}")
     check(sum(result["quarantine_reasons"].values()) == result["quarantined_rows"],
           f"quarantine reasons {result['quarantine_reasons']} do not add up to {result['quarantined_rows']}")
-    check(result["valid_rows"] + result["quarantined_rows"] == landed,
-          f"valid {result['valid_rows']} + quarantined {result['quarantined_rows']} != landed {landed}")
-    check(commit.get("operation") == "MERGE" and commit.get("userMetadata") == result["commit_tag"],
-          f"Delta version {result['delta_version']} is a {commit.get('operation')} tagged "
-          f"{commit.get('userMetadata')!r}, not this job's MERGE {result['commit_tag']!r}")
-    check(metrics.get("numSourceRows") == result["merge_source_rows"],
-          f"the commit merged {metrics.get('numSourceRows')} source rows, the job says {result['merge_source_rows']}")
-    check(result["valid_rows"] <= result["merge_source_rows"] <= result["valid_rows"] + result["quarantined_rows"],
-          f"merge source rows {result['merge_source_rows']} must be the valid rows plus at most one key per "
-          "quarantined row")
+    check(result["unchanged_rows"] + result["valid_rows"] + result["quarantined_rows"] == landed,
+          f"unchanged {result['unchanged_rows']} + valid {result['valid_rows']} + quarantined "
+          f"{result['quarantined_rows']} != landed {landed}")
+    for name, version, info in (("member", result["delta_version"], commit),
+                                ("dim_member", result["dim_member_version"], dim_commit)):
+        if version is None:
+            check(info is None, f"the result names no {name} commit, but one was given")
+            continue
+        info = info or {}
+        check(info.get("operation") == "MERGE" and info.get("userMetadata") == result["commit_tag"],
+              f"{name} version {version} is a {info.get('operation')} tagged "
+              f"{info.get('userMetadata')!r}, not this job's MERGE {result['commit_tag']!r}")
+    # without a commit (the MERGE found nothing to change, or had an empty source) there are no metrics
+    check(commit is None or metrics.get("numSourceRows", 0) == result["merge_source_rows"],
+          f"the commit merged {metrics.get('numSourceRows', 0)} source rows, "
+          f"the job says {result['merge_source_rows']}")
+    check(result["merge_source_rows"] == result["valid_rows"] + result["deleted_rows"],
+          f"merge source rows {result['merge_source_rows']} != valid changes {result['valid_rows']} + deletions "
+          f"{result['deleted_rows']}")
     check(inserted + updated <= result["valid_rows"],
           f"inserted {inserted} + updated {updated} > valid rows {result['valid_rows']}")
+    check(deleted == result["deleted_rows"],
+          f"the commit deleted {deleted} rows, the job planned {result['deleted_rows']} deletions")
     check(result["rows_after"] == result["rows_before"] + inserted - deleted,
           f"table rows {result['rows_before']} -> {result['rows_after']}, but the commit inserted {inserted} "
           f"and deleted {deleted}")
+    check(closed <= opened + result["deleted_rows"] and opened <= result["valid_rows"],
+          f"dim_member opened {opened} and closed {closed} versions for {result['valid_rows']} changed and "
+          f"{result['deleted_rows']} deleted members")
+    check(result["dim_member_current_rows"] == result["rows_after"],
+          f"dim_member has {result['dim_member_current_rows']} current versions for {result['rows_after']} members")
     check(result["duplicate_keys"] == 0, f"{result['duplicate_keys']} member ids appear more than once in the table")
     if manifest.mode == "snapshot":
         check(result.get("rows_absent_from_snapshot") == 0,
@@ -77,6 +101,7 @@ def reconcile_batch(manifest: BatchManifest, result: dict, commit: dict) -> dict
     return {
         "batch_id": manifest.batch_id,
         "landed_rows": landed,
+        "unchanged_rows": result["unchanged_rows"],
         "valid_rows": result["valid_rows"],
         "quarantined_rows": result["quarantined_rows"],
         "quarantine_reasons": result["quarantine_reasons"],
@@ -85,7 +110,16 @@ def reconcile_batch(manifest: BatchManifest, result: dict, commit: dict) -> dict
         "deleted_rows": deleted,
         "delta_rows": result["rows_after"],
         "delta_version": result["delta_version"],
+        "dim_member_versions_opened": opened,
+        "dim_member_versions_closed": closed,
+        "dim_member_version": result["dim_member_version"],
+        "dim_member_rows": result["dim_member_rows"],
+        "dim_member_current_rows": result["dim_member_current_rows"],
     }
+
+
+def _metrics(commit: dict | None) -> dict[str, int]:
+    return {k: int(v) for k, v in ((commit or {}).get("operationMetrics") or {}).items()}
 
 
 def read_json(s3, bucket: str, key: str) -> dict:

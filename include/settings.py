@@ -99,6 +99,9 @@ class DatabricksSettings:
     jobs_wheel_path: str  # the spark_jobs wheel every run attaches (databricks.yml uploads it there)
     deferrable: bool  # True: the triggerer polls the run; False: the worker does (holds a worker slot)
     poll_seconds: int
+    # the Databricks secret scope holding the PII keys (pii_hmac_key, pii_encryption_key), which job
+    # clusters receive as environment variables through secret references (docs/pii.md)
+    secret_scope: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DatabricksSettings:
@@ -130,6 +133,7 @@ class DatabricksSettings:
             or f"/Workspace/Shared/lakehouse-ref/artifacts/.internal/lakehouse_jobs-{JOBS_VERSION}-py3-none-any.whl",
             deferrable=_flag(env, "DATABRICKS_DEFERRABLE", True),
             poll_seconds=_int(env, "DATABRICKS_POLL_SECONDS", 5),
+            secret_scope=env.get("DATABRICKS_SECRET_SCOPE") or "lakehouse",
         )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,12 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Jobs run in this process (tests calling lakehouse_jobs.*.main) read their PII keys from the environment,
+# as on a cluster: the stack's (`make test` runs pytest with .env loaded; the end-to-end tests need them to
+# decrypt what the stack wrote), else fresh random ones. Tests read the values back from os.environ.
+for _name in ("LAKEHOUSE_PII_HMAC_KEY", "LAKEHOUSE_PII_ENCRYPTION_KEY"):
+    os.environ.setdefault(_name, base64.b64encode(secrets.token_bytes(32)).decode())
 
 # fixtures for the real local services (MariaDB, MinIO, Airflow's API)
 pytest_plugins = ["tests.services"]

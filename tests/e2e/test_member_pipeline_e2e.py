@@ -3,16 +3,28 @@ observed through the REST API, then every count checked against where the data r
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import os
+import time
+from pathlib import Path
 
+import jinja2
 import pytest
+from airflow.providers.databricks.hooks.databricks import DatabricksHook
 from delta.tables import DeltaTable
 
+from dev import pii_scan
 from dev.airflow_api import AirflowApi, trigger
-from dev.demo_report import counts_for_run
+from dev.demo_report import counts_for_run, task_result
 from include import layout
+from include.databricks_runs import member_merge_run
+from lakehouse_jobs import pii
+from lakehouse_jobs.tables import TABLES
 from tests.services import require_env, require_port
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 
@@ -42,9 +54,9 @@ def run_to_success(api: AirflowApi, run_id: str) -> None:
 
 def delta_state(spark):
     table = spark.read.format("delta").load(layout.delta_table_uri("member"))
-    history = DeltaTable.forPath(spark, layout.delta_table_uri("member")).history(1).collect()[0]
+    version = DeltaTable.forPath(spark, layout.delta_table_uri("member")).history(1).collect()[0]["version"]
     duplicates = table.groupBy("member_id").count().filter("count > 1").count()
-    return table.count(), duplicates, history
+    return table.count(), duplicates, version
 
 
 def test_trigger_twice_same_interval(api, spark):
@@ -52,33 +64,39 @@ def test_trigger_twice_same_interval(api, spark):
 
     run_to_success(api, f"e2e__{stamp}__first")
     first = counts_for_run(api, DAG_ID, f"e2e__{stamp}__first")
-    delta_rows, duplicates, _ = delta_state(spark)
+    delta_rows, duplicates, version = delta_state(spark)
     assert first["mysql_rows"] > 0
     assert first["mysql_rows"] == first["manifest_rows"] == first["parquet_rows"]
-    assert first["manifest_rows"] == first["valid_rows"] + first["quarantined_rows"]
-    assert first["delta_rows"] == delta_rows
+    assert first["manifest_rows"] == first["unchanged_rows"] + first["valid_rows"] + first["quarantined_rows"]
+    assert first["delta_rows"] == delta_rows == first["dim_member_current_rows"]
     assert duplicates == 0
 
     run_to_success(api, f"e2e__{stamp}__second")
     second = counts_for_run(api, DAG_ID, f"e2e__{stamp}__second")
-    delta_rows_again, duplicates, last_commit = delta_state(spark)
+    delta_rows_again, duplicates, version_again = delta_state(spark)
     assert second["batch_id"] == first["batch_id"], "both runs cover the same interval"
-    same = ("mysql_rows", "manifest_rows", "parquet_rows", "valid_rows", "quarantined_rows", "delta_rows")
+    same = ("mysql_rows", "manifest_rows", "parquet_rows", "quarantined_rows", "delta_rows", "dim_member_rows")
     assert {k: second[k] for k in same} == {k: first[k] for k in same}
-    assert (second["inserted_rows"], second["updated_rows"], second["deleted_rows"]) == (0, 0, 0)
-    assert delta_rows_again == delta_rows and duplicates == 0
-    assert last_commit["operation"] == "MERGE" and last_commit["version"] == second["delta_version"]
+    # the replay found every valid row unchanged: nothing was processed again, nothing committed
+    assert second["unchanged_rows"] == second["manifest_rows"] - second["quarantined_rows"]
+    assert (second["delta_version"], second["dim_member_version"]) == (None, None)
+    assert (delta_rows_again, duplicates, version_again) == (delta_rows, 0, version)
 
-    assert_no_secret_in_task_logs(api, f"e2e__{stamp}__second")
+    assert_no_secret_leaves_the_cluster(api, [f"e2e__{stamp}__first", f"e2e__{stamp}__second"])
     assert_dirty_rows_handled(spark, first)
+    assert_tables_hold_no_plaintext_pii()
+    assert_declared_tables(spark)
 
 
 def assert_dirty_rows_handled(spark, counts: dict) -> None:
     """The dirty rows the stack seeds (dev/seed_members.py DIRTY_MEMBERS): quarantined with their reason,
-    or loaded with standardised values that are right or absent."""
-    assert counts["quarantine_reasons"] == {
-        "invalid_registration_date": 2, "invalid_email": 1, "registration_date_in_future": 1}
-    members = spark.read.format("delta").load(layout.delta_table_uri("member"))
+    or loaded with standardised values that are right or absent (decrypted with the stack's keys)."""
+    quarantine = decrypted(spark, "member_quarantine", "last_name")
+    reasons = {r["last_name"]: r["quarantine_reason"] for r in quarantine.where(f"batch_id = '{counts['batch_id']}'")
+               .collect()}
+    assert sorted(reasons.values()) == [
+        "invalid_email", "invalid_registration_date", "invalid_registration_date", "registration_date_in_future"]
+    members = decrypted(spark, "member", "first_name", "last_name", "email", "phone_e164")
     by_name = {r["last_name"]: r for r in members.where("first_name = 'Dirty'").collect()}
     assert set(by_name) == {"punycode", "unicode-domain", "seoul", "kosovo", "city-as-country"}
     assert by_name["punycode"]["email"] == "info@россия.рф"
@@ -86,22 +104,112 @@ def assert_dirty_rows_handled(spark, counts: dict) -> None:
     assert (by_name["seoul"]["country_code"], by_name["seoul"]["phone_e164"]) == ("KR", "+8223123456")
     assert by_name["kosovo"]["country_code"] == "XK"
     assert by_name["city-as-country"]["country_code"] is None
-    quarantine = spark.read.format("delta").load(layout.delta_table_uri("member_quarantine"))
     details = {r["last_name"]: r["quarantine_detail"] for r in
                quarantine.where(f"batch_id = '{counts['batch_id']}'").collect()}
     assert details["zero-date"] == "not a calendar date: 0000-00-00"
     assert details["bad-email"], "invalid_email carries email-validator's reason"
 
 
-def assert_no_secret_in_task_logs(api: AirflowApi, run_id: str) -> None:
-    """The stack's real secrets (random per machine) serve as canaries: none may reach a task log, even
-    though every connection comes from an AIRFLOW_CONN_* URI or JSON holding them."""
-    secrets = {name: os.environ[name] for name in (
-        "MYSQL_EXTRACT_PASSWORD", "MYSQL_ROOT_PASSWORD", "S3_SECRET_ACCESS_KEY", "DATABRICKS_TOKEN")}
-    for task in api.task_states(DAG_ID, run_id):
-        r = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}")
-        for attempt in range(1, r.json()["try_number"] + 1):
-            log = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/logs/{attempt}?full_content=true")
-            assert log.status_code == 200 and len(log.text) > 100, f"no log for {task} try {attempt}"
-            leaked = [name for name, value in secrets.items() if value in log.text]
-            assert not leaked, f"{leaked} appear in the log of {task} try {attempt}"
+def decrypted(spark, table: str, *columns: str):
+    df = pii.with_keys(spark, spark.read.format("delta").load(layout.delta_table_uri(table)), pii.PiiKeys.from_env())
+    for c in columns:
+        df = df.withColumn(c, pii.decrypt(f"{c}_enc"))
+    return pii.drop_keys(df)
+
+
+def assert_tables_hold_no_plaintext_pii() -> None:
+    """Every file of member, dim_member and member_quarantine (every retained version, the logs and
+    checkpoints) searched for every email, phone and address of the source."""
+    values = pii_scan.source_values()
+    assert len(values) > 1000, "the scan needs the source's values to search for"
+    report = pii_scan.scan(values)
+    assert report.objects > 10
+    assert not report.found, f"plaintext PII found: {report.found}"
+
+
+def assert_declared_tables(spark) -> None:
+    """The tables the DAG's job created on MinIO are the ones lakehouse_jobs.tables declares."""
+    for name, spec in TABLES.items():
+        schema = spark.read.format("delta").load(layout.delta_table_uri(name)).schema
+        assert [(f.name, f.nullable) for f in schema.fields] == [(f.name, f.nullable) for f in spec.fields], name
+
+
+def canaries() -> dict[str, str]:
+    """The stack's real secrets (random per machine), which no log, XCom or rendered template may hold."""
+    return {name: os.environ[name] for name in (
+        "MYSQL_EXTRACT_PASSWORD", "MYSQL_ROOT_PASSWORD", "S3_SECRET_ACCESS_KEY", "DATABRICKS_TOKEN",
+        "LAKEHOUSE_PII_HMAC_KEY", "LAKEHOUSE_PII_ENCRYPTION_KEY")}
+
+
+def leaks(text: str, secrets: dict[str, str]) -> list[str]:
+    found = [name for name, value in secrets.items() if value in text]
+    # the keys also in their decoded forms (hex), as a log line printing the raw bytes would show them
+    for name in ("LAKEHOUSE_PII_HMAC_KEY", "LAKEHOUSE_PII_ENCRYPTION_KEY"):
+        if base64.b64decode(secrets[name]).hex() in text.lower():
+            found.append(f"{name} (hex)")
+    return found
+
+
+def assert_no_secret_leaves_the_cluster(api: AirflowApi, run_ids: list[str]) -> None:
+    """No canary in any task log, XCom value or rendered template field of the runs, nor in the driver
+    logs of their Databricks runs; those driver logs hold none of the source's emails, phones and
+    addresses either."""
+    secrets = canaries()
+    driver_logs = []
+    for run_id in run_ids:
+        for task in api.task_states(DAG_ID, run_id):
+            ti = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}").json()
+            assert not leaks(json.dumps(ti.get("rendered_fields")), secrets), f"rendered fields of {task}"
+            xcoms = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/xcomEntries").json()
+            for entry in xcoms.get("xcom_entries", []):
+                value = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/xcomEntries/{entry['key']}")
+                assert not leaks(value.text, secrets), f"XCom {entry['key']} of {task}"
+                if task == "merge_members" and entry["key"] == "run_id":
+                    driver_logs += runner_driver_logs(int(value.json()["value"]))
+            for attempt in range(1, ti["try_number"] + 1):
+                log = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/logs/{attempt}?full_content=true")
+                assert log.status_code == 200 and len(log.text) > 100, f"no log for {task} try {attempt}"
+                assert not leaks(log.text, secrets), f"the log of {task} try {attempt}"
+    assert driver_logs, "the merge tasks pushed no Databricks run id"
+    assert_driver_logs_clean(driver_logs, secrets)
+
+
+def runner_driver_logs(databricks_run_id: int) -> list[Path]:
+    """The driver logs of one run of the stack's local runner (its state dir, dev/databricks_runner)."""
+    run = DatabricksHook(databricks_conn_id="databricks_default").get_run(databricks_run_id)
+    return [REPO / ".local" / "databricks_runner" / "tasks" / str(t["run_id"]) / "driver.log" for t in run["tasks"]]
+
+
+def assert_driver_logs_clean(paths: list[Path], secrets: dict[str, str]) -> None:
+    values = pii_scan.source_values()
+    for path in paths:
+        text = path.read_bytes()
+        assert len(text) > 1000, f"{path} is (nearly) empty"
+        assert not leaks(text.decode(errors="replace"), secrets), f"a secret in {path}"
+        found = sorted({column for value, column in values.items() if value in text})
+        assert not found, f"plaintext {found} in {path}"
+
+
+def test_a_failing_job_leaks_nothing(api):
+    """The failure path: the DAG's own run JSON for the latest batch, with a quarantine limit of 0, so the
+    job fails after it has read, hashed and encrypted the batch. The error reaches runs/get-output; no key
+    or plaintext PII reaches it or the driver log."""
+    latest = sorted(r["dag_run_id"] for r in api.get(f"dags/{DAG_ID}/dagRuns?limit=100&state=success")
+                    .json()["dag_runs"])
+    assert latest, "needs a successful run of the DAG first (test_trigger_twice_same_interval)"
+    batch_id = task_result(api, DAG_ID, latest[-1], "extract_members")["batch_id"]
+    run = json.loads(jinja2.Environment().from_string(json.dumps(
+        member_merge_run(batch_id, max_quarantine_ratio="0"))).render(ti={"dag_id": DAG_ID, "task_id": "e2e"}))
+    hook = DatabricksHook(databricks_conn_id="databricks_default")
+    run_id = hook.submit_run(run)
+    deadline = time.monotonic() + 600
+    while not (state := hook.get_run_state(run_id)).is_terminal:
+        assert time.monotonic() < deadline, "the run did not end in 10 minutes"
+        time.sleep(3)
+    assert state.result_state == "FAILED"
+    task_run = hook.get_run(run_id)["tasks"][0]["run_id"]
+    output = hook.get_run_output(task_run)
+    assert "quarantined, more than --max-quarantine-ratio 0.0" in output["error"]
+    secrets = canaries()
+    assert not leaks(json.dumps(output), secrets)
+    assert_driver_logs_clean(runner_driver_logs(run_id), secrets)

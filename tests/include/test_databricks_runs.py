@@ -172,3 +172,15 @@ def test_dag_params_do_not_collide_with_the_runs_parameters():
     (task,) = submitted["tasks"]
     assert "parameters" not in task["python_wheel_task"]
     assert task["python_wheel_task"]["named_parameters"] == run["tasks"][0]["python_wheel_task"]["named_parameters"]
+
+
+def test_pii_keys_reach_the_job_cluster_as_secret_references_after_rendering():
+    """The operator renders its `json` as a Jinja template: the references must come out as Databricks'
+    own `{{secrets/<scope>/<key>}}` syntax (never a key), and the scope follows DATABRICKS_SECRET_SCOPE."""
+    import jinja2
+
+    run = member_merge_run("b", db=DatabricksSettings.from_env({"DATABRICKS_SECRET_SCOPE": "prod-keys"}))
+    env_vars = run["tasks"][0]["new_cluster"]["spark_env_vars"]
+    rendered = {k: jinja2.Environment().from_string(v).render() for k, v in env_vars.items()}
+    assert rendered == {"LAKEHOUSE_PII_HMAC_KEY": "{{secrets/prod-keys/pii_hmac_key}}",
+                        "LAKEHOUSE_PII_ENCRYPTION_KEY": "{{secrets/prod-keys/pii_encryption_key}}"}

@@ -18,44 +18,67 @@ MANIFEST = BatchManifest(
 
 
 def result(**overrides):
-    return {"batch_id": "extract_date=2026-11-26", "manifest_rows": 10, "valid_rows": 9, "quarantined_rows": 1,
-            "quarantine_reasons": {"invalid_email": 1},
-            "merge_source_rows": 10, "delta_version": 3, "commit_tag": "member_merge x 1",
-            "rows_before": 5, "rows_after": 8, "rows_absent_from_snapshot": 0, "duplicate_keys": 0, **overrides}
+    # 10 landed: 2 unchanged, 7 valid changes (4 new, 2 changed, 1 that equalled the table), 1 quarantined; one
+    # member deleted; dim_member opened 6 versions and closed 3 (2 changed, 1 deleted)
+    return {"batch_id": "extract_date=2026-11-26", "manifest_rows": 10, "unchanged_rows": 2, "valid_rows": 7,
+            "quarantined_rows": 1, "quarantine_reasons": {"invalid_email": 1}, "deleted_rows": 1,
+            "merge_source_rows": 8, "delta_version": 3, "dim_member_version": 4, "commit_tag": "member_merge x 1",
+            "rows_before": 5, "rows_after": 8, "rows_absent_from_snapshot": 0, "duplicate_keys": 0,
+            "dim_member_rows": 11, "dim_member_current_rows": 8, **overrides}
 
 
 def commit(**metrics) -> dict:
-    counts = {"numSourceRows": 10, "numTargetRowsInserted": 4, "numTargetRowsUpdated": 2,
+    counts = {"numSourceRows": 8, "numTargetRowsInserted": 4, "numTargetRowsUpdated": 2,
               "numTargetRowsDeleted": 1, **metrics}
     return {"operation": "MERGE", "userMetadata": "member_merge x 1",
             "operationMetrics": {k: str(v) for k, v in counts.items()}}
 
 
+def dim_commit(**metrics) -> dict:
+    return commit(**{"numSourceRows": 9, "numTargetRowsInserted": 6, "numTargetRowsUpdated": 3,
+                     "numTargetRowsDeleted": 0, **metrics})
+
+
 def test_reconcile_accepts_matching_counts():
-    counts = reconcile_batch(MANIFEST, result(), commit())
-    assert [counts[k] for k in ("landed_rows", "inserted_rows", "deleted_rows", "delta_rows")] == [10, 4, 1, 8]
+    counts = reconcile_batch(MANIFEST, result(), commit(), dim_commit())
+    assert [counts[k] for k in ("landed_rows", "unchanged_rows", "inserted_rows", "deleted_rows", "delta_rows",
+                                "dim_member_versions_opened", "dim_member_versions_closed")] == [10, 2, 4, 1, 8, 6, 3]
 
 
-@pytest.mark.parametrize(("bad_result", "bad_commit", "error"), [
-    ({"valid_rows": 8}, {}, "valid 8 \\+ quarantined 1 != landed 10"),
-    ({"quarantine_reasons": {"invalid_email": 2}}, {}, "do not add up to 1"),
-    ({"manifest_rows": 11}, {}, "the job read 11 rows"),
-    ({"batch_id": "extract_date=2026-11-25"}, {}, "result file is for batch"),
-    ({"commit_tag": "member_merge y 2"}, {}, "not this job's MERGE"),
-    ({}, {"numSourceRows": 12}, "the commit merged 12 source rows"),
-    ({"rows_after": 9}, {}, "table rows 5 -> 9, but the commit inserted 4 and deleted 1"),
-    ({}, {"numTargetRowsInserted": 9}, "inserted 9 \\+ updated 2 > valid rows 9"),
-    ({"rows_absent_from_snapshot": 2}, {}, "2 table rows are absent from the snapshot"),
-    ({"duplicate_keys": 1}, {}, "1 member ids appear more than once"),
+def test_a_batch_that_changed_nothing_has_no_commit():
+    unchanged = result(unchanged_rows=9, valid_rows=0, deleted_rows=0, merge_source_rows=0, delta_version=None,
+                       dim_member_version=None, rows_before=8, rows_after=8)
+    assert reconcile_batch(MANIFEST, unchanged, None, None)["inserted_rows"] == 0
+    with pytest.raises(ReconciliationError, match="table rows 8 -> 9, but the commit inserted 0"):
+        reconcile_batch(MANIFEST, unchanged | {"rows_after": 9}, None, None)
+    with pytest.raises(ReconciliationError, match="names no member commit, but one was given"):
+        reconcile_batch(MANIFEST, unchanged, commit(), None)
+
+
+@pytest.mark.parametrize(("bad_result", "bad_commit", "bad_dim", "error"), [
+    ({"valid_rows": 6}, {}, {}, "unchanged 2 \\+ valid 6 \\+ quarantined 1 != landed 10"),
+    ({"quarantine_reasons": {"invalid_email": 2}}, {}, {}, "do not add up to 1"),
+    ({"manifest_rows": 11}, {}, {}, "the job read 11 rows"),
+    ({"batch_id": "extract_date=2026-11-25"}, {}, {}, "result file is for batch"),
+    ({"commit_tag": "member_merge y 2"}, {}, {}, "not this job's MERGE"),
+    ({}, {"numSourceRows": 12}, {}, "the commit merged 12 source rows"),
+    ({"merge_source_rows": 9}, {"numSourceRows": 9}, {}, "merge source rows 9 != valid changes 7 \\+ deletions 1"),
+    ({"rows_after": 9}, {}, {}, "table rows 5 -> 9, but the commit inserted 4 and deleted 1"),
+    ({}, {"numTargetRowsInserted": 9}, {}, "inserted 9 \\+ updated 2 > valid rows 7"),
+    ({}, {"numTargetRowsDeleted": 2}, {}, "the commit deleted 2 rows, the job planned 1 deletions"),
+    ({}, {}, {"numTargetRowsUpdated": 8}, "dim_member opened 6 and closed 8 versions"),
+    ({"rows_absent_from_snapshot": 2}, {}, {}, "2 table rows are absent from the snapshot"),
+    ({"duplicate_keys": 1}, {}, {}, "1 member ids appear more than once"),
+    ({"dim_member_current_rows": 7}, {}, {}, "dim_member has 7 current versions for 8 members"),
 ])
-def test_reconcile_rejects_mismatches(bad_result, bad_commit, error):
+def test_reconcile_rejects_mismatches(bad_result, bad_commit, bad_dim, error):
     with pytest.raises(ReconciliationError, match=error):
-        reconcile_batch(MANIFEST, result(**bad_result), commit(**bad_commit))
+        reconcile_batch(MANIFEST, result(**bad_result), commit(**bad_commit), dim_commit(**bad_dim))
 
 
 def test_a_commit_that_is_not_a_merge_is_refused():
     with pytest.raises(ReconciliationError, match="is a DELETE tagged None"):
-        reconcile_batch(MANIFEST, result(), {"operation": "DELETE", "operationMetrics": {}})
+        reconcile_batch(MANIFEST, result(), {"operation": "DELETE", "operationMetrics": {}}, dim_commit())
 
 
 def test_commit_info_is_read_from_the_delta_log_lines():

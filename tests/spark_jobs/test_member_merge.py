@@ -7,9 +7,10 @@ integration: `main()` end to end on local files: Parquet batch + manifest in, De
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,7 +22,7 @@ from pyspark.sql import types as T
 
 from include.extract.schema_drift import schema_hash, schema_json
 from include.reconcile import ReconciliationError, commit_info, reconcile_batch
-from lakehouse_jobs import member_merge
+from lakehouse_jobs import member_merge, pii
 from lakehouse_jobs.batch import BatchError, read_batch
 from lakehouse_jobs.contracts import MEMBER, arrow_schema, spark_schema
 from lakehouse_jobs.manifest import BatchManifest
@@ -164,25 +165,6 @@ def test_split_gives_each_bad_row_its_first_reason(spark):
     assert valid.count() + quarantine.count() == raw.count()
 
 
-@pytest.mark.integration
-def test_write_quarantine_adds_the_detail_column_to_an_older_table(spark, tmp_path):
-    """A quarantine table created before quarantine_detail existed gains it; its rows keep theirs."""
-    path = str(tmp_path / "member_quarantine")
-    old_schema = T.StructType([f for f in member_merge.QUARANTINE_TABLE_SCHEMA if f.name != "quarantine_detail"])
-    old_row = member_row(1, email="bad") + ("invalid_email", BATCH_1, None)
-    spark.createDataFrame([old_row], old_schema).write.format("delta").save(path)
-    new_row = member_row(2, email="bad") + ("invalid_email", "An email address must have an @-sign.")
-
-    member_merge.write_quarantine(spark, spark.createDataFrame([new_row], SPLIT_QUARANTINE_SCHEMA), path, BATCH_2)
-
-    table = spark.read.format("delta").load(path)
-    # schema evolution appends the new column, so compare names only
-    assert sorted(table.columns) == sorted(member_merge.QUARANTINE_TABLE_SCHEMA.fieldNames())
-    assert sorted((r["batch_id"], r["quarantine_detail"]) for r in table.collect()) == [
-        (BATCH_1, None), (BATCH_2, "An email address must have an @-sign.")
-    ]
-
-
 @pytest.mark.unit
 def test_read_batch_of_an_empty_extract_without_files(spark):
     manifest = BatchManifest(table="member", batch_id="extract_date=2026-11-26", run_id="t", mode="snapshot",
@@ -197,7 +179,8 @@ def test_read_batch_of_an_empty_extract_without_files(spark):
 # --------------------------------------------------------------------------- integration: main()
 
 
-def write_batch(landing: Path, batch_id: str, rows: list[tuple]) -> tuple[str, dict]:
+def write_batch(landing: Path, batch_id: str, rows: list[tuple],
+                extracted_at: str = "2026-11-26T19:00:00+00:00") -> tuple[str, dict]:
     """Write rows as a Parquet batch plus its manifest, as the extract does: (manifest path, manifest)."""
     batch_dir = landing / "member" / batch_id
     batch_dir.mkdir(parents=True)
@@ -219,8 +202,8 @@ def write_batch(landing: Path, batch_id: str, rows: list[tuple]) -> tuple[str, d
         "schema_hash": schema_hash(schema),
         "files": [{"path": str(data_file), "rows": len(rows), "bytes": len(content),
                    "sha256": hashlib.sha256(content).hexdigest()}],
-        "created_at": "2026-11-26T19:00:00+00:00",
-        "extracted_at": "2026-11-26T19:00:00+00:00",
+        "created_at": extracted_at,
+        "extracted_at": extracted_at,
     }
     manifest_path = batch_dir / "_manifest.json"
     manifest_path.write_text(json.dumps(manifest))
@@ -232,8 +215,10 @@ class Lake:
 
     def __init__(self, root: Path):
         self.landing = root / "landing"
-        self.table = str(root / "lakehouse" / "member")
-        self.quarantine = str(root / "lakehouse" / "member_quarantine")
+        self.root = root / "lakehouse" / "delta"
+        self.table = str(self.root / "member")
+        self.dim = str(self.root / "dim_member")
+        self.quarantine = str(self.root / "member_quarantine")
         self.results = root / "lakehouse" / "_results"
 
     def result_path(self, batch_id: str) -> Path:
@@ -242,17 +227,21 @@ class Lake:
     def run(self, manifest_path: str, batch_id: str, *options: str, spark=None) -> dict:
         return member_merge.main([
             "--manifest", manifest_path,
-            "--table-path", self.table,
-            "--quarantine-path", self.quarantine,
+            "--tables-root", str(self.root),
             "--result-path", str(self.result_path(batch_id)),
             *options,
         ], spark=spark)
 
     def reconcile(self, manifest_path: str, result: dict) -> dict:
-        """What the DAG's reconcile task does, on local files: manifest + result + the commit's log entry."""
-        commit_file = Path(self.table) / "_delta_log" / f"{result['delta_version']:020d}.json"
+        """What the DAG's reconcile task does, on local files: manifest + result + the commits' log entries."""
+        def commit(path: str, version: int | None) -> dict | None:
+            if version is None:
+                return None
+            return commit_info((Path(path) / "_delta_log" / f"{version:020d}.json").read_text())
+
         manifest = BatchManifest.from_json(Path(manifest_path).read_text())
-        return reconcile_batch(manifest, result, commit_info(commit_file.read_text()))
+        return reconcile_batch(manifest, result, commit(self.table, result["delta_version"]),
+                               commit(self.dim, result["dim_member_version"]))
 
 
 def delta_version(spark, path: str) -> int:
@@ -266,30 +255,55 @@ def last_merge_metrics(spark, path: str) -> dict[str, int]:
     return {k: int(last["operationMetrics"][k]) for k in keys}
 
 
+def decrypted(spark, path: str, *columns: str):
+    """The Delta table at `path` with each `<column>_enc` decrypted back into `<column>` (the session's keys)."""
+    df = pii.with_keys(spark, spark.read.format("delta").load(path), pii.PiiKeys.from_env())
+    for c in columns:
+        df = df.withColumn(c, pii.decrypt(f"{c}_enc")).drop(f"{c}_enc")
+    return pii.drop_keys(df)
+
+
+DIRECT = member_merge.DIRECT_COLUMNS  # first_name, last_name, email, phone_number, phone_e164, address
 BATCH_1 = "extract_date=2026-11-20"
 BATCH_2 = "extract_date=2026-11-21"
+AT_1 = "2026-11-20T19:00:00+00:00"
+AT_2 = "2026-11-21T19:00:00+00:00"
 GOOD_ROWS = [member_row(n) for n in range(20)]
 BAD_ROW = member_row(99, email="not-an-email")
+
+
+def ts(iso: str) -> datetime:
+    """A UTC ISO timestamp as Spark returns TIMESTAMP values to Python (naive, in the session's UTC)."""
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).replace(tzinfo=None)
 
 
 @pytest.mark.integration
 def test_first_run_then_rerun_of_the_same_batch(spark, tmp_path):
     lake = Lake(tmp_path)
-    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS + [BAD_ROW])
+    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS + [BAD_ROW], AT_1)
 
     first = lake.run(manifest_path, BATCH_1)
 
-    members = spark.read.format("delta").load(lake.table)
-    # every source row is clean: the table holds it unchanged (names byte for byte) plus derived columns
+    # every source row is clean: decrypted, the table holds it unchanged (names byte for byte) plus the
+    # derived columns
+    members = decrypted(spark, lake.table, *DIRECT)
     expected_members = spark.createDataFrame(
         [row[:5] + ("+12139488645",) + row[5:8] + ("JP", row[8], BATCH_1) for row in GOOD_ROWS],
-        T.StructType(member_merge.MEMBER_TABLE_SCHEMA.fields[:-1]),
+        "member_id string, first_name string, last_name string, email string, phone_number string, "
+        "phone_e164 string, address string, city string, country string, country_code string, "
+        "registration_date date, _batch_id string",
     )
-    assert_df_equality(
-        members.drop("_updated_at"), expected_members, ignore_row_order=True, ignore_nullable=True
-    )
-    assert members.filter("_updated_at IS NULL").count() == 0
-    quarantine = spark.read.format("delta").load(lake.quarantine)
+    assert_df_equality(members.select(*expected_members.columns), expected_members,
+                       ignore_row_order=True, ignore_nullable=True, ignore_metadata=True)
+    hmac_key = pii.PiiKeys.from_env().hmac_key
+    assert {r["member_id"]: r["email_hash"] for r in members.collect()} == {
+        row[0]: hmac.new(hmac_key, row[3].lower().encode(), hashlib.sha256).hexdigest() for row in GOOD_ROWS}
+    # SCD2: one current version per member, valid from the batch's extraction time
+    dim = spark.read.format("delta").load(lake.dim)
+    assert sorted(tuple(r) for r in dim.select("valid_from", "valid_to", "is_current").distinct().collect()) == [
+        (ts(AT_1), datetime(9999, 12, 31), True)]
+    assert dim.count() == 20 and dim.select("member_sk").distinct().count() == 20
+    quarantine = decrypted(spark, lake.quarantine, "first_name", "last_name", "email", "phone_number", "address")
     expected_quarantine = spark.createDataFrame(
         [BAD_ROW + ("invalid_email", BATCH_1)],
         T.StructType(QUARANTINE_ROW_SCHEMA.fields + [T.StructField("batch_id", T.StringType())]),
@@ -297,109 +311,126 @@ def test_first_run_then_rerun_of_the_same_batch(spark, tmp_path):
     assert_df_equality(
         quarantine.select(*member_merge.SOURCE_COLUMNS, "quarantine_reason", "batch_id"),
         expected_quarantine,
-        ignore_nullable=True,
+        ignore_nullable=True, ignore_metadata=True,
     )
-    expected_result = {"batch_id": BATCH_1, "manifest_rows": 21, "valid_rows": 20, "quarantined_rows": 1,
-                       "quarantine_reasons": {"invalid_email": 1},
-                       "merge_source_rows": 21, "rows_before": 0, "rows_after": 20, "rows_absent_from_snapshot": 0,
-                       "duplicate_keys": 0,
-                       "delta_version": delta_version(spark, lake.table), "commit_tag": first["commit_tag"]}
+    expected_result = {
+        "batch_id": BATCH_1, "manifest_rows": 21, "unchanged_rows": 0, "valid_rows": 20, "quarantined_rows": 1,
+        "quarantine_reasons": {"invalid_email": 1}, "deleted_rows": 0,
+        "merge_source_rows": 20, "rows_before": 0, "rows_after": 20, "rows_absent_from_snapshot": 0,
+        "duplicate_keys": 0, "delta_version": delta_version(spark, lake.table),
+        "dim_member_version": delta_version(spark, lake.dim), "commit_tag": first["commit_tag"],
+        "dim_member_rows": 20, "dim_member_current_rows": 20}
     assert first == expected_result
     assert json.loads(lake.result_path(BATCH_1).read_text()) == expected_result
     assert lake.reconcile(manifest_path, first)["inserted_rows"] == 20
 
+    versions = {p: delta_version(spark, p) for p in (lake.table, lake.dim)}
     second = lake.run(manifest_path, BATCH_1)
 
-    assert last_merge_metrics(spark, lake.table) == {
-        "numTargetRowsInserted": 0, "numTargetRowsUpdated": 0, "numTargetRowsDeleted": 0}
-    per_run = ("delta_version", "commit_tag", "rows_before")
-    assert {k: v for k, v in second.items() if k not in per_run} == {
-        k: v for k, v in first.items() if k not in per_run}
+    # an unchanged replay commits nothing to either table: no data file is rewritten
+    assert {p: delta_version(spark, p) for p in versions} == versions
+    assert second | {"commit_tag": None} == expected_result | {
+        "commit_tag": None, "unchanged_rows": 20, "valid_rows": 0, "merge_source_rows": 0, "rows_before": 20,
+        "delta_version": None, "dim_member_version": None}
     assert lake.reconcile(manifest_path, second)["updated_rows"] == 0
-    members = spark.read.format("delta").load(lake.table)
-    assert members.select("member_id").distinct().count() == members.count() == 20
     assert spark.read.format("delta").load(lake.quarantine).count() == 1  # replaced, not appended
 
 
 @pytest.mark.integration
-def test_changed_row_is_updated_and_older_backfill_is_applied(spark, tmp_path):
+def test_changes_and_deletions_keep_history_and_older_batches_are_refused(spark, tmp_path):
     lake = Lake(tmp_path)
-    old_rows = [member_row(n) for n in range(3)]
-    new_rows = [member_row(0, email="new@example.com"), member_row(1), member_row(3)]
-    old_manifest, _ = write_batch(lake.landing, BATCH_1, old_rows)
-    new_manifest, _ = write_batch(lake.landing, BATCH_2, new_rows)
-
-    def state() -> dict[str, tuple[str, str]]:
-        rows = spark.read.format("delta").load(lake.table).select("member_id", "email", "_batch_id").collect()
-        return {r["member_id"]: (r["email"], r["_batch_id"]) for r in rows}
+    old_rows = [member_row(n) for n in range(4)]
+    new_rows = [member_row(0, email="new@example.com"), member_row(1), member_row(3, address=" 3 Main Street\t"),
+                member_row(4)]
+    old_manifest, _ = write_batch(lake.landing, BATCH_1, old_rows, AT_1)
+    new_manifest, _ = write_batch(lake.landing, BATCH_2, new_rows, AT_2)
 
     lake.run(old_manifest, BATCH_1)
-    # one member of three disappears: above the default 5% guard, so allowed explicitly here
+    # one member of four disappears: above the default 5% guard, so allowed explicitly here
     result = lake.run(new_manifest, BATCH_2, "--max-delete-ratio", "0.5")
 
-    assert last_merge_metrics(spark, lake.table) == {
-        "numTargetRowsInserted": 1, "numTargetRowsUpdated": 1, "numTargetRowsDeleted": 1}
-    assert state() == {
+    members = decrypted(spark, lake.table, "email").select("member_id", "email", "_batch_id").collect()
+    assert {r["member_id"]: (r["email"], r["_batch_id"]) for r in members} == {
         member_id(0): ("new@example.com", BATCH_2),
         member_id(1): ("member1@example.com", BATCH_1),  # unchanged rows keep the batch that wrote them
+        # member 3's source row changed only in whitespace: its new source hash is kept, nothing else
         member_id(3): ("member3@example.com", BATCH_2),
+        member_id(4): ("member4@example.com", BATCH_2),
     }  # member 2 is absent from the snapshot: deleted
-    assert lake.reconcile(new_manifest, result)["deleted_rows"] == 1
+    history = decrypted(spark, lake.dim, "email").select(
+        "member_id", "email", "valid_from", "valid_to", "is_current", "_batch_id").collect()
+    end = datetime(9999, 12, 31)
+    assert sorted(tuple(r) for r in history) == sorted([
+        (member_id(0), "member0@example.com", ts(AT_1), ts(AT_2), False, BATCH_1),  # closed ...
+        (member_id(0), "new@example.com", ts(AT_2), end, True, BATCH_2),  # ... and replaced
+        (member_id(1), "member1@example.com", ts(AT_1), end, True, BATCH_1),
+        (member_id(2), "member2@example.com", ts(AT_1), ts(AT_2), False, BATCH_1),  # deleted at the source
+        (member_id(3), "member3@example.com", ts(AT_1), end, True, BATCH_1),  # same attributes: no version
+        (member_id(4), "member4@example.com", ts(AT_2), end, True, BATCH_2),
+    ])
+    assert lake.reconcile(new_manifest, result) | {"delta_version": 0, "dim_member_version": 0} == {
+        "batch_id": BATCH_2, "landed_rows": 4, "unchanged_rows": 1, "valid_rows": 3, "quarantined_rows": 0,
+        "quarantine_reasons": {}, "inserted_rows": 1, "updated_rows": 2, "deleted_rows": 1, "delta_rows": 4,
+        "delta_version": 0, "dim_member_versions_opened": 2, "dim_member_versions_closed": 2,
+        "dim_member_version": 0, "dim_member_rows": 6, "dim_member_current_rows": 4}
 
-    # a backfill of the older interval is merged, not skipped as an already-seen write
-    lake.run(old_manifest, BATCH_1, "--max-delete-ratio", "0.5")
-
-    assert last_merge_metrics(spark, lake.table) == {
-        "numTargetRowsInserted": 1, "numTargetRowsUpdated": 1, "numTargetRowsDeleted": 1}
-    assert state()[member_id(0)] == ("member0@example.com", BATCH_1)
-    assert set(state()) == {member_id(0), member_id(1), member_id(2)}
+    # replaying the older batch now would write history backwards: refused, nothing changes
+    versions = {p: delta_version(spark, p) for p in (lake.table, lake.dim)}
+    with pytest.raises(BatchError, match=rf"batch {BATCH_1} was extracted at .* before batch {BATCH_2}"):
+        lake.run(old_manifest, BATCH_1, "--max-delete-ratio", "0.5")
+    assert {p: delta_version(spark, p) for p in versions} == versions
 
 
 @pytest.mark.integration
 def test_deletes_are_guarded_and_quarantined_members_are_kept(spark, tmp_path):
     lake = Lake(tmp_path)
     rows = [member_row(n) for n in range(40)]
-    first_manifest, _ = write_batch(lake.landing, BATCH_1, rows)
+    first_manifest, _ = write_batch(lake.landing, BATCH_1, rows, AT_1)
     lake.run(first_manifest, BATCH_1)
-    before = delta_version(spark, lake.table)
+    before = delta_version(spark, lake.table), delta_version(spark, lake.dim)
 
     # a partial source (half the members missing) fails before anything changes
-    partial_manifest, _ = write_batch(lake.landing, BATCH_2, rows[:20])
+    partial_manifest, _ = write_batch(lake.landing, BATCH_2, rows[:20], AT_2)
     with pytest.raises(BatchError, match=r"would delete 20 of 40 members, more than --max-delete-ratio 0.05"):
         lake.run(partial_manifest, BATCH_2)
-    assert delta_version(spark, lake.table) == before
+    assert (delta_version(spark, lake.table), delta_version(spark, lake.dim)) == before
 
     # one member gone (2.5%: under the guard), one member's row now quarantined: the first is deleted,
     # the second stays as it was, because a quarantined row is present at the source
     batch_3 = "extract_date=2026-11-22"
     changed = rows[:38] + [member_row(39, email="broken-address")]
-    manifest_3, _ = write_batch(lake.landing, batch_3, changed)
+    manifest_3, _ = write_batch(lake.landing, batch_3, changed, "2026-11-22T19:00:00+00:00")
     result = lake.run(manifest_3, batch_3)
 
     ids = {r["member_id"] for r in spark.read.format("delta").load(lake.table).select("member_id").collect()}
     assert member_id(38) not in ids and member_id(39) in ids and len(ids) == 39
-    assert lake.reconcile(manifest_3, result) | {"delta_version": 0} == {
-        "batch_id": batch_3, "landed_rows": 39, "valid_rows": 38, "quarantined_rows": 1,
-        "quarantine_reasons": {"invalid_email": 1}, "inserted_rows": 0,
-        "updated_rows": 0, "deleted_rows": 1, "delta_rows": 39, "delta_version": 0}
+    current = spark.read.format("delta").load(lake.dim).where("is_current").select("member_id").collect()
+    assert {r["member_id"] for r in current} == ids
+    assert lake.reconcile(manifest_3, result) | {"delta_version": 0, "dim_member_version": 0} == {
+        "batch_id": batch_3, "landed_rows": 39, "unchanged_rows": 38, "valid_rows": 0, "quarantined_rows": 1,
+        "quarantine_reasons": {"invalid_email": 1}, "inserted_rows": 0, "updated_rows": 0, "deleted_rows": 1,
+        "delta_rows": 39, "delta_version": 0, "dim_member_versions_opened": 0, "dim_member_versions_closed": 1,
+        "dim_member_version": 0, "dim_member_rows": 40, "dim_member_current_rows": 39}
 
 
 @pytest.mark.integration
 def test_reconciliation_fails_when_the_result_does_not_match_the_commit(spark, tmp_path):
     lake = Lake(tmp_path)
-    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS)
+    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)
     result = lake.run(manifest_path, BATCH_1)
     # out of band: someone deletes a member, then the result is pointed at that commit
     DeltaTable.forPath(spark, lake.table).delete(f"member_id = '{member_id(0)}'")
     tampered = result | {"delta_version": delta_version(spark, lake.table)}
-    with pytest.raises(ReconciliationError, match="is a DELETE tagged None, not this job's MERGE"):
+    with pytest.raises(ReconciliationError, match=r"member version \d+ is a DELETE tagged None, not this job.s MERGE"):
         lake.reconcile(manifest_path, tampered)
     # counts that the commit does not back up
     with pytest.raises(ReconciliationError, match=r"table rows 0 -> 21, but the commit inserted 20"):
         lake.reconcile(manifest_path, result | {"rows_after": 21})
     with pytest.raises(ReconciliationError, match="merged 20 source rows, the job says 19"):
         lake.reconcile(manifest_path, result | {"merge_source_rows": 19})
-    # out of band: a copy of a member appended; the next run's MERGE keeps it, its reconciliation must not
+    with pytest.raises(ReconciliationError, match=r"unchanged 1 \+ valid 20 \+ quarantined 0 != landed 20"):
+        lake.reconcile(manifest_path, result | {"unchanged_rows": 1})
+    # out of band: a copy of a member appended; the next run must not reconcile
     table = spark.read.format("delta").load(lake.table)
     table.where(f"member_id = '{member_id(1)}'").write.format("delta").mode("append").save(lake.table)
     rerun = lake.run(manifest_path, BATCH_1)
@@ -411,7 +442,7 @@ def test_reconciliation_fails_when_the_result_does_not_match_the_commit(spark, t
 def loaded_lake(spark, tmp_path_factory) -> Lake:
     """A lake after one successful run; tests using it must leave the member table unchanged."""
     lake = Lake(tmp_path_factory.mktemp("loaded"))
-    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS)
+    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)
     lake.run(manifest_path, BATCH_1)
     return lake
 
@@ -448,14 +479,14 @@ def _overstate_rows(data_file: Path, manifest: dict) -> None:
 def test_damaged_batch_fails_and_changes_nothing(spark, loaded_lake, damage, error):
     batch_id = f"extract_date=2026-11-22-{damage.__name__.strip('_')}"
     rows = [member_row(n) for n in range(100, 103)]
-    manifest_path, manifest = write_batch(loaded_lake.landing, batch_id, rows)
+    manifest_path, manifest = write_batch(loaded_lake.landing, batch_id, rows, AT_2)
     damage(Path(manifest["files"][0]["path"]), manifest)
-    versions = delta_version(spark, loaded_lake.table), delta_version(spark, loaded_lake.quarantine)
+    versions = [delta_version(spark, p) for p in (loaded_lake.table, loaded_lake.dim, loaded_lake.quarantine)]
 
     with pytest.raises(BatchError, match=error):
         loaded_lake.run(manifest_path, batch_id)
 
-    assert (delta_version(spark, loaded_lake.table), delta_version(spark, loaded_lake.quarantine)) == versions
+    assert [delta_version(spark, p) for p in (loaded_lake.table, loaded_lake.dim, loaded_lake.quarantine)] == versions
     assert not loaded_lake.result_path(batch_id).exists()
 
 
@@ -463,14 +494,13 @@ def test_damaged_batch_fails_and_changes_nothing(spark, loaded_lake, damage, err
 def test_too_many_quarantined_rows_fail_before_the_merge(spark, loaded_lake):
     batch_id = "extract_date=2026-11-23"
     bad_rows = [member_row(200, email="bad"), member_row(201, registration_date=None)]
-    good_rows = [member_row(n) for n in range(202, 206)]
-    manifest_path, _ = write_batch(loaded_lake.landing, batch_id, good_rows + bad_rows)
-    version = delta_version(spark, loaded_lake.table)
+    manifest_path, _ = write_batch(loaded_lake.landing, batch_id, GOOD_ROWS + bad_rows, AT_2)
+    versions = delta_version(spark, loaded_lake.table), delta_version(spark, loaded_lake.dim)
 
-    with pytest.raises(BatchError, match=r"2 of 6 rows quarantined, more than .* 0\.05"):
+    with pytest.raises(BatchError, match=r"2 of 22 rows quarantined, more than .* 0\.05"):
         loaded_lake.run(manifest_path, batch_id)
 
-    assert delta_version(spark, loaded_lake.table) == version
+    assert (delta_version(spark, loaded_lake.table), delta_version(spark, loaded_lake.dim)) == versions
     assert not loaded_lake.result_path(batch_id).exists()
     quarantined = spark.read.format("delta").load(loaded_lake.quarantine).filter(f"batch_id = '{batch_id}'")
     assert sorted(r["quarantine_reason"] for r in quarantined.collect()) == [

@@ -10,7 +10,18 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from lakehouse_jobs import hadoop_fs, member_merge
-from tests.spark_jobs.test_member_merge import BATCH_1, GOOD_ROWS, Lake, delta_version, member_row, write_batch
+from tests.spark_jobs.test_member_merge import (
+    AT_1,
+    AT_2,
+    BATCH_1,
+    BATCH_2,
+    GOOD_ROWS,
+    Lake,
+    delta_version,
+    member_id,
+    member_row,
+    write_batch,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,36 +35,65 @@ def assert_one_row_per_member(spark, table: str, expected: int) -> None:
     assert members.count() == members.select("member_id").distinct().count() == expected
 
 
-def test_crash_while_writing_files_leaves_the_table_unchanged_and_the_retry_commits_once(
+def test_crash_while_writing_files_leaves_the_tables_unchanged_and_the_retry_commits_once(
         spark, tmp_path, monkeypatch):
     lake = Lake(tmp_path)
-    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS)
-    real_source = member_merge.merge_source
+    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)
+    real_protect = member_merge.protect
 
     @F.udf("boolean")
     def executor_dies(member_id):
         raise RuntimeError("executor lost while writing the MERGE's files")
 
-    def dying_source(valid, quarantined):  # the MERGE's write stage fails after it has started writing
-        return real_source(valid, quarantined).where(executor_dies("member_id"))
+    def dying_protect(df):  # the first MERGE's write stage fails after it has started
+        return real_protect(df).where(executor_dies("member_id"))
 
-    monkeypatch.setattr(member_merge, "merge_source", dying_source)
+    monkeypatch.setattr(member_merge, "protect", dying_protect)
     with pytest.raises(Exception, match="executor lost"):
         lake.run(manifest_path, BATCH_1)
-    version_after_crash = delta_version(spark, lake.table)  # the table may exist (created), unmerged
-    assert merge_commits(spark, lake.table) == 0
-    assert spark.read.format("delta").load(lake.table).count() == 0
+    for table in (lake.table, lake.dim):  # the tables exist (created), unmerged
+        assert merge_commits(spark, table) == 0
+        assert spark.read.format("delta").load(table).count() == 0
     assert not lake.result_path(BATCH_1).exists()
 
-    monkeypatch.setattr(member_merge, "merge_source", real_source)
+    monkeypatch.setattr(member_merge, "protect", real_protect)
     lake.run(manifest_path, BATCH_1)
-    assert delta_version(spark, lake.table) == version_after_crash + 1 and merge_commits(spark, lake.table) == 1
+    assert merge_commits(spark, lake.table) == merge_commits(spark, lake.dim) == 1
     assert_one_row_per_member(spark, lake.table, len(GOOD_ROWS))
+    assert_one_row_per_member(spark, lake.dim, len(GOOD_ROWS))
+
+
+def test_crash_between_the_two_merges_is_finished_by_the_retry(spark, tmp_path, monkeypatch):
+    """dim_member committed, the member table did not: the retry finds the change again (it is detected
+    against the member table) and must not open a second version in dim_member."""
+    lake = Lake(tmp_path)
+    first, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)
+    lake.run(first, BATCH_1)
+    changed = [member_row(0, email="changed@example.com")] + GOOD_ROWS[1:]
+    second, _ = write_batch(lake.landing, BATCH_2, changed, AT_2)
+    real_merge = member_merge.merge_members
+
+    def dies(*args, **kwargs):
+        raise RuntimeError("driver killed between the MERGEs")
+
+    monkeypatch.setattr(member_merge, "merge_members", dies)
+    with pytest.raises(RuntimeError, match="between the MERGEs"):
+        lake.run(second, BATCH_2)
+    monkeypatch.setattr(member_merge, "merge_members", real_merge)
+    dim_version = delta_version(spark, lake.dim)
+
+    result = lake.run(second, BATCH_2)
+
+    assert delta_version(spark, lake.dim) == dim_version  # nothing left to do there
+    assert lake.reconcile(second, result)["updated_rows"] == 1
+    versions = spark.read.format("delta").load(lake.dim).where(f"member_id = '{member_id(0)}'")
+    assert sorted((r["is_current"], r["valid_to"] is not None) for r in versions.collect()) == [
+        (False, True), (True, True)]
 
 
 def test_crash_after_the_commit_is_harmless_to_retry(spark, tmp_path, monkeypatch):
     lake = Lake(tmp_path)
-    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS)
+    manifest_path, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)
     real_write = hadoop_fs.write_text
 
     def dies_before_the_result(*args):
@@ -63,30 +103,30 @@ def test_crash_after_the_commit_is_harmless_to_retry(spark, tmp_path, monkeypatc
     with pytest.raises(RuntimeError, match="driver killed"):
         lake.run(manifest_path, BATCH_1)
     monkeypatch.setattr(hadoop_fs, "write_text", real_write)
-    table_after_crash = spark.read.format("delta").load(lake.table).drop("_updated_at").collect()
+    versions = delta_version(spark, lake.table), delta_version(spark, lake.dim)
 
-    result = lake.run(manifest_path, BATCH_1)  # the task's retry
-    assert lake.reconcile(manifest_path, result) | {"delta_version": None} == {
-        "batch_id": BATCH_1, "landed_rows": 20, "valid_rows": 20, "quarantined_rows": 0, "quarantine_reasons": {},
-        "inserted_rows": 0,
-        "updated_rows": 0, "deleted_rows": 0, "delta_rows": 20, "delta_version": None}
-    assert sorted(spark.read.format("delta").load(lake.table).drop("_updated_at").collect()) == \
-        sorted(table_after_crash)
+    result = lake.run(manifest_path, BATCH_1)  # the task's retry: everything is applied already
+
+    assert (delta_version(spark, lake.table), delta_version(spark, lake.dim)) == versions
+    assert lake.reconcile(manifest_path, result) == {
+        "batch_id": BATCH_1, "landed_rows": 20, "unchanged_rows": 20, "valid_rows": 0, "quarantined_rows": 0,
+        "quarantine_reasons": {}, "inserted_rows": 0, "updated_rows": 0, "deleted_rows": 0, "delta_rows": 20,
+        "delta_version": None, "dim_member_versions_opened": 0, "dim_member_versions_closed": 0,
+        "dim_member_version": None, "dim_member_rows": 20, "dim_member_current_rows": 20}
 
 
 def test_two_runs_of_one_batch_at_once_make_one_change(spark, tmp_path):
     lake = Lake(tmp_path)
-    first_manifest, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS)
+    first_manifest, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)
     lake.run(first_manifest, BATCH_1)
-    batch_2 = "extract_date=2026-11-21"
     changed = [member_row(0, email="changed@example.com")] + GOOD_ROWS[1:] + [member_row(50)]
-    manifest_2, _ = write_batch(lake.landing, batch_2, changed)
+    manifest_2, _ = write_batch(lake.landing, BATCH_2, changed, AT_2)
 
     results, errors = [], []
 
     def run() -> None:
         try:  # a session each, as two drivers would have
-            results.append(lake.run(manifest_2, batch_2, spark=spark.newSession()))
+            results.append(lake.run(manifest_2, BATCH_2, spark=spark.newSession()))
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -98,8 +138,11 @@ def test_two_runs_of_one_batch_at_once_make_one_change(spark, tmp_path):
 
     assert not errors, errors
     assert_one_row_per_member(spark, lake.table, 21)
-    # one run inserted and updated; the other, decided after the winner's commit (or retried after a
-    # conflict), found nothing left to change
-    changes = sorted((r["rows_after"] - r["rows_before"], lake.reconcile(manifest_2, r)["updated_rows"])
-                     for r in results)
-    assert changes == [(0, 0), (1, 1)]
+    # dim_member: member 0 has two versions (one current), member 50 one; nobody has two current versions
+    dim = spark.read.format("delta").load(lake.dim)
+    assert dim.count() == 22
+    assert dim.where("is_current").select("member_id").distinct().count() == dim.where("is_current").count() == 21
+    # both runs planned against the table before either committed; the MERGE decided last (or retried after
+    # a conflict) found nothing left to change
+    assert sorted(lake.reconcile(manifest_2, r)["inserted_rows"] + lake.reconcile(manifest_2, r)["updated_rows"]
+                  for r in results) == [0, 2]

@@ -1,4 +1,4 @@
-"""Delta helpers every job uses: create a table once, and retry a write that lost a commit race."""
+"""Delta helpers every job uses: create a declared table once, and retry a write that lost a commit race."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from delta import exceptions as delta_exceptions
-from delta.tables import DeltaTable
+from delta.tables import DeltaTable, IdentityGenerator
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
+
+from lakehouse_jobs.tables import TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -62,5 +64,56 @@ def retry_on_conflict(action: Callable[[], R], what: str, attempts: int = 4, bas
     return action()
 
 
-def create_table_if_absent(spark: SparkSession, path: str, schema: T.StructType) -> None:
-    DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).execute()
+class TableDeclarationError(RuntimeError):
+    """A table exists at the path but differs from its declaration (lakehouse_jobs.tables)."""
+
+
+def ensure_table(spark: SparkSession, spec: TableSpec, path: str) -> None:
+    """Create the Delta table `spec` declares at `path` unless it exists, with its columns, properties,
+    clustering and CHECK constraints; an existing table must have the declared columns (names, types,
+    nullability, in order), else TableDeclarationError says how it differs (migrating is a deliberate act,
+    not a side effect of a run). Safe to call from runs racing each other."""
+
+    if path in _ENSURED:
+        return
+
+    def create() -> None:
+        builder = DeltaTable.createIfNotExists(spark).location(path).comment(spec.description)
+        for f in spec.fields:
+            builder = builder.addColumn(f.name, f.type, nullable=f.nullable, comment=f.comment or None,
+                                        generatedAlwaysAs=IdentityGenerator() if f.identity else None)
+        # CHECK constraints are table properties: declared at creation they cost no extra commit (and no
+        # scan), where ALTER TABLE ADD CONSTRAINT is one commit each
+        constraints = {f"delta.constraints.{name.lower()}": expr for name, expr in spec.constraints.items()}
+        for key, value in (spec.properties | constraints).items():
+            builder = builder.property(key, value)
+        if spec.cluster_by:
+            builder = builder.clusterBy(*spec.cluster_by)
+        builder.execute()
+        existing = DeltaTable.forPath(spark, path)
+        _check_columns(spec, path, existing.toDF().schema)
+        present = existing.detail().first()["properties"]
+        for name, expression in spec.constraints.items():
+            if f"delta.constraints.{name.lower()}" not in present:
+                spark.sql(f"ALTER TABLE delta.`{path}` ADD CONSTRAINT {name} CHECK ({expression})")
+
+    retry_on_conflict(create, f"create {spec.name} at {path}")
+    _ENSURED.add(path)
+
+
+# tables this process has checked: a job checks each once, however many steps use it
+_ENSURED: set[str] = set()
+
+
+def _check_columns(spec: TableSpec, path: str, schema: T.StructType) -> None:
+    declared = [(f.name, f.type.lower(), f.nullable) for f in spec.fields]
+    actual = [(f.name, _sql_type(f.dataType), f.nullable) for f in schema.fields]
+    if declared != actual:
+        raise TableDeclarationError(
+            f"the Delta table at {path} does not match the declaration of {spec.name} "
+            f"(lakehouse_jobs.tables): declared {declared}, found {actual}. Migrate or remove the table."
+        )
+
+
+def _sql_type(data_type: T.DataType) -> str:
+    return {"long": "bigint", "integer": "int"}.get(data_type.typeName(), data_type.typeName())

@@ -1,21 +1,30 @@
-"""Merge one published `member` batch into the Delta table `member`.
+"""Apply one published `member` batch to the Delta tables `member` (current state) and `dim_member` (SCD2).
 
 Entry point `member_merge` of the jobs wheel: a Databricks `python_wheel_task`, run the same way by the
 local runner (spark_jobs/README.md).
 
 Steps, each a function below:
-1. ``read_manifest``: the batch's ``_manifest.json`` (docs/conventions.md) names the data files.
-2. ``read_batch``: read exactly those files with the explicit source schema; fail if a file is missing,
-   has a different size than the manifest says, or the rows read differ from the manifest's row_count.
-3. ``clean_members``: normalise the rows (rules below).
-4. ``split_valid_quarantine``: give each bad row the first quarantine reason that applies.
-5. ``write_quarantine``: replace this batch's rows in the quarantine table (reruns don't duplicate them).
-6. Fail the job if the quarantined share exceeds ``--max-quarantine-ratio``. The check runs after the
-   quarantine write, so the bad rows can be inspected, and before the MERGE, so the table is unchanged.
-7. ``merge_members``: upsert on member_id. A row is only rewritten when a business column changed, so
-   rerunning a batch changes no row. A backfill of an older batch is applied like any other batch.
-8. ``write_result``: counts for the DAG's reconciliation (manifest_rows = valid_rows + quarantined_rows),
-   written last, after the MERGE committed.
+1. ``read_manifest`` / ``read_batch``: the batch's ``_manifest.json`` (docs/conventions.md) and exactly the
+   files it names, checked against it (sizes, row count).
+2. ``check_order``: refuse a batch extracted before the last one applied (history only moves forward).
+3. ``plan_changes``: compare a keyed hash of each source row (lakehouse_jobs.pii.row_hash, over the row as
+   landed and RULES_VERSION) with the hash the member table kept, per member_id: unchanged rows go no
+   further; new, changed and duplicated keys are the candidates; with a snapshot, members absent from it
+   are deletions. The per-row Python work (email, phone, country) therefore runs on what changed.
+4. ``clean_members`` and ``split_valid_quarantine`` on the candidates: normalise the rows (rules below)
+   and give each bad row the first quarantine reason that applies.
+5. ``write_quarantine``: replace this batch's rows in the quarantine table, direct identifiers encrypted.
+6. Fail (BatchError, tables unchanged) when the quarantined share exceeds ``--max-quarantine-ratio`` or a
+   snapshot would delete more than ``--max-delete-ratio`` of the table.
+7. ``protect``: email_hash, attribute_hash, and direct identifiers encrypted (lakehouse_jobs.pii).
+8. ``merge_dim_member``: SCD type 2. A member whose standardised attributes changed gets its current row
+   closed at the batch's extraction time and a new current row; a new member gets its first row; a member
+   deleted at the source gets its current row closed. Runs before the member table's MERGE, so that a
+   retry after a failure between the two finds the change again (it is detected against the member table).
+9. ``merge_members``: the current-state table, upserts and deletions on member_id. Nothing is committed
+   when nothing changed, so an unchanged replay writes no file.
+10. ``record_batch`` in member_batches, then ``write_result``: counts for the DAG's reconciliation
+   (manifest_rows = unchanged_rows + valid_rows + quarantined_rows), written last.
 
 Cleaning rules:
 - All strings: leading/trailing whitespace trimmed; blank -> null. Nothing else is changed, so names in
@@ -39,30 +48,36 @@ a row that is kept once), invalid_email, invalid_registration_date (the source h
 calendar equivalent, such as MySQL's 0000-00-00: it landed as null with its text in
 registration_date_raw), missing_registration_date, registration_date_in_future (after the run's UTC
 date), registration_date_too_old (before 1900-01-01).
-Quarantine rows keep the raw source columns as read, plus quarantine_reason (one of the codes above),
-quarantine_detail (for invalid_email, email-validator's message, such as "An email address must have an
-@-sign."; for invalid_registration_date, the source text; else null), batch_id, quarantined_at.
+Quarantine rows keep the source columns as read (direct identifiers encrypted), plus quarantine_reason
+(one of the codes above), quarantine_detail (for invalid_email, email-validator's message with the
+address's own parts replaced by placeholders, such as "An email address must have an @-sign."; for
+invalid_registration_date, the source text; else null), batch_id, quarantined_at.
+
+Tables (declared in lakehouse_jobs.tables, created on first use) live under ``--tables-root``:
+member, dim_member, member_quarantine and member_batches.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from pyspark.storagelevel import StorageLevel
 
-from lakehouse_jobs import hadoop_fs, standardise
+from lakehouse_jobs import hadoop_fs, pii, standardise
 from lakehouse_jobs.batch import BatchError, read_batch, read_manifest
 from lakehouse_jobs.contracts import MEMBER, spark_schema
-from lakehouse_jobs.delta import create_table_if_absent, retry_on_conflict
+from lakehouse_jobs.delta import ensure_table, retry_on_conflict
 from lakehouse_jobs.quality import (
     OLDEST_REGISTRATION_DATE,
     UUID_PATTERN,
@@ -70,35 +85,29 @@ from lakehouse_jobs.quality import (
     split_by_reason,
     trimmed,
 )
+from lakehouse_jobs.tables import (
+    DIM_MEMBER,
+    MEMBER_ATTRIBUTES,
+    MEMBER_BATCHES,
+    MEMBER_QUARANTINE,
+    MEMBER_TABLE,
+    OPEN_END,
+    TableSpec,
+    encrypted_name,
+)
 
 log = logging.getLogger(__name__)
 
 # the columns of a landed batch: the contract's, then registration_date_raw (the source text of a date
 # with no calendar equivalent, which landed as null; see lakehouse_jobs.contracts.raw_columns)
 SOURCE_COLUMNS = spark_schema(MEMBER, landed=True).fieldNames()
-# Business columns of the Delta table. PII protection (hashing, masking) would change this list.
-MEMBER_COLUMNS = [
-    "member_id", "first_name", "last_name", "email", "phone_number", "phone_e164",
-    "address", "city", "country", "country_code", "registration_date",
-]
-MEMBER_TABLE_SCHEMA = T.StructType(
-    [T.StructField("member_id", T.StringType(), nullable=False)]
-    + [T.StructField(c, T.DateType() if c == "registration_date" else T.StringType())
-       for c in MEMBER_COLUMNS[1:]]
-    + [
-        T.StructField("_batch_id", T.StringType()),  # the batch that last changed the row
-        T.StructField("_updated_at", T.TimestampType()),  # when that change was made
-    ]
-)
-QUARANTINE_TABLE_SCHEMA = T.StructType(
-    spark_schema(MEMBER, landed=True).fields
-    + [
-        T.StructField("quarantine_reason", T.StringType(), nullable=False),
-        T.StructField("quarantine_detail", T.StringType()),
-        T.StructField("batch_id", T.StringType(), nullable=False),
-        T.StructField("quarantined_at", T.TimestampType()),
-    ]
-)
+# the standardised member columns, in plaintext, as clean_members produces them; protect() turns the direct
+# identifiers among them into ciphertext (tables.MEMBER_ATTRIBUTES)
+MEMBER_COLUMNS = ["member_id"] + [f.name.removesuffix("_enc") for f in MEMBER_ATTRIBUTES]
+DIRECT_COLUMNS = [f.name.removesuffix("_enc") for f in MEMBER_ATTRIBUTES if f.pii == "direct"]
+# Part of every row hash: change it when a cleaning or validation rule changes, and the next batch
+# reprocesses every row instead of keeping what the old rules made of unchanged source rows.
+RULES_VERSION = "member-rules-1"
 
 
 # -------------------------------------------------------------------------------------------- clean
@@ -107,17 +116,19 @@ QUARANTINE_TABLE_SCHEMA = T.StructType(
 def clean_members(df: DataFrame) -> DataFrame:
     """Normalised member rows (module docstring): MEMBER_COLUMNS, plus ``_raw``, the source row as read, for
     quarantine, and ``_email_error``, email-validator's reason when the address is invalid (``email`` is
-    then null), else null."""
-    df = df.select(*SOURCE_COLUMNS)
+    then null), else null. A ``source_hash`` column of `df` is carried along."""
+    carried = [c for c in ("source_hash",) if c in df.columns]
+    df = df.select(*SOURCE_COLUMNS, *carried)
     # wrapped here rather than at import: pandas_udf() needs a SparkSession, which workers lack
-    country_code_udf = F.pandas_udf(standardise.country_codes, T.StringType())
-    phone_e164_udf = F.pandas_udf(standardise.phones_e164, T.StringType())
+    country_code_udf = F.pandas_udf(standardise.country_codes, "string")
+    phone_e164_udf = F.pandas_udf(standardise.phones_e164, "string")
     email_udf = F.pandas_udf(standardise.emails_normalised, standardise.EMAIL_RESULT_TYPE)
     cleaned = (
         df.select(
             F.struct(*SOURCE_COLUMNS).alias("_raw"),
             *[trimmed(c).alias(c) for c in MEMBER.column_names if c != "registration_date"],
             "registration_date",
+            *carried,
         )
         .withColumn("member_id", F.lower("member_id"))
         .withColumn("_email", email_udf("email"))
@@ -128,6 +139,7 @@ def clean_members(df: DataFrame) -> DataFrame:
         *[F.col("_email.email").alias("email") if c == "email" else c for c in MEMBER_COLUMNS],
         "_raw",
         F.col("_email.error").alias("_email_error"),
+        *carried,
     )
 
 
@@ -135,12 +147,14 @@ def clean_members(df: DataFrame) -> DataFrame:
 
 
 def split_valid_quarantine(df: DataFrame, today: date) -> tuple[DataFrame, DataFrame]:
-    """(valid rows: MEMBER_COLUMNS, quarantined rows: raw SOURCE_COLUMNS + quarantine_reason +
-    quarantine_detail).
+    """(valid rows: MEMBER_COLUMNS (+ source_hash when `df` has it), quarantined rows: raw SOURCE_COLUMNS +
+    quarantine_reason + quarantine_detail).
 
-    `df` is clean_members' output; `today` bounds registration_date.
+    `df` is clean_members' output; `today` bounds registration_date. Duplicates are found among the rows of
+    `df`, so every row of a member_id must be in it (plan_changes makes every copy a candidate).
     """
-    df = df.select(*MEMBER_COLUMNS, "_raw", "_email_error")
+    carried = [c for c in ("source_hash",) if c in df.columns]
+    df = df.select(*MEMBER_COLUMNS, "_raw", "_email_error", *carried)
     # copies of one raw row are interchangeable, so which copy gets number 1 does not matter
     copy_number = F.row_number().over(Window.partitionBy("_raw").orderBy("member_id"))
     flagged = df.withColumn("_copy", copy_number).withColumn(
@@ -161,7 +175,7 @@ def split_valid_quarantine(df: DataFrame, today: date) -> tuple[DataFrame, DataF
         (F.col("registration_date") < F.lit(OLDEST_REGISTRATION_DATE), "registration_date_too_old"),
     ))
     valid, quarantined = split_by_reason(flagged, "quarantine_reason")
-    return valid.select(*MEMBER_COLUMNS), quarantined.select(
+    return valid.select(*MEMBER_COLUMNS, *carried), quarantined.select(
         *[F.col(f"_raw.{c}").alias(c) for c in SOURCE_COLUMNS],
         "quarantine_reason",
         # the reason is a stable code to group by; the library's message says what exactly is wrong
@@ -172,134 +186,313 @@ def split_valid_quarantine(df: DataFrame, today: date) -> tuple[DataFrame, DataF
     )
 
 
+# ------------------------------------------------------------------------------------ change detection
+
+
+def source_key(column: str = "member_id") -> Column:
+    """The member_id as the tables spell it (trimmed, lower case), for comparing a raw row with them."""
+    return F.lower(trimmed(column))
+
+
+def materialise(df: DataFrame) -> DataFrame:
+    """`df` computed once, now, and kept on the executors' disks (not the heap, so memory bounds only the
+    shuffles, which spill; job clusters have local NVMe disks), with its lineage cut.
+
+    Why not persist(): a cached plan is recomputed whenever its blocks are lost or another session
+    unpersists an equal plan, and recomputing a plan that reads a Delta table after this job's own MERGE
+    would see the MERGE's result. What the job decided to change must stay what it decided.
+    """
+    return df.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
+
+
+def hash_source(df: DataFrame) -> DataFrame:
+    """`df` (a batch's rows, with pii.with_keys' columns) plus ``source_hash``: the keyed hash of the row
+    as landed and RULES_VERSION."""
+    return df.withColumn("source_hash", pii.row_hash(*SOURCE_COLUMNS, version=RULES_VERSION))
+
+
+@dataclass
+class ChangePlan:
+    """What a batch changes, by member_id, before any per-row work.
+
+    statuses: one row per key (``_key``) of the batch or the table, with ``_status``: new, changed,
+    unchanged, duplicate (the key is on more than one source row) or deleted (in the table, absent
+    from a snapshot), and ``_rows`` (source rows with that key). counts: source rows per status, and for
+    deleted the table rows.
+    """
+
+    statuses: DataFrame
+    counts: dict[str, int]
+
+    def candidates(self, batch: DataFrame) -> DataFrame:
+        """The batch's rows that need cleaning and validation: every row of a new, changed or duplicated
+        key, and every row without a usable key (those are quarantined)."""
+        keys = self.statuses.where(F.col("_status").isin("new", "changed", "duplicate")).select("_key")
+        if self.counts.get("unchanged", 0) == 0:  # a first load: no comparison can spare a row
+            return batch
+        small = sum(self.counts.get(s, 0) for s in ("new", "changed", "duplicate")) < 1_000_000
+        # a daily change is a few percent of the table: shipping its keys to every task beats a shuffle
+        keys = F.broadcast(keys) if small else keys
+        keyed = batch.withColumn("_key", source_key())
+        return keyed.join(keys, keyed["_key"].eqNullSafe(keys["_key"]), "left_semi").drop("_key")
+
+    def deleted_keys(self) -> DataFrame:
+        return self.statuses.where(F.col("_status") == "deleted").select(F.col("_key").alias("member_id"))
+
+
+def plan_changes(batch_hashes: DataFrame, table: DataFrame, snapshot: bool) -> ChangePlan:
+    """Compare the batch (``member_id`` as landed, ``source_hash``) with the member table (``member_id``,
+    ``source_hash``): see ChangePlan. With `snapshot`, a table key absent from the batch is a deletion;
+    an incremental batch deletes nothing."""
+    per_key = batch_hashes.groupBy(source_key().alias("_key")).agg(
+        F.count(F.lit(1)).alias("_rows"), F.min("source_hash").alias("_hash"))
+    current = table.select(F.col("member_id").alias("_key"), F.col("source_hash").alias("_table_hash"))
+    joined = per_key.join(current, "_key", "full_outer" if snapshot else "left")
+    statuses = joined.select(
+        "_key",
+        F.coalesce("_rows", F.lit(0)).alias("_rows"),
+        F.when(F.col("_rows").isNull(), "deleted")
+        .when(F.col("_key").isNull(), "new")  # rows without a key: quarantined as missing_member_id
+        .when(F.col("_rows") > 1, "duplicate")
+        .when(F.col("_table_hash").isNull(), "new")
+        .when(F.col("_hash") == F.col("_table_hash"), "unchanged")
+        .otherwise("changed").alias("_status"),
+    )
+    statuses = materialise(statuses)
+    counts = {r["_status"]: r["n"] for r in statuses.groupBy("_status").agg(
+        F.sum(F.when(F.col("_status") == "deleted", 1).otherwise(F.col("_rows"))).alias("n")).collect()}
+    return ChangePlan(statuses, counts)
+
+
+# ------------------------------------------------------------------------------------------ protect
+
+
+def protect(df: DataFrame) -> DataFrame:
+    """Valid standardised rows (MEMBER_COLUMNS + source_hash, with pii.with_keys' columns) as the analytics
+    tables store them: member_id, email_hash, tables.MEMBER_ATTRIBUTES (direct identifiers encrypted),
+    attribute_hash, source_hash."""
+    return df.select(
+        "member_id",
+        # the join key: case-insensitive, as mailbox providers treat local parts in practice
+        pii.keyed_hash(F.lower("email")).alias("email_hash"),
+        *[pii.encrypt(c).alias(encrypted_name(c)) if c in DIRECT_COLUMNS else F.col(c) for c in MEMBER_COLUMNS[1:]],
+        pii.row_hash(*MEMBER_COLUMNS[1:], version=RULES_VERSION).alias("attribute_hash"),
+        "source_hash",
+    )
+
+
+def protect_quarantine(df: DataFrame) -> DataFrame:
+    """split_valid_quarantine's quarantined rows (with pii.with_keys' columns) as member_quarantine stores
+    them: the source's direct identifiers encrypted."""
+    direct = {c.name for c in MEMBER.columns if c.pii == "direct"}
+    return df.select(
+        *[pii.encrypt(c).alias(encrypted_name(c)) if c in direct else F.col(c) for c in SOURCE_COLUMNS],
+        "quarantine_reason", "quarantine_detail",
+    )
+
+
 # -------------------------------------------------------------------------------------------- write
 
 
-def write_quarantine(spark: SparkSession, quarantine_df: DataFrame, path: str, batch_id: str) -> None:
-    """Replace this batch's rows in the quarantine Delta table (an empty DataFrame clears them)."""
-    rows = quarantine_df.select(
-        *SOURCE_COLUMNS,
-        "quarantine_reason",
-        "quarantine_detail",
+def write_quarantine(spark: SparkSession, rows: DataFrame, path: str, batch_id: str) -> None:
+    """Replace this batch's rows in member_quarantine with `rows` (protect_quarantine's output; an empty
+    DataFrame clears them)."""
+    rows = rows.select(
+        *[c for c in MEMBER_QUARANTINE.column_names if c not in ("batch_id", "quarantined_at")],
         F.lit(batch_id).alias("batch_id"),
         F.current_timestamp().alias("quarantined_at"),
     )
 
     def replace_batch() -> None:
-        create_table_if_absent(spark, path, QUARANTINE_TABLE_SCHEMA)
-        (
-            rows.write.format("delta")
-            .mode("overwrite")
-            # adds columns this schema gained since the table was created (quarantine_detail)
-            .option("mergeSchema", "true")
-            # safe: BatchManifest checked batch_id against BATCH_ID_PATTERN
-            .option("replaceWhere", f"batch_id = '{batch_id}'")
-            .save(path)
-        )
+        ensure_table(spark, MEMBER_QUARANTINE, path)
+        # safe: BatchManifest checked batch_id against BATCH_ID_PATTERN
+        rows.write.format("delta").mode("overwrite").option("replaceWhere", f"batch_id = '{batch_id}'").save(path)
 
     retry_on_conflict(replace_batch, f"quarantine write {path}")
 
 
-def merge_source(valid: DataFrame, quarantined: DataFrame) -> DataFrame:
-    """The MERGE's source: every valid row (``_valid`` true), plus the key of every member whose row in this
-    batch was quarantined and who has no valid row (``_valid`` false, other columns null).
-
-    The second kind keeps such a member in the table unchanged: a quarantined row is present at the
-    source, so it must not count as a deletion. Keys are unique in the result (a MERGE fails when two
-    source rows match one target row).
-    """
-    kept = (
-        quarantined.select(F.lower(trimmed("member_id")).alias("member_id"))
-        .where(F.col("member_id").rlike(UUID_PATTERN))
-        .distinct()
-        .join(valid.select("member_id"), "member_id", "left_anti")
+def check_order(spark: SparkSession, batches_path: str, batch_id: str, extracted_at: datetime) -> None:
+    """Raise BatchError when a batch extracted after this one has already been applied: its history would
+    be written out of order (a replay of the same batch, or of one extracted at the same time, passes)."""
+    ensure_table(spark, MEMBER_BATCHES, batches_path)
+    newer = (
+        spark.read.format("delta").load(batches_path)
+        .where((F.col("extracted_at") > F.lit(extracted_at)) & (F.col("batch_id") != batch_id))
+        .orderBy(F.col("extracted_at").desc()).select("batch_id", "extracted_at").first()
     )
-    return valid.select(*MEMBER_COLUMNS, F.lit(True).alias("_valid")).unionByName(
-        kept.select(*[F.col(c) if c == "member_id" else F.lit(None).alias(c) for c in MEMBER_COLUMNS],
-                    F.lit(False).alias("_valid")),
-        allowMissingColumns=False,
-    )
-
-
-def deletions(spark: SparkSession, table_path: str, source: DataFrame) -> tuple[int, int]:
-    """(rows of the current table whose member is absent from `source`, rows of the table)."""
-    create_table_if_absent(spark, table_path, MEMBER_TABLE_SCHEMA)
-    table = spark.read.format("delta").load(table_path)
-    return table.join(source.select("member_id"), "member_id", "left_anti").count(), table.count()
-
-
-def merge_members(spark: SparkSession, source: DataFrame, table_path: str, batch_id: str, *,
-                  delete_absent: bool, commit_tag: str) -> int:
-    """MERGE `source` (merge_source's shape) into the member table; return the version it committed.
-
-    Valid rows are upserted on member_id; a matched row is updated only if a business column differs, so an
-    unchanged replay updates no row. Delta still rewrites each data file holding a matched row (copying its
-    unchanged rows): merging only the changed rows, found by comparing row hashes first, is issue 11's
-    work. With `delete_absent` (a full snapshot is the truth for the current-state table, and deletions()
-    found members absent from it) those members are deleted; the not-matched-by-source clause is left out
-    otherwise. The commit carries `commit_tag`
-    as its userMetadata, so the reconciliation can tell this MERGE's commit from any other.
-    No ordering guard: a backfill of an older batch overwrites newer values, as its operator intends.
-    """
-    rows = source.select(
-        *MEMBER_COLUMNS, "_valid",
-        F.lit(batch_id).alias("_batch_id"),
-        F.current_timestamp().alias("_updated_at"),
-    )
-    # <=> is null-safe equality: null -> value and value -> null are changes too
-    changed = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in MEMBER_COLUMNS if c != "member_id")
-    assignments = {c: f"s.{c}" for c in MEMBER_TABLE_SCHEMA.fieldNames()}
-
-    def merge() -> int:
-        create_table_if_absent(spark, table_path, MEMBER_TABLE_SCHEMA)
-        builder = (
-            DeltaTable.forPath(spark, table_path).alias("t")
-            .merge(rows.alias("s"), "t.member_id = s.member_id")
-            .whenMatchedUpdate(condition=f"s._valid AND ({changed})", set=assignments)
-            .whenNotMatchedInsert(condition="s._valid", values=assignments)
+    if newer is not None:
+        raise BatchError(
+            f"batch {batch_id} was extracted at {extracted_at.isoformat()}, before batch {newer['batch_id']} "
+            f"(extracted at {newer['extracted_at'].isoformat()}) which is already applied: dim_member's history "
+            "only moves forward. Extract again (a new snapshot is newer than both), or rebuild dim_member. "
+            "The tables were not changed."
         )
-        if delete_absent:
-            builder = builder.whenNotMatchedBySourceDelete()
-        spark.conf.set(COMMIT_METADATA_CONF, commit_tag)
-        try:
-            builder.execute()
-        finally:
-            spark.conf.unset(COMMIT_METADATA_CONF)
-        return commit_version(spark, table_path, commit_tag)
-
-    return retry_on_conflict(merge, f"MERGE into {table_path}")
 
 
-def commit_version(spark: SparkSession, table_path: str, commit_tag: str) -> int:
-    """The version of the commit whose userMetadata is `commit_tag` (searched among the newest 100)."""
-    history = DeltaTable.forPath(spark, table_path).history(100)
-    match = history.where(F.col("userMetadata") == commit_tag).select("version").first()
-    if match is None:
-        raise RuntimeError(f"no commit tagged {commit_tag!r} in the last 100 versions of {table_path}")
-    return match["version"]
+def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame, path: str, batch_id: str,
+                     extracted_at: datetime, commit_tag: str) -> int | None:
+    """SCD type 2 MERGE into dim_member (module docstring, step 8); the version it committed, or None
+    when no member's attributes changed (nothing is committed).
+
+    changes: protect()'s rows of new and changed members. deleted: ``member_id`` of members deleted at
+    the source. Versions are compared on attribute_hash, never on ciphertext.
+    """
+    ensure_table(spark, DIM_MEMBER, path)
+    attributes = [c for c in DIM_MEMBER.column_names if c in changes.columns]
+    at = F.lit(extracted_at).cast("timestamp")
+    values = {c: f"s.{c}" for c in attributes} | {
+        "valid_from": at, "valid_to": F.lit(OPEN_END).cast("timestamp"), "is_current": F.lit(True),
+        "_batch_id": F.lit(batch_id), "_updated_at": F.current_timestamp(),
+    }
+
+    def merge() -> int | None:
+        # decided against the table as it is now, on every attempt: after a conflict, a concurrent run of
+        # the same batch may have applied these changes already, and they must not be applied twice
+        current = (
+            spark.read.format("delta").load(path).where("is_current")
+            .select("member_id", F.col("attribute_hash").alias("_current_hash"))
+        )
+        changed = (
+            changes.join(current, "member_id", "left")
+            .where(F.col("_current_hash").isNull() | (F.col("_current_hash") != F.col("attribute_hash")))
+        )
+        # the classic SCD2 MERGE: a closing row matches the current version by member_id; the new version
+        # carries a null merge key, so it never matches and is inserted (Delta Lake docs, "slowly changing
+        # data (SCD) Type 2 operation into Delta tables")
+        closes = changed.where(F.col("_current_hash").isNotNull()).select("member_id").unionByName(
+            deleted.select("member_id").join(current, "member_id", "left_semi"))
+        source = closes.select(
+            F.col("member_id").alias("_merge_key"), F.lit("close").alias("_op"),
+            *[F.lit(None).cast(DIM_MEMBER_TYPES[c]).alias(c) for c in attributes],
+        ).unionByName(changed.select(F.lit(None).cast("string").alias("_merge_key"), F.lit("insert").alias("_op"),
+                                     *attributes))
+        if source.isEmpty():
+            return None
+        builder = (
+            DeltaTable.forPath(spark, path).alias("t")
+            .merge(source.alias("s"), "t.member_id = s._merge_key AND t.is_current")
+            .whenMatchedUpdate(condition="s._op = 'close'", set={
+                "valid_to": at, "is_current": F.lit(False), "_updated_at": F.current_timestamp()})
+            .whenNotMatchedInsert(condition="s._op = 'insert'", values=values)
+        )
+        return _tagged_commit(spark, builder, path, commit_tag)
+
+    return retry_on_conflict(merge, f"MERGE into {path}")
 
 
-def table_facts(spark: SparkSession, table_path: str, version: int, source: DataFrame | None) -> dict[str, int]:
-    """What the table looks like after the commit, read back from the table itself (not from the MERGE):
-    rows before and at `version`, member ids held more than once at `version` (must be 0), and (for a
-    snapshot `source`) rows at `version` whose member is absent from the source (must be 0)."""
-    def at(v: int) -> DataFrame:
-        return spark.read.format("delta").option("versionAsOf", v).load(table_path)
+def merge_members(spark: SparkSession, changes: DataFrame, deleted: DataFrame, path: str, batch_id: str,
+                  commit_tag: str) -> tuple[int | None, int]:
+    """MERGE into the member table (module docstring, step 9): (the version it committed or None when the
+    source is empty, the source's rows).
+
+    changes: protect()'s rows of new and changed members, upserted on member_id (a matched row is updated
+    only when its source_hash differs). deleted: ``member_id`` of members to delete.
+    """
+    ensure_table(spark, MEMBER_TABLE, path)
+    upserts = changes.select(*changes.columns, F.lit("upsert").alias("_op"))
+    deletes = deleted.select(
+        "member_id", *[F.lit(None).cast(MEMBER_TYPES[c]).alias(c) for c in changes.columns if c != "member_id"],
+        F.lit("delete").alias("_op"))
+    source = upserts.unionByName(deletes).persist(StorageLevel.DISK_ONLY)
+    try:
+        source_rows = source.count()
+        if source_rows == 0:
+            return None, 0
+        values = {c: f"s.{c}" for c in changes.columns} | {
+            "_batch_id": F.lit(batch_id), "_updated_at": F.current_timestamp()}
+
+        def merge() -> int:
+            builder = (
+                DeltaTable.forPath(spark, path).alias("t")
+                .merge(source.alias("s"), "t.member_id = s.member_id")
+                .whenMatchedDelete(condition="s._op = 'delete'")
+                .whenMatchedUpdate(condition="s._op = 'upsert' AND t.source_hash <> s.source_hash", set=values)
+                .whenNotMatchedInsert(condition="s._op = 'upsert'", values=values)
+            )
+            return _tagged_commit(spark, builder, path, commit_tag)
+
+        return retry_on_conflict(merge, f"MERGE into {path}"), source_rows
+    finally:
+        source.unpersist()
+
+
+def _types(spec: TableSpec) -> dict[str, str]:
+    return {f.name: f.type for f in spec.fields}
+
+
+MEMBER_TYPES = _types(MEMBER_TABLE)
+DIM_MEMBER_TYPES = _types(DIM_MEMBER)
+
+
+def _tagged_commit(spark: SparkSession, builder: Any, path: str, commit_tag: str) -> int | None:
+    """Execute a MERGE builder with `commit_tag` as its commit's userMetadata; the version it committed, or
+    None when Delta committed nothing (no clause changed a row: a concurrent run had applied the change)."""
+    table = DeltaTable.forPath(spark, path)
+    before = table.history(1).first()["version"]
+    spark.conf.set(COMMIT_METADATA_CONF, commit_tag)
+    try:
+        builder.execute()
+    finally:
+        spark.conf.unset(COMMIT_METADATA_CONF)
+    ours = (table.history().where((F.col("version") > before) & (F.col("userMetadata") == commit_tag))
+            .select("version").first())
+    return None if ours is None else ours["version"]
+
+
+def table_facts(spark: SparkSession, table_path: str, version: int | None,
+                snapshot_keys: DataFrame | None) -> dict[str, int]:
+    """What the member table looks like around the job's commit, read back from the table itself (not from
+    the MERGE): rows just before and at `version`, member ids held more than once (must be 0), and (for a
+    snapshot, given its keys as ``_key``) rows whose member is absent from it (must be 0). `version`: the
+    job's commit, or None when it committed nothing (then before and after are the latest version)."""
+    def at(v: int | None) -> DataFrame:
+        reader = spark.read.format("delta")
+        return (reader.option("versionAsOf", v) if v is not None else reader).load(table_path)
 
     after = at(version)
+    rows_after = after.count()
+    if version is None:
+        rows_before = rows_after
+    else:
+        rows_before = at(version - 1).count() if version > 0 else 0
     facts = {
-        "rows_before": at(version - 1).count() if version > 0 else 0,
-        "rows_after": after.count(),
+        "rows_before": rows_before,
+        "rows_after": rows_after,
         # a key twice (a write around the MERGE, out of band) is a broken table, whatever the counts say
         "duplicate_keys": after.groupBy("member_id").count().where("count > 1").count(),
     }
-    if source is not None:
-        facts["rows_absent_from_snapshot"] = at(version).join(source.select("member_id"), "member_id",
-                                                               "left_anti").count()
+    if snapshot_keys is not None:
+        facts["rows_absent_from_snapshot"] = after.join(
+            snapshot_keys, after["member_id"] == snapshot_keys["_key"], "left_anti").count()
     return facts
 
 
+def record_batch(spark: SparkSession, path: str, batch_id: str, extracted_at: datetime, result: dict) -> None:
+    """Upsert the batch's row in member_batches (check_order reads it)."""
+    row = spark.createDataFrame(
+        [(batch_id, extracted_at, datetime.now(timezone.utc), result["delta_version"],
+          result["dim_member_version"], json.dumps(result, sort_keys=True))],
+        "batch_id string, extracted_at timestamp, applied_at timestamp, member_version bigint, "
+        "dim_member_version bigint, result string",
+    )
+
+    def upsert() -> None:
+        (DeltaTable.forPath(spark, path).alias("t").merge(row.alias("s"), "t.batch_id = s.batch_id")
+         .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+
+    retry_on_conflict(upsert, f"record batch in {path}")
+
+
 # --------------------------------------------------------------------------------------------- main
+
+
+@contextlib.contextmanager
+def timed(step: str):
+    """Log the wall time of a step: the job's log is its first profile (benchmarks/README.md)."""
+    start = time.perf_counter()
+    yield
+    log.info("step %s: %.1f s", step, time.perf_counter() - start)
+
 
 # Delta writes this session setting into the commit's commitInfo.userMetadata
 COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
@@ -308,8 +501,8 @@ COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="member_merge", description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", required=True, help="the batch's _manifest.json")
-    parser.add_argument("--table-path", required=True, help="Delta table `member`")
-    parser.add_argument("--quarantine-path", required=True, help="Delta table of quarantined rows")
+    parser.add_argument("--tables-root", required=True,
+                        help="where the Delta tables member, dim_member, member_quarantine and member_batches live")
     parser.add_argument("--result-path", required=True, help="JSON file of counts, written last")
     parser.add_argument(
         "--max-quarantine-ratio", type=float, default=0.05,
@@ -326,75 +519,98 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> dict[str, Any]:
     """The job: arguments from `argv` (default sys.argv), the session from the cluster (or spark-submit)
     unless `spark` is given (tests run concurrent jobs in sessions of their own: the commit tag is a
-    session setting).
+    session setting). The PII keys come from the environment (lakehouse_jobs.pii.PiiKeys.from_env).
 
     Returns (and writes to --result-path, last) the facts the DAG reconciles: the batch's row counts, the
-    version and tag of the MERGE commit, and the table's rows before and after it.
-    Raises BatchError, leaving the member table unchanged, for an unusable batch, too many quarantined
-    rows, or a snapshot that would delete more than --max-delete-ratio of the table.
+    versions and tag of the MERGE commits, and the member table's rows before and after.
+    Raises PiiKeyError without a usable key, and BatchError, leaving the tables unchanged (the quarantine
+    table aside), for an unusable or out-of-order batch, too many quarantined rows, or a snapshot that would
+    delete more than --max-delete-ratio of the table.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    keys = pii.PiiKeys.from_env()
     spark = spark or SparkSession.builder.getOrCreate()
+    paths = {name: f"{args.tables_root.rstrip('/')}/{name}"
+             for name in ("member", "dim_member", "member_quarantine", "member_batches")}
 
     manifest = read_manifest(spark, args.manifest, MEMBER)
     batch_id = manifest.batch_id
     manifest_rows = manifest.row_count
     snapshot = manifest.mode == "snapshot"
+    extracted_at = datetime.fromisoformat(manifest.extracted_at)
     log.info("batch %s: %d rows in %d files (%s)", batch_id, manifest_rows, len(manifest.files), manifest.mode)
+    with timed("check_order"):
+        check_order(spark, paths["member_batches"], batch_id, extracted_at)
+        for spec in (MEMBER_TABLE, DIM_MEMBER, MEMBER_QUARANTINE):
+            ensure_table(spark, spec, paths[spec.name])
 
-    # cached: the quarantine write, the counts and the MERGE would each re-read and re-run the UDFs. On
-    # disk, not the heap: the driver's memory then bounds nothing but the shuffles, which spill, whatever
-    # the batch's size (a job cluster's nodes have local NVMe disks)
-    cleaned = clean_members(read_batch(spark, manifest, MEMBER)).persist(StorageLevel.DISK_ONLY)
-    cached = [cleaned]
-    try:
-        valid, quarantine = split_valid_quarantine(cleaned, today=datetime.now(timezone.utc).date())
-        write_quarantine(spark, quarantine, args.quarantine_path, batch_id)
+    with timed("read_batch"):
+        batch = read_batch(spark, manifest, MEMBER)
+    with timed("plan_changes"):
+        table = spark.read.format("delta").load(paths["member"])
+        rows_before = table.count()
+        plan = plan_changes(hash_source(pii.with_keys(spark, batch, keys)), table, snapshot)
+    deleted_rows = plan.counts.get("deleted", 0)
+    log.info("batch %s: rows by change %s", batch_id, plan.counts)
+    with timed("clean"):
+        cleaned = materialise(clean_members(hash_source(pii.with_keys(spark, plan.candidates(batch), keys))))
+    valid, quarantine = split_valid_quarantine(cleaned, today=datetime.now(timezone.utc).date())
+    with timed("quarantine"):
+        write_quarantine(spark, protect_quarantine(pii.with_keys(spark, quarantine, keys)),
+                         paths["member_quarantine"], batch_id)
         by_reason = quarantine.groupBy("quarantine_reason").count().collect()
         reasons = {r["quarantine_reason"]: r["count"] for r in by_reason}
         quarantined_rows = sum(reasons.values())
         valid_rows = valid.count()
-        log.info("batch %s: %d valid, %d quarantined", batch_id, valid_rows, quarantined_rows)
+    log.info("batch %s: %d unchanged, %d valid changes, %d quarantined, %d deletions", batch_id,
+             plan.counts.get("unchanged", 0), valid_rows, quarantined_rows, deleted_rows)
 
-        if manifest_rows and quarantined_rows / manifest_rows > args.max_quarantine_ratio:
-            raise BatchError(
-                f"batch {batch_id}: {quarantined_rows} of {manifest_rows} rows quarantined, more than "
-                f"--max-quarantine-ratio {args.max_quarantine_ratio}; see {args.quarantine_path} "
-                f"where batch_id = '{batch_id}'. The member table was not changed."
-            )
-        source = merge_source(valid, quarantine).persist(StorageLevel.DISK_ONLY)
-        cached.append(source)
-        absent = 0
-        if snapshot:
-            absent, table_rows = deletions(spark, args.table_path, source)
-            if table_rows and absent / table_rows > args.max_delete_ratio:
-                raise BatchError(
-                    f"batch {batch_id}: the snapshot would delete {absent} of {table_rows} members, more than "
-                    f"--max-delete-ratio {args.max_delete_ratio}; an empty or partial extract is likelier than "
-                    "a mass deletion. The member table was not changed."
-                )
-        commit_tag = f"member_merge {batch_id} {uuid.uuid4()}"
-        version = merge_members(spark, source, args.table_path, batch_id, delete_absent=snapshot and absent > 0,
-                                commit_tag=commit_tag)
-        facts = table_facts(spark, args.table_path, version, source if snapshot else None)
-        source_rows = source.count()
-    finally:
-        for df in cached:
-            df.unpersist()
+    if manifest_rows and quarantined_rows / manifest_rows > args.max_quarantine_ratio:
+        raise BatchError(
+            f"batch {batch_id}: {quarantined_rows} of {manifest_rows} rows quarantined, more than "
+            f"--max-quarantine-ratio {args.max_quarantine_ratio}; see {paths['member_quarantine']} "
+            f"where batch_id = '{batch_id}'. The member tables were not changed."
+        )
+    if rows_before and deleted_rows / rows_before > args.max_delete_ratio:
+        raise BatchError(
+            f"batch {batch_id}: the snapshot would delete {deleted_rows} of {rows_before} members, more than "
+            f"--max-delete-ratio {args.max_delete_ratio}; an empty or partial extract is likelier than "
+            "a mass deletion. The member tables were not changed."
+        )
+    with timed("protect"):
+        changes = materialise(pii.drop_keys(protect(pii.with_keys(spark, valid, keys))))
+    deleted = plan.deleted_keys()
+    commit_tag = f"member_merge {batch_id} {uuid.uuid4()}"
+    with timed("merge_dim_member"):
+        dim_version = merge_dim_member(spark, changes, deleted, paths["dim_member"], batch_id,
+                                       extracted_at, commit_tag)
+    with timed("merge_members"):
+        version, source_rows = merge_members(spark, changes, deleted, paths["member"], batch_id,
+                                             commit_tag)
+    with timed("table_facts"):
+        snapshot_keys = plan.statuses.where(F.col("_status") != "deleted").select("_key") if snapshot else None
+        facts = table_facts(spark, paths["member"], version, snapshot_keys)
+        dim = spark.read.format("delta").load(paths["dim_member"])
+        facts |= {"dim_member_rows": dim.count(), "dim_member_current_rows": dim.where("is_current").count()}
 
     result = {
         "batch_id": batch_id,
         "manifest_rows": manifest_rows,
+        "unchanged_rows": plan.counts.get("unchanged", 0),
         "valid_rows": valid_rows,
         "quarantined_rows": quarantined_rows,
         "quarantine_reasons": reasons,
+        "deleted_rows": deleted_rows,
         "merge_source_rows": source_rows,
         "delta_version": version,
+        "dim_member_version": dim_version,
         "commit_tag": commit_tag,
         **facts,
     }
-    # last: its presence means the batch is merged
+    with timed("record_batch"):
+        record_batch(spark, paths["member_batches"], batch_id, extracted_at, result)
+    # last: its presence means the batch is applied
     hadoop_fs.write_text(spark, args.result_path, json.dumps(result, sort_keys=True))
-    log.info("batch %s merged: %s", batch_id, result)
+    log.info("batch %s applied: %s", batch_id, result)
     return result

@@ -195,7 +195,19 @@ def email_to_normalised(email: str | None) -> tuple[str | None, str | None]:
     try:
         return email_validator.validate_email(email, check_deliverability=False).normalized, None
     except email_validator.EmailNotValidError as exc:
-        return None, str(exc)
+        return None, _without_address(str(exc), email)
+
+
+def _without_address(message: str, email: str) -> str:
+    """email-validator's message with the address and its local part and domain replaced by placeholders:
+    some messages quote the domain ("The domain name x.example does not exist"), and the message is stored
+    in plaintext in the quarantine table. Parts shorter than 4 characters are left alone, as replacing
+    them would garble the message's own words."""
+    local, _, domain = email.rpartition("@")
+    for part, placeholder in ((email, "<address>"), (domain, "<domain>"), (local, "<local part>")):
+        if len(part) >= 4:
+            message = message.replace(part, placeholder)
+    return message
 
 
 # ------------------------------------------------------------------------------ pandas UDF bodies
