@@ -4,7 +4,7 @@ SHELL := /bin/bash
 STACK := dev/stack.sh
 PYTEST_ARGS ?=
 
-.PHONY: demo test install up down status unit lint lock bench scale
+.PHONY: demo test install up down status unit lint lock bench scale history-bench
 
 demo: up ## install, start the local stack, run the member pipeline, print the reconciliation report
 	@$(STACK) run python -m dev.demo
@@ -42,3 +42,6 @@ bench: up ## extract benchmark (see benchmarks/README.md)
 
 scale: up ## the member pipeline through the DAG at 1M and 5M members (benchmarks/member_scale.py, ~30 min)
 	@$(STACK) run python -m benchmarks.member_scale
+
+history-bench: install ## the member job at 5M members: a 5% change and an unchanged replay against a full overwrite (benchmarks/member_history_bench.py)
+	@.venv/bin/python -m benchmarks.member_history_bench --members 5000000 $(BENCH_ARGS)

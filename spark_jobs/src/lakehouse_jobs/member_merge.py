@@ -153,6 +153,12 @@ def split_valid_quarantine(df: DataFrame, today: date) -> tuple[DataFrame, DataF
     `df` is clean_members' output; `today` bounds registration_date. Duplicates are found among the rows of
     `df`, so every row of a member_id must be in it (plan_changes makes every copy a candidate).
     """
+    return split_flagged(flag_rows(df, today))
+
+
+def flag_rows(df: DataFrame, today: date) -> DataFrame:
+    """clean_members' rows with ``quarantine_reason``, the first rule each fails (null when valid);
+    split_flagged separates them. Two window shuffles: worth materialising before several reads."""
     carried = [c for c in ("source_hash",) if c in df.columns]
     df = df.select(*MEMBER_COLUMNS, "_raw", "_email_error", *carried)
     # copies of one raw row are interchangeable, so which copy gets number 1 does not matter
@@ -174,6 +180,12 @@ def split_valid_quarantine(df: DataFrame, today: date) -> tuple[DataFrame, DataF
         (F.col("registration_date") > F.lit(today), "registration_date_in_future"),
         (F.col("registration_date") < F.lit(OLDEST_REGISTRATION_DATE), "registration_date_too_old"),
     ))
+    return flagged.drop("_copy", "_versions")
+
+
+def split_flagged(flagged: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """flag_rows' rows as split_valid_quarantine returns them."""
+    carried = [c for c in ("source_hash",) if c in flagged.columns]
     valid, quarantined = split_by_reason(flagged, "quarantine_reason")
     return valid.select(*MEMBER_COLUMNS, *carried), quarantined.select(
         *[F.col(f"_raw.{c}").alias(c) for c in SOURCE_COLUMNS],
@@ -223,6 +235,9 @@ class ChangePlan:
 
     statuses: DataFrame
     counts: dict[str, int]
+    table_version: int  # the member table's version the comparison read
+    table_rows: int  # rows of the member table the comparison saw (all of them for a snapshot)
+    table_duplicate_keys: int  # keys held by more than one of those rows (a broken table; must be 0)
 
     def candidates(self, batch: DataFrame) -> DataFrame:
         """The batch's rows that need cleaning and validation: every row of a new, changed or duplicated
@@ -240,16 +255,17 @@ class ChangePlan:
         return self.statuses.where(F.col("_status") == "deleted").select(F.col("_key").alias("member_id"))
 
 
-def plan_changes(batch_hashes: DataFrame, table: DataFrame, snapshot: bool) -> ChangePlan:
+def plan_changes(batch_hashes: DataFrame, table: DataFrame, table_version: int, snapshot: bool) -> ChangePlan:
     """Compare the batch (``member_id`` as landed, ``source_hash``) with the member table (``member_id``,
     ``source_hash``): see ChangePlan. With `snapshot`, a table key absent from the batch is a deletion;
     an incremental batch deletes nothing."""
     per_key = batch_hashes.groupBy(source_key().alias("_key")).agg(
         F.count(F.lit(1)).alias("_rows"), F.min("source_hash").alias("_hash"))
     current = table.select(F.col("member_id").alias("_key"), F.col("source_hash").alias("_table_hash"))
-    joined = per_key.join(current, "_key", "full_outer" if snapshot else "left")
+    joined = per_key.join(current.withColumn("_in_table", F.lit(True)), "_key", "full_outer" if snapshot else "left")
     statuses = joined.select(
         "_key",
+        F.coalesce("_in_table", F.lit(False)).alias("_in_table"),
         F.coalesce("_rows", F.lit(0)).alias("_rows"),
         F.when(F.col("_rows").isNull(), "deleted")
         .when(F.col("_key").isNull(), "new")  # rows without a key: quarantined as missing_member_id
@@ -261,7 +277,10 @@ def plan_changes(batch_hashes: DataFrame, table: DataFrame, snapshot: bool) -> C
     statuses = materialise(statuses)
     counts = {r["_status"]: r["n"] for r in statuses.groupBy("_status").agg(
         F.sum(F.when(F.col("_status") == "deleted", 1).otherwise(F.col("_rows"))).alias("n")).collect()}
-    return ChangePlan(statuses, counts)
+    # the join gives one row per table row: a key on two table rows shows as two rows of one key
+    table = statuses.where("_in_table").agg(
+        F.count(F.lit(1)).alias("rows"), F.count_distinct("_key").alias("keys")).first()
+    return ChangePlan(statuses, counts, table_version, table["rows"], table["rows"] - table["keys"])
 
 
 # ------------------------------------------------------------------------------------------ protect
@@ -366,6 +385,8 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
             *[F.lit(None).cast(DIM_MEMBER_TYPES[c]).alias(c) for c in attributes],
         ).unionByName(changed.select(F.lit(None).cast("string").alias("_merge_key"), F.lit("insert").alias("_op"),
                                      *attributes))
+        # once: the emptiness check and the MERGE would each join the changes with every current version
+        source = materialise(source)
         if source.isEmpty():
             return None
         builder = (
@@ -434,36 +455,43 @@ def _tagged_commit(spark: SparkSession, builder: Any, path: str, commit_tag: str
         builder.execute()
     finally:
         spark.conf.unset(COMMIT_METADATA_CONF)
-    ours = (table.history().where((F.col("version") > before) & (F.col("userMetadata") == commit_tag))
+    # our commit is among the few after `before` (a concurrent writer may have committed around it)
+    ours = (table.history(20).where((F.col("version") > before) & (F.col("userMetadata") == commit_tag))
             .select("version").first())
     return None if ours is None else ours["version"]
 
 
-def table_facts(spark: SparkSession, table_path: str, version: int | None,
-                snapshot_keys: DataFrame | None) -> dict[str, int]:
+def table_facts(spark: SparkSession, table_path: str, version: int | None, plan: ChangePlan,
+                snapshot: bool) -> dict[str, int]:
     """What the member table looks like around the job's commit, read back from the table itself (not from
-    the MERGE): rows just before and at `version`, member ids held more than once (must be 0), and (for a
-    snapshot, given its keys as ``_key``) rows whose member is absent from it (must be 0). `version`: the
-    job's commit, or None when it committed nothing (then before and after are the latest version)."""
+    the MERGE): rows just before and at `version`, member ids held more than once (must be 0), and after a
+    snapshot, rows whose member is absent from it (must be 0).
+
+    `version` None (nothing committed): the table is as the plan read it, so the facts come from the plan's
+    comparison (one row per table row and batch key), without reading the table again.
+    """
+    unchanged_since_plan = DeltaTable.forPath(spark, table_path).history(1).first()["version"] == plan.table_version
+    # nothing committed, and nobody else either: a snapshot's comparison saw every row of this very version
+    if version is None and snapshot and unchanged_since_plan:
+        return {"rows_before": plan.table_rows, "rows_after": plan.table_rows,
+                "duplicate_keys": plan.table_duplicate_keys,
+                "rows_absent_from_snapshot": plan.counts.get("deleted", 0)}
+
     def at(v: int | None) -> DataFrame:
         reader = spark.read.format("delta")
-        return (reader.option("versionAsOf", v) if v is not None else reader).load(table_path)
+        return (reader if v is None else reader.option("versionAsOf", v)).load(table_path)
 
     after = at(version)
     rows_after = after.count()
-    if version is None:
-        rows_before = rows_after
-    else:
-        rows_before = at(version - 1).count() if version > 0 else 0
     facts = {
-        "rows_before": rows_before,
+        "rows_before": rows_after if version is None else at(version - 1).count() if version > 0 else 0,
         "rows_after": rows_after,
         # a key twice (a write around the MERGE, out of band) is a broken table, whatever the counts say
         "duplicate_keys": after.groupBy("member_id").count().where("count > 1").count(),
     }
-    if snapshot_keys is not None:
-        facts["rows_absent_from_snapshot"] = after.join(
-            snapshot_keys, after["member_id"] == snapshot_keys["_key"], "left_anti").count()
+    if snapshot:
+        keys = plan.statuses.where(F.col("_status") != "deleted").select("_key")
+        facts["rows_absent_from_snapshot"] = after.join(keys, after["member_id"] == keys["_key"], "left_anti").count()
     return facts
 
 
@@ -548,14 +576,17 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
     with timed("read_batch"):
         batch = read_batch(spark, manifest, MEMBER)
     with timed("plan_changes"):
-        table = spark.read.format("delta").load(paths["member"])
+        table_version = DeltaTable.forPath(spark, paths["member"]).history(1).first()["version"]
+        table = spark.read.format("delta").option("versionAsOf", table_version).load(paths["member"])
         rows_before = table.count()
-        plan = plan_changes(hash_source(pii.with_keys(spark, batch, keys)), table, snapshot)
+        plan = plan_changes(hash_source(pii.with_keys(spark, batch, keys)), table, table_version, snapshot)
     deleted_rows = plan.counts.get("deleted", 0)
     log.info("batch %s: rows by change %s", batch_id, plan.counts)
     with timed("clean"):
         cleaned = materialise(clean_members(hash_source(pii.with_keys(spark, plan.candidates(batch), keys))))
-    valid, quarantine = split_valid_quarantine(cleaned, today=datetime.now(timezone.utc).date())
+    with timed("validate"):
+        flagged = materialise(flag_rows(cleaned, today=datetime.now(timezone.utc).date()))
+    valid, quarantine = split_flagged(flagged)
     with timed("quarantine"):
         write_quarantine(spark, protect_quarantine(pii.with_keys(spark, quarantine, keys)),
                          paths["member_quarantine"], batch_id)
@@ -589,10 +620,10 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
         version, source_rows = merge_members(spark, changes, deleted, paths["member"], batch_id,
                                              commit_tag)
     with timed("table_facts"):
-        snapshot_keys = plan.statuses.where(F.col("_status") != "deleted").select("_key") if snapshot else None
-        facts = table_facts(spark, paths["member"], version, snapshot_keys)
-        dim = spark.read.format("delta").load(paths["dim_member"])
-        facts |= {"dim_member_rows": dim.count(), "dim_member_current_rows": dim.where("is_current").count()}
+        facts = table_facts(spark, paths["member"], version, plan, snapshot)
+        dim = spark.read.format("delta").load(paths["dim_member"]).agg(
+            F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col("is_current"), 1)).alias("current")).first()
+        facts |= {"dim_member_rows": dim["rows"], "dim_member_current_rows": dim["current"]}
 
     result = {
         "batch_id": batch_id,
