@@ -17,7 +17,8 @@ Every day (or when triggered) for the run's interval:
 4. **reconcile** checks the manifest, the job's result file and the job's Delta commits (read from the
    Delta log) against each other: landed = unchanged + valid + quarantined, the commits are this job's
    MERGEs, and their inserted / updated / deleted rows match the table's row counts
-   (include/reconcile.py).
+   (include/reconcile.py). Its success updates the Assets of the three tables, which schedule
+   `lakehouse_maintenance`.
 
 Re-running any task for the same interval is safe: the extract replaces its batch, the job changes only
 rows whose values changed (an unchanged replay commits nothing), the quarantine is replaced per batch, and
@@ -33,6 +34,7 @@ from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import Param, dag, task
 
 from include import layout, settings
+from include.assets import MEMBER_TABLES, MEMBER_TABLES_POOL
 from include.databricks_runs import member_merge_run
 from include.databricks_submit import (
     API_RETRY_DELAY,
@@ -114,9 +116,12 @@ def member_pipeline():
         # a failed job usually fails again the same way (API errors are retried inside the hook): two
         # retries, not three, keep the worst case of a 50-minute run bounded
         retries=MERGE_TRIES - 1,
+        # one writer of the member tables at a time: this MERGE, the erasure, the maintenance (include/assets.py)
+        pool=MEMBER_TABLES_POOL,
     )
 
-    @task(execution_timeout=dt.timedelta(minutes=5))
+    # the tables' Assets are updated once the batch is verified: downstream DAGs run on checked data
+    @task(execution_timeout=dt.timedelta(minutes=5), outlets=MEMBER_TABLES)
     def reconcile(extracted: dict) -> dict:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 

@@ -3,6 +3,7 @@ REST API the web UI uses. Shared by `make demo` (dev/demo.py) and the end-to-end
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -92,6 +93,6 @@ def airflow_cli(*args: str) -> str:
     return done.stdout
 
 
-def trigger(dag_id: str, run_id: str) -> None:
+def trigger(dag_id: str, run_id: str, conf: dict | None = None) -> None:
     airflow_cli("dags", "unpause", dag_id)
-    airflow_cli("dags", "trigger", dag_id, "--run-id", run_id)
+    airflow_cli("dags", "trigger", dag_id, "--run-id", run_id, *(["--conf", json.dumps(conf)] if conf else []))

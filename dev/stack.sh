@@ -365,6 +365,9 @@ start_airflow() {
     say "airflow: migrating the metadata database (first time ~30 s)"
     airflow db migrate >"$STATE/logs/airflow-migrate.log" 2>&1 || { tail -30 "$STATE/logs/airflow-migrate.log" >&2; die "airflow db migrate failed"; }
   fi
+  # the one slot every writer of the member tables takes, deferred tasks included (include/assets.py)
+  airflow pools set lakehouse_member_tables 1 "writers of the member Delta tables" --include-deferred \
+    >>"$STATE/logs/airflow-migrate.log" 2>&1 || die "could not create the Airflow pool lakehouse_member_tables"
   start_bg airflow-api-server "$AIRFLOW_API_PORT" airflow api-server --host 127.0.0.1 --port "$AIRFLOW_API_PORT" || true
   # the other components listen on no port of ours; 0 skips the port check
   for c in scheduler dag-processor triggerer; do

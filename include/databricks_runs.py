@@ -127,3 +127,34 @@ def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
         classic_only=True,
         db=db,
     )
+
+
+def member_erasure_run(member_id: str, request_id: str, landing: str, db: DatabricksSettings | None = None) -> dict:
+    """The run that erases one member from the Delta tables, history included (lakehouse_jobs.member_erasure).
+    `member_id`, `request_id` and `landing` (the landing erasure's counts, JSON) may be Jinja templates."""
+    return wheel_run(
+        "member_erasure",
+        "member_erasure",
+        {
+            "member-id": member_id,
+            "tables-root": layout.delta_root_uri(),
+            "request-id": request_id,
+            "landing": landing,
+            "result-path": layout.result_uri("member_erasure", request_id),
+        },
+        run_name=f"member_erasure {request_id}",
+        classic_only=True,
+        db=db,
+    )
+
+
+def table_maintenance_run(request_id: str, db: DatabricksSettings | None = None) -> dict:
+    """The run that OPTIMIZEs and VACUUMs (7-day retention) every Delta table (lakehouse_jobs.table_maintenance)."""
+    return wheel_run(
+        "table_maintenance",
+        "table_maintenance",
+        {"tables-root": layout.delta_root_uri(), "result-path": layout.result_uri("table_maintenance", request_id)},
+        run_name=f"table_maintenance {request_id}",
+        classic_only=True,
+        db=db,
+    )

@@ -29,6 +29,7 @@ out on a server that answers as MinIO.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 from urllib.parse import urlencode
@@ -123,6 +124,34 @@ def apply_lifecycle(s3, bucket: str, days: int | None = None) -> dict:
     s3.put_bucket_lifecycle_configuration(**params)
     log.info("%s: batch objects expire %d days after they were written", bucket, ours[0]["Expiration"]["Days"])
     return done
+
+
+def expire_batches(s3, bucket: str, table: str, days: int | None = None, now: dt.datetime | None = None) -> dict:
+    """Delete every object of each batch of `table` whose manifest says it was extracted more than `days`
+    (LANDING_RETENTION_DAYS) ago: what the lifecycle rule does, done now and exactly, by the maintenance DAG.
+    The manifest goes last, so a batch is never published with files missing. Returns counts only."""
+    from include.extract.engine import read_manifest  # here: the extract imports this module
+
+    days = settings.LANDING_RETENTION_DAYS if days is None else days
+    cutoff = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=days)
+    expired = objects = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{table}/", Delimiter="/"):
+        for prefix in (p["Prefix"] for p in page.get("CommonPrefixes", [])):
+            batch_id = prefix[len(table) + 1:].rstrip("/")
+            try:
+                manifest = read_manifest(s3, bucket, table, batch_id)
+            except s3.exceptions.NoSuchKey:
+                continue  # not a published batch (the extract's state, an attempt in progress)
+            if dt.datetime.fromisoformat(manifest.extracted_at) >= cutoff:
+                continue
+            keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                    for o in p.get("Contents", []) if not o["Key"].endswith("/_manifest.json")]
+            for i in range(0, len(keys), 1000):
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+            s3.delete_object(Bucket=bucket, Key=f"{prefix}_manifest.json")
+            expired += 1
+            objects += len(keys) + 1
+    return {"batches_expired": expired, "objects_deleted": objects, "retention_days": days}
 
 
 def main(argv: list[str] | None = None) -> int:

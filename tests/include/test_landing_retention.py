@@ -215,3 +215,29 @@ def test_a_multipart_upload_carries_the_tag(s3, scratch_bucket):
         out.write(b"x" * (6 * MiB))  # two parts
     assert out._parts and len(out._parts) == 2
     assert_expires_after_retention(s3, scratch_bucket, "member/b/attempt=x/part-00000.parquet")
+
+
+@pytest.mark.integration
+def test_expire_batches_removes_whole_batches_older_than_the_retention(s3, scratch_bucket):
+    """The maintenance DAG's sweep: a batch extracted 15 days ago goes, manifest included; a batch of
+    yesterday and the extract's state stay."""
+    from include.landing_retention import expire_batches
+    from lakehouse_jobs.manifest import BatchManifest
+
+    now = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)
+    for batch_id, age in (("extract_date=2026-11-15", 15), ("extract_date=2026-11-29", 1)):
+        at = (now - dt.timedelta(days=age)).isoformat()
+        s3.put_object(Bucket=scratch_bucket, Key=f"member/{batch_id}/part-00000.parquet", Body=b"x")
+        manifest = BatchManifest(table="member", batch_id=batch_id, run_id="r", mode="snapshot", source_query="q",
+                                 row_count=0, schema=[], schema_hash="sha256:" + "0" * 64, files=[],
+                                 created_at=at, extracted_at=at)
+        s3.put_object(Bucket=scratch_bucket, Key=f"member/{batch_id}/_manifest.json", Body=manifest.to_json())
+    s3.put_object(Bucket=scratch_bucket, Key="member/_state/high_watermark.json", Body=b"{}")
+
+    result = expire_batches(s3, scratch_bucket, "member", days=14, now=now)
+
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=scratch_bucket)["Contents"])
+    assert result == {"batches_expired": 1, "objects_deleted": 2, "retention_days": 14}
+    assert keys == ["member/_state/high_watermark.json", "member/extract_date=2026-11-29/_manifest.json",
+                    "member/extract_date=2026-11-29/part-00000.parquet"]
+    assert expire_batches(s3, scratch_bucket, "member", days=14, now=now)["batches_expired"] == 0

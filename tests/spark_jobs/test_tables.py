@@ -47,7 +47,7 @@ def declared(spec: TableSpec) -> dict:
         "columns": [(f.name, types[f.type], f.nullable, f.comment) for f in spec.fields],
         "identity": [f.name for f in spec.fields if f.identity],
         "constraints": {name.lower(): expr for name, expr in spec.constraints.items()},
-        "properties": spec.properties,
+        "properties": spec.table_properties,
         "clustering": list(spec.cluster_by),
         "description": spec.description,
     }

@@ -85,7 +85,7 @@ def ensure_table(spark: SparkSession, spec: TableSpec, path: str) -> None:
         # CHECK constraints are table properties: declared at creation they cost no extra commit (and no
         # scan), where ALTER TABLE ADD CONSTRAINT is one commit each
         constraints = {f"delta.constraints.{name.lower()}": expr for name, expr in spec.constraints.items()}
-        for key, value in (spec.properties | constraints).items():
+        for key, value in (spec.table_properties | constraints).items():
             builder = builder.property(key, value)
         if spec.cluster_by:
             builder = builder.clusterBy(*spec.cluster_by)

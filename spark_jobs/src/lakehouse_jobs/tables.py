@@ -12,6 +12,10 @@ Choices shared by every table (docs/pii.md and docs/delta-tables.md give the rea
   week may still need; only the erasure path goes below it, on purpose.
 - Change data feed off: no consumer reads row-level changes (dim_member is itself the history), and every
   change file would be one more copy of personal data to erase.
+- Statistics only on columns that identify nobody (``delta.dataSkippingStatsColumns``): Delta keeps each
+  file's min/max per column in its log, which is retained for 30 days and cannot be purged like a data
+  file, so member ids or hashes there would outlive an erasure; and min/max of random UUIDs or hashes
+  skips nothing anyway.
 - No liquid clustering or partitioning: at 5M members (a few hundred MB) a table is a handful of files;
   keys are random UUIDs, so clustering on member_id cannot prune a MERGE whose changed keys are spread
   over every file, and partitioning a table this size only makes small files.
@@ -55,11 +59,18 @@ class TableSpec:
     fields: tuple[Field, ...]
     constraints: dict[str, str] = field(default_factory=dict)  # name -> CHECK expression (Spark SQL)
     properties: dict[str, str] = field(default_factory=lambda: dict(COMMON_PROPERTIES))
+    stats_columns: tuple[str, ...] | None = None  # None: Delta's default (the first 32 columns)
     cluster_by: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
         return [f.name for f in self.fields]
+
+    @property
+    def table_properties(self) -> dict[str, str]:
+        """`properties`, plus the statistics columns when declared."""
+        stats = {"delta.dataSkippingStatsColumns": ",".join(self.stats_columns)} if self.stats_columns else {}
+        return self.properties | stats
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
@@ -131,6 +142,7 @@ MEMBER_TABLE = TableSpec(
         Field("_updated_at", "TIMESTAMP", nullable=False, comment="when that change was committed"),
     ),
     constraints={**_MEMBER_CHECKS, "source_hash_is_hmac": f"source_hash RLIKE '{_HEX64}'"},
+    stats_columns=("country_code", "registration_date", "_batch_id", "_updated_at"),
 )
 
 DIM_MEMBER = TableSpec(
@@ -157,6 +169,8 @@ DIM_MEMBER = TableSpec(
         "valid_range": "valid_from < valid_to",
         "current_is_open": f"is_current = (valid_to = TIMESTAMP'{OPEN_END}')",
     },
+    # "as of" joins prune on the validity columns
+    stats_columns=("valid_from", "valid_to", "country_code", "registration_date", "_batch_id"),
 )
 
 QUARANTINE_REASONS = (
@@ -182,6 +196,8 @@ MEMBER_QUARANTINE = TableSpec(
     constraints={
         "known_reason": "quarantine_reason IN ({})".format(", ".join(f"'{r}'" for r in QUARANTINE_REASONS)),
     },
+    # a rerun replaces its batch's rows: batch_id prunes that overwrite
+    stats_columns=("batch_id", "quarantine_reason", "quarantined_at"),
 )
 
 MEMBER_BATCHES = TableSpec(
@@ -198,4 +214,22 @@ MEMBER_BATCHES = TableSpec(
     ),
 )
 
-TABLES = {t.name: t for t in (MEMBER_TABLE, DIM_MEMBER, MEMBER_QUARANTINE, MEMBER_BATCHES)}
+ERASURE_REQUESTS = TableSpec(
+    name="erasure_requests",
+    description="One row per erasure request (GDPR Art. 17): who, only as a keyed hash, when, and what was "
+                "removed where. Holds no member id and no personal data.",
+    fields=(
+        Field("request_hash", "STRING", nullable=False, pii="quasi",
+              comment="HMAC-SHA-256 (hex) of the erased member_id: a rerun finds its request"),
+        Field("first_requested_at", "TIMESTAMP", nullable=False, comment="when the request was first run"),
+        Field("completed_at", "TIMESTAMP", nullable=False, comment="when a run last completed it"),
+        Field("request_id", "STRING", nullable=False, comment="the Airflow run that last completed it"),
+        Field("removed", "STRING", nullable=False,
+              comment="JSON: rows removed per table and landing files rewritten, by the run that removed them"),
+    ),
+    constraints={"request_hash_is_hmac": f"request_hash RLIKE '{_HEX64}'"},
+)
+
+TABLES = {t.name: t for t in (MEMBER_TABLE, DIM_MEMBER, MEMBER_QUARANTINE, MEMBER_BATCHES, ERASURE_REQUESTS)}
+# the tables holding personal data of members, which an erasure purges
+MEMBER_PII_TABLES = (MEMBER_TABLE, DIM_MEMBER, MEMBER_QUARANTINE)

@@ -1,0 +1,115 @@
+"""
+### Member erasure: remove one member everywhere, history included (GDPR Art. 17)
+
+Trigger with `{"member_id": "<uuid>"}` (UI: "Trigger DAG w/ config"; CLI: `airflow dags trigger
+member_erasure --conf '{"member_id": "..."}'`), after the member was deleted at the source.
+
+1. **check_source**: the member must be gone from MySQL `members.member`, or tomorrow's snapshot would
+   bring them back; the run fails and says so.
+2. **erase_landing**: rewrites every landed batch that holds the member without their rows, keeping each
+   manifest's counts, sizes and checksums true (`include/erasure_landing.py`).
+3. **erase_lakehouse**: a Databricks run of `member_erasure` (`spark_jobs`): deletes the member from
+   `member`, every `dim_member` version and `member_quarantine`, then `REORG TABLE … APPLY (PURGE)` and
+   `VACUUM … RETAIN 0 HOURS`, so no older table version can bring the rows back, and records the request
+   by a keyed hash of the id in `erasure_requests`. It shares the pool of the member tables' writers, so it
+   never runs beside the member MERGE.
+4. **verify**: the job's counts: no row of the member left in any table.
+
+Rerunning a request is harmless: nothing is left to remove. Vacuuming below 7 days ends time travel to
+older versions for every reader; that is the price of erasing history (docs/pii.md, "Erasure").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, task
+
+from include import settings
+from include.assets import MEMBER_TABLES, MEMBER_TABLES_POOL
+from include.databricks_runs import member_erasure_run
+from include.databricks_submit import API_RETRY_DELAY, API_RETRY_LIMIT, DatabricksSubmitRun, execution_timeout_for
+
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+ERASURE_RUN = member_erasure_run(
+    "{{ params.member_id }}", "{{ run_id | replace(':', '_') | replace('+', '_') }}",
+    "{{ ti.xcom_pull(task_ids='erase_landing') | tojson }}",
+)
+
+default_args = {
+    "owner": "data-platform",
+    "retries": 2,
+    "retry_delay": dt.timedelta(seconds=20),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(minutes=5),
+    "execution_timeout": dt.timedelta(minutes=30),
+}
+
+
+@dag(
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    # the worst case of every task's tries, timeouts and backoff (tests/dags/test_dag_integrity.py)
+    dagrun_timeout=dt.timedelta(hours=4) + 3 * execution_timeout_for(ERASURE_RUN),
+    default_args=default_args,
+    tags=["member", "gdpr", "erasure", "delta"],
+    params={"member_id": Param(type="string", pattern=UUID_PATTERN,
+                               description="the member's UUID, lower case, as in members.member")},
+    doc_md=__doc__,
+)
+def member_erasure():
+    @task(execution_timeout=dt.timedelta(minutes=5))
+    def check_source(params: dict) -> None:
+        from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+        from include.erasure_landing import member_in_source
+
+        if member_in_source(MySqlHook(mysql_conn_id=settings.MYSQL_CONN_ID), params["member_id"]):
+            raise RuntimeError("the member is still in members.member: delete it at the source first, or the next "
+                               "snapshot brings it back")
+
+    # the pool: never beside the landing expiry of the maintenance DAG; retries outlast an extract's lease
+    # of a batch (30 minutes at most), which the erasure waits for (include/erasure_landing.py)
+    @task(execution_timeout=dt.timedelta(minutes=30), pool=MEMBER_TABLES_POOL, retries=3,
+          retry_delay=dt.timedelta(minutes=5))
+    def erase_landing(params: dict, run_id: str) -> dict:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from include.erasure_landing import erase_from_landing
+
+        s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
+        # counts only: this return value is an XCom, and the member id must not be kept there
+        return erase_from_landing(s3, settings.LANDING_BUCKET, "member", params["member_id"],
+                                  request_id=run_id.replace(":", "_").replace("+", "_"))
+
+    erase_lakehouse = DatabricksSubmitRun(
+        task_id="erase_lakehouse",
+        databricks_conn_id=settings.DATABRICKS_CONN_ID,
+        json=ERASURE_RUN,
+        deferrable=settings.DATABRICKS.deferrable,
+        polling_period_seconds=settings.DATABRICKS.poll_seconds,
+        databricks_retry_limit=API_RETRY_LIMIT,
+        databricks_retry_delay=API_RETRY_DELAY,
+        execution_timeout=execution_timeout_for(ERASURE_RUN),
+        pool=MEMBER_TABLES_POOL,
+    )
+
+    @task(execution_timeout=dt.timedelta(minutes=5), outlets=MEMBER_TABLES)
+    def verify(run_id: str) -> dict:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from include import layout
+        from include.reconcile import read_json
+
+        s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
+        key = layout.result_key("member_erasure", run_id.replace(":", "_").replace("+", "_"))
+        result = read_json(s3, settings.LAKEHOUSE_BUCKET, key)
+        if any(result["rows_left"].values()):
+            raise RuntimeError(f"rows of the member are left after the erasure: {result['rows_left']}")
+        return {"rows_removed": result["rows_removed"], "rows_left": result["rows_left"]}
+
+    check_source() >> erase_landing() >> erase_lakehouse >> verify()
+
+
+member_erasure()

@@ -1,0 +1,148 @@
+"""Erase one member from the Delta tables, including their history: the right to erasure (GDPR Art. 17).
+
+Entry point `member_erasure` of the jobs wheel, run by the DAG `member_erasure` after the member is gone
+from the source and from the landing batches (include/erasure_landing.py).
+
+Why delete-and-purge rather than crypto-shredding (docs/pii.md, "Erasure"): one table key encrypts every
+member, so there is no per-member key to destroy; physically removing the rows is what Delta documents for
+GDPR. With deletion vectors a DELETE only marks rows as deleted, and the files holding them stay readable
+through time travel until VACUUM removes them. So, for each table holding the member's personal data
+(tables.MEMBER_PII_TABLES):
+1. ``delete_member``: a MERGE ... WHEN MATCHED DELETE against a one-row source, not a DELETE with a
+   literal predicate, which Delta would keep in the commit's operationParameters, in the log, for 30 days.
+2. ``REORG TABLE ... APPLY (PURGE)``: rewrite the files whose deletion vectors mark the member's rows.
+3. ``VACUUM ... RETAIN 0 HOURS``: remove every file no longer in the latest version, so no older version
+   can bring the rows back. The 7-day safety check is switched off for this job's session only: this is
+   the one path that may go below it, and it ends time travel to older versions for every reader.
+The table log holds no member id (tables declare no statistics on identifying columns). The request is
+recorded in ``erasure_requests`` by a keyed hash of the member id, never the id. Rerunning a request
+removes nothing more and changes nothing but completed_at.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse_jobs import hadoop_fs, pii
+from lakehouse_jobs.delta import ensure_table, retry_on_conflict
+from lakehouse_jobs.quality import UUID_PATTERN, trimmed
+from lakehouse_jobs.tables import ERASURE_REQUESTS, MEMBER_PII_TABLES, TableSpec
+
+log = logging.getLogger(__name__)
+
+RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
+
+
+def request_hash(member_id: str, keys: pii.PiiKeys) -> str:
+    """HMAC-SHA-256 (hex) of the member id: equal to pii.keyed_hash of the same text in Spark."""
+    return hmac.new(keys.hmac_key, member_id.encode(), hashlib.sha256).hexdigest()
+
+
+def erase_ids(spark: SparkSession, member_id: str) -> DataFrame:
+    """The id as data (column ``_erase_id``), never as a literal in a plan or a commit's predicate."""
+    return spark.createDataFrame([(member_id,)], "_erase_id string")
+
+
+def delete_member(spark: SparkSession, spec: TableSpec, path: str, member_id: str) -> int:
+    """Delete the member's rows from one table (the quarantine's raw ids compared trimmed and lower-cased);
+    the number of rows deleted."""
+    ensure_table(spark, spec, path)
+    target_id = F.lower(trimmed("member_id")) if spec.name == "member_quarantine" else F.col("member_id")
+    source = erase_ids(spark, member_id)
+
+    def delete() -> int:
+        table = DeltaTable.forPath(spark, path)
+        if remaining_rows(table.toDF(), source, raw_ids=spec.name == "member_quarantine") == 0:
+            return 0
+        table.alias("t").merge(source.alias("s"), target_id == F.col("s._erase_id")).whenMatchedDelete().execute()
+        metrics = table.history(1).first()["operationMetrics"]
+        return int(metrics.get("numTargetRowsDeleted", 0))
+
+    return retry_on_conflict(delete, f"erase from {path}")
+
+
+def purge(spark: SparkSession, path: str) -> None:
+    """Rewrite the files with deleted rows, then remove every file the latest version does not use."""
+    spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
+    spark.conf.set(RETENTION_CHECK_CONF, "false")
+    try:
+        DeltaTable.forPath(spark, path).vacuum(0.0)
+    finally:
+        spark.conf.unset(RETENTION_CHECK_CONF)
+
+
+def remaining_rows(df: DataFrame, ids: DataFrame, raw_ids: bool) -> int:
+    """Rows of `df` whose member_id (trimmed and lower-cased when `raw_ids`) is in `ids` (``_erase_id``)."""
+    column = F.lower(trimmed("member_id")) if raw_ids else F.col("member_id")
+    return df.join(ids, column == ids["_erase_id"], "left_semi").count()
+
+
+def record_request(spark: SparkSession, path: str, digest: str, request_id: str, removed: dict) -> None:
+    """Upsert the request's row: the removal counts are kept from the run that removed something."""
+    ensure_table(spark, ERASURE_REQUESTS, path)
+    now = datetime.now(timezone.utc)
+    row = spark.createDataFrame([(digest, now, now, request_id, json.dumps(removed, sort_keys=True))],
+                                "request_hash string, first_requested_at timestamp, completed_at timestamp, "
+                                "request_id string, removed string")
+    removed_something = any(v for v in removed.get("rows", {}).values())
+
+    def upsert() -> None:
+        update = {"completed_at": "s.completed_at", "request_id": "s.request_id"}
+        if removed_something:
+            update["removed"] = "s.removed"
+        (DeltaTable.forPath(spark, path).alias("t").merge(row.alias("s"), "t.request_hash = s.request_hash")
+         .whenMatchedUpdate(set=update).whenNotMatchedInsertAll().execute())
+
+    retry_on_conflict(upsert, f"record erasure request in {path}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="member_erasure", description=__doc__.splitlines()[0])
+    parser.add_argument("--member-id", required=True, help="the member's UUID (lower case)")
+    parser.add_argument("--tables-root", required=True, help="where the Delta tables live")
+    parser.add_argument("--request-id", required=True, help="the Airflow run that asks (recorded)")
+    parser.add_argument("--landing", default="{}",
+                        help="JSON counts of the landing erasure that ran before (recorded with the request)")
+    parser.add_argument("--result-path", required=True, help="JSON file of counts, written last")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> dict[str, Any]:
+    """The job. Returns (and writes to --result-path) counts only: rows removed and rows left per table
+    (left must be 0), and the request's hash. Raises ValueError for a member id that is not a lower-case
+    UUID, PiiKeyError without a usable key."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    member_id = args.member_id
+    if not re.match(UUID_PATTERN, member_id):
+        raise ValueError("--member-id must be a lower-case UUID")  # the value is not echoed: it may be anything
+    keys = pii.PiiKeys.from_env()
+    digest = request_hash(member_id, keys)
+    spark = spark or SparkSession.builder.getOrCreate()
+    root = args.tables_root.rstrip("/")
+
+    removed, left = {}, {}
+    for spec in MEMBER_PII_TABLES:
+        path = f"{root}/{spec.name}"
+        removed[spec.name] = delete_member(spark, spec, path, member_id)
+        purge(spark, path)
+        left[spec.name] = remaining_rows(spark.read.format("delta").load(path), erase_ids(spark, member_id),
+                                         raw_ids=spec.name == "member_quarantine")
+        log.info("erasure %s: %s removed %d rows, %d left", digest[:12], spec.name, removed[spec.name],
+                 left[spec.name])
+    record_request(spark, f"{root}/{ERASURE_REQUESTS.name}", digest, args.request_id,
+                   {"rows": removed, "landing": json.loads(args.landing)})
+    result = {"request_hash": digest, "rows_removed": removed, "rows_left": left}
+    hadoop_fs.write_text(spark, args.result_path, json.dumps(result, sort_keys=True))
+    return result
