@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import time
 
 from dev import pii_scan
 from dev.airflow_api import AirflowApi, airflow_cli, trigger
@@ -19,6 +20,7 @@ from dev.demo_report import counts_for_run
 from dev.seed_members import DIRTY_MEMBERS, connect_root, generate_members, load_members
 
 DAG_ID = "member_pipeline"
+MAINTENANCE_DAG_ID = "lakehouse_maintenance"
 
 
 def change_the_source() -> None:
@@ -37,6 +39,19 @@ def change_the_source() -> None:
     print(f"==> source changes: member {gone} deleted, {moved} changed email, one new member", flush=True)
 
 
+def asset_triggered_run(api: AirflowApi, after: str, timeout: float = 120) -> str | None:
+    """The run of the maintenance DAG the Asset events of run `after` queued, once it exists."""
+    started = api.get(f"dags/{DAG_ID}/dagRuns/{after}").json()["start_date"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = api.get(f"dags/{MAINTENANCE_DAG_ID}/dagRuns?order_by=-logical_date&limit=5").json()["dag_runs"]
+        for run in runs:
+            if run["run_type"] == "asset_triggered" and (run["queued_at"] or "") >= started:
+                return run["dag_run_id"]
+        time.sleep(3)
+    return None
+
+
 def main() -> int:
     api = AirflowApi()
     print("==> waiting for Airflow to list the DAG", flush=True)
@@ -44,8 +59,12 @@ def main() -> int:
     # unpausing makes the scheduler run today's interval: let that run finish first, so the source
     # changes below are what this demo's run merges
     airflow_cli("dags", "unpause", DAG_ID)
-    print("==> waiting for any scheduled run of the DAG to finish", flush=True)
+    # runs after each verified member run, scheduled on the member table's Asset (include/assets.py)
+    api.wait_for_dag(MAINTENANCE_DAG_ID)
+    airflow_cli("dags", "unpause", MAINTENANCE_DAG_ID)
+    print("==> waiting for any scheduled run of the DAGs to finish", flush=True)
     api.wait_until_idle(DAG_ID)
+    api.wait_until_idle(MAINTENANCE_DAG_ID)
     change_the_source()
     run_id = "demo__" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     print(f"==> airflow dags trigger {DAG_ID} --run-id {run_id}", flush=True)
@@ -58,6 +77,10 @@ def main() -> int:
     if state != "success":
         print(f"run {run_id} ended {state}: see the UI at {api.base_url} or .local/logs/", file=sys.stderr)
         return 1
+
+    print(f"==> {MAINTENANCE_DAG_ID}: started by the Asset delta_member that {run_id} updated", flush=True)
+    maintenance = asset_triggered_run(api, after=run_id)
+    maintenance_state = api.wait_for_run(MAINTENANCE_DAG_ID, maintenance, progress=show) if maintenance else None
 
     c = counts_for_run(api, DAG_ID, run_id)
     reasons = "\n".join(f"    {reason:<32}{n:>10}" for reason, n in sorted(c["quarantine_reasons"].items()))
@@ -89,13 +112,19 @@ PII: {scan.objects} files of {', '.join(pii_scan.PROTECTED_TABLES)} (every retai
   {scan.values_searched} plaintext emails, phones and addresses from MySQL: {
       'none found' if not scan.found else f'FOUND in {sorted(scan.found)}'}
 
+Assets         member_pipeline.reconcile updated delta_member, delta_dim_member, delta_member_quarantine;
+               {MAINTENANCE_DAG_ID} (OPTIMIZE, VACUUM 7 days, landing expiry) ran on them: {
+                   maintenance_state or 'no run was queued'} (UI: {api.base_url}/assets)
+Erasure        airflow dags trigger member_erasure --conf '{{"member_id": "<uuid>"}}' after deleting the member
+               at the source (docs/pii.md, "Erasure")
+
 Airflow UI     {api.base_url}  (user {os.environ['AIRFLOW_ADMIN_USER']}, password: AIRFLOW_ADMIN_PASSWORD in .env)
 S3 endpoint    {os.environ['S3_ENDPOINT_URL']}  (console http://127.0.0.1:{os.environ['S3_CONSOLE_PORT']})
                keys: S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY in .env
 Landing batch  {c['manifest_uri']}
 Delta table    {c['delta_uri']}
 Stop the stack with `make down`; data stays in .local/.""")
-    return 0 if ok else 1
+    return 0 if ok and maintenance_state == "success" else 1
 
 
 if __name__ == "__main__":
