@@ -44,7 +44,7 @@ def asset_triggered_run(api: AirflowApi, after: str, timeout: float = 120) -> st
     started = api.get(f"dags/{DAG_ID}/dagRuns/{after}").json()["start_date"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = api.get(f"dags/{MAINTENANCE_DAG_ID}/dagRuns?order_by=-logical_date&limit=5").json()["dag_runs"]
+        runs = api.get(f"dags/{MAINTENANCE_DAG_ID}/dagRuns?order_by=-run_after&limit=5").json()["dag_runs"]
         for run in runs:
             if run["run_type"] == "asset_triggered" and (run["queued_at"] or "") >= started:
                 return run["dag_run_id"]
