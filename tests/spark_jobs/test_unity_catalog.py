@@ -434,7 +434,7 @@ def test_grants():
     readable = {g: {t for t, p in grants[g].items() if "SELECT" in p} for g in uc.GROUPS}
     assert readable[uc.ANALYSTS] == {"member", "dim_member", "member_batches"}
     assert readable[uc.PII_READERS] == {"member_pii", "dim_member_pii"}
-    assert readable[uc.STEWARDS] == {"member_quarantine", "member_batches"}
+    assert readable[uc.STEWARDS] == {"member_quarantine", "member_batches", "erasure_requests"}
     assert not any("MODIFY" in p for g in uc.GROUPS if g != uc.ENGINEERS for p in grants[g].values())
 
 

@@ -85,6 +85,8 @@ TABLE_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
     "dim_member": ((ENGINEERS, "SELECT, MODIFY"), (ANALYSTS, "SELECT")),
     "member_quarantine": ((ENGINEERS, "SELECT, MODIFY"), (STEWARDS, "SELECT")),
     "member_batches": ((ENGINEERS, "SELECT, MODIFY"), (ANALYSTS, "SELECT"), (STEWARDS, "SELECT")),
+    # the erasure audit trail (keyed hashes and counts): the jobs write it, data stewards answer for it
+    "erasure_requests": ((ENGINEERS, "SELECT, MODIFY"), (STEWARDS, "SELECT")),
     "member_pii": ((PII_READERS, "SELECT"),),
     "dim_member_pii": ((PII_READERS, "SELECT"),),
 }
