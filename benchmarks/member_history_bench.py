@@ -752,8 +752,8 @@ def markdown(report: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- main
-def local_session(driver_memory: str) -> SparkSession:
-    """local[2] with the conf the local runner and the tests use (dev/local_spark.py)."""
+def local_session(driver_memory: str, extra_conf: dict[str, str] | None = None) -> SparkSession:
+    """local[2] with the conf the local runner and the tests use (dev/local_spark.py), plus `extra_conf`."""
     from pyspark.sql import SparkSession
 
     from dev.local_spark import local_spark_conf
@@ -761,7 +761,7 @@ def local_session(driver_memory: str) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (SparkSession.builder.master("local[2]").appName("member_history_bench")
                .config("spark.driver.memory", driver_memory).config("spark.ui.showConsoleProgress", "false"))
-    for key, value in local_spark_conf().items():
+    for key, value in (local_spark_conf() | (extra_conf or {})).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 

@@ -70,7 +70,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
@@ -123,16 +123,21 @@ def clean_members(df: DataFrame) -> DataFrame:
     country_code_udf = F.pandas_udf(standardise.country_codes, "string")
     phone_e164_udf = F.pandas_udf(standardise.phones_e164, "string")
     email_udf = F.pandas_udf(standardise.emails_normalised, standardise.EMAIL_RESULT_TYPE)
+    cleaned = df.select(
+        F.struct(*SOURCE_COLUMNS).alias("_raw"),
+        *[trimmed(c).alias(c) for c in MEMBER.column_names if c != "registration_date"],
+        "registration_date",
+        *carried,
+    ).withColumn("member_id", F.lower("member_id"))
+    # A batch names a few hundred countries: each is resolved once, and the codes reach the rows by a join
+    # with that small table, broadcast, instead of a Python call per row.
+    lookup = materialise(cleaned.where(F.col("country").isNotNull()).select("country").distinct()
+                         .withColumn("country_code", country_code_udf("country")))
+    if lookup.count() <= COUNTRY_LOOKUP_BROADCAST_ROWS:
+        lookup = F.broadcast(lookup)
     cleaned = (
-        df.select(
-            F.struct(*SOURCE_COLUMNS).alias("_raw"),
-            *[trimmed(c).alias(c) for c in MEMBER.column_names if c != "registration_date"],
-            "registration_date",
-            *carried,
-        )
-        .withColumn("member_id", F.lower("member_id"))
+        cleaned.join(lookup, "country", "left")
         .withColumn("_email", email_udf("email"))
-        .withColumn("country_code", country_code_udf("country"))
         .withColumn("phone_e164", phone_e164_udf("phone_number", "country_code"))
     )
     return cleaned.select(
@@ -141,6 +146,12 @@ def clean_members(df: DataFrame) -> DataFrame:
         F.col("_email.error").alias("_email_error"),
         *carried,
     )
+
+
+# Up to this many member ids (~40 MB as strings) are shipped to every task (broadcast) rather than shuffled.
+BROADCAST_KEYS_MAX = 1_000_000
+# a garbled source could name millions of "countries"; past this the lookup is joined without broadcasting
+COUNTRY_LOOKUP_BROADCAST_ROWS = 100_000
 
 
 # ----------------------------------------------------------------------------------------- validate
@@ -227,17 +238,19 @@ def hash_source(df: DataFrame) -> DataFrame:
 class ChangePlan:
     """What a batch changes, by member_id, before any per-row work.
 
-    statuses: one row per key (``_key``) of the batch or the table, with ``_status``: new, changed,
-    unchanged, duplicate (the key is on more than one source row) or deleted (in the table, absent
-    from a snapshot), and ``_rows`` (source rows with that key). counts: source rows per status, and for
-    deleted the table rows.
+    statuses: one row per key (``_key``) of the batch or the table that needs work, with ``_status``: new,
+    changed, duplicate (the key is on more than one source row) or deleted (in the table, absent from a
+    snapshot), ``_rows`` (source rows with that key) and ``_table_rows``; unchanged keys are only counted.
+    batch_keys: every key of the batch (lazy: read again only where needed). counts: source rows per
+    status, and for deleted the table rows.
     """
 
     statuses: DataFrame
+    batch_keys: DataFrame
     counts: dict[str, int]
     table_version: int  # the member table's version the comparison read
     table_rows: int  # rows of the member table the comparison saw (all of them for a snapshot)
-    table_duplicate_keys: int  # keys held by more than one of those rows (a broken table; must be 0)
+    table_duplicate_keys: int  # rows beyond the first of a key held more than once (a broken table; must be 0)
 
     def candidates(self, batch: DataFrame) -> DataFrame:
         """The batch's rows that need cleaning and validation: every row of a new, changed or duplicated
@@ -245,7 +258,7 @@ class ChangePlan:
         keys = self.statuses.where(F.col("_status").isin("new", "changed", "duplicate")).select("_key")
         if self.counts.get("unchanged", 0) == 0:  # a first load: no comparison can spare a row
             return batch
-        small = sum(self.counts.get(s, 0) for s in ("new", "changed", "duplicate")) < 1_000_000
+        small = sum(self.counts.get(s, 0) for s in ("new", "changed", "duplicate")) <= BROADCAST_KEYS_MAX
         # a daily change is a few percent of the table: shipping its keys to every task beats a shuffle
         keys = F.broadcast(keys) if small else keys
         keyed = batch.withColumn("_key", source_key())
@@ -255,18 +268,27 @@ class ChangePlan:
         return self.statuses.where(F.col("_status") == "deleted").select(F.col("_key").alias("member_id"))
 
 
+STATUSES = ("new", "changed", "unchanged", "duplicate", "deleted")
+
+
 def plan_changes(batch_hashes: DataFrame, table: DataFrame, table_version: int, snapshot: bool) -> ChangePlan:
     """Compare the batch (``member_id`` as landed, ``source_hash``) with the member table (``member_id``,
     ``source_hash``): see ChangePlan. With `snapshot`, a table key absent from the batch is a deletion;
-    an incremental batch deletes nothing."""
+    an incremental batch deletes nothing.
+
+    One pass: both sides are aggregated per key (the join reuses that partitioning, so each side is
+    shuffled once), the counts are observed on the way (Spark's Observation), and only the keys that need
+    work are kept, on disk: at 5% changed, a twentieth of the table.
+    """
     per_key = batch_hashes.groupBy(source_key().alias("_key")).agg(
         F.count(F.lit(1)).alias("_rows"), F.min("source_hash").alias("_hash"))
-    current = table.select(F.col("member_id").alias("_key"), F.col("source_hash").alias("_table_hash"))
-    joined = per_key.join(current.withColumn("_in_table", F.lit(True)), "_key", "full_outer" if snapshot else "left")
+    current = table.groupBy(F.col("member_id").alias("_key")).agg(
+        F.count(F.lit(1)).alias("_table_rows"), F.min("source_hash").alias("_table_hash"))
+    joined = per_key.join(current, "_key", "full_outer" if snapshot else "left")
     statuses = joined.select(
         "_key",
-        F.coalesce("_in_table", F.lit(False)).alias("_in_table"),
         F.coalesce("_rows", F.lit(0)).alias("_rows"),
+        F.coalesce("_table_rows", F.lit(0)).alias("_table_rows"),
         F.when(F.col("_rows").isNull(), "deleted")
         .when(F.col("_key").isNull(), "new")  # rows without a key: quarantined as missing_member_id
         .when(F.col("_rows") > 1, "duplicate")
@@ -274,13 +296,19 @@ def plan_changes(batch_hashes: DataFrame, table: DataFrame, table_version: int, 
         .when(F.col("_hash") == F.col("_table_hash"), "unchanged")
         .otherwise("changed").alias("_status"),
     )
-    statuses = materialise(statuses)
-    counts = {r["_status"]: r["n"] for r in statuses.groupBy("_status").agg(
-        F.sum(F.when(F.col("_status") == "deleted", 1).otherwise(F.col("_rows"))).alias("n")).collect()}
-    # the join gives one row per table row: a key on two table rows shows as two rows of one key
-    table = statuses.where("_in_table").agg(
-        F.count(F.lit(1)).alias("rows"), F.count_distinct("_key").alias("keys")).first()
-    return ChangePlan(statuses, counts, table_version, table["rows"], table["rows"] - table["keys"])
+    observation = Observation(f"plan_changes_{uuid.uuid4().hex}")  # unique: jobs may share a session
+    statuses = statuses.observe(
+        observation,
+        *[F.sum(F.when(F.col("_status") == s, F.col("_table_rows" if s == "deleted" else "_rows"))
+                .otherwise(0)).alias(s) for s in STATUSES],
+        F.sum("_table_rows").alias("_table_rows"),
+        F.sum(F.greatest(F.col("_table_rows") - 1, F.lit(0))).alias("_table_duplicate_keys"),
+    )
+    statuses = materialise(statuses.where(F.col("_status") != "unchanged"))
+    observed = {k: int(v or 0) for k, v in observation.get.items()}
+    counts = {s: observed[s] for s in STATUSES if observed[s]}
+    return ChangePlan(statuses, batch_hashes.select(source_key().alias("_key")), counts, table_version,
+                      observed["_table_rows"], observed["_table_duplicate_keys"])
 
 
 # ------------------------------------------------------------------------------------------ protect
@@ -358,6 +386,7 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
     """
     ensure_table(spark, DIM_MEMBER, path)
     attributes = [c for c in DIM_MEMBER.column_names if c in changes.columns]
+    changes_are_small = changes.count() + deleted.count() <= BROADCAST_KEYS_MAX
     at = F.lit(extracted_at).cast("timestamp")
     values = {c: f"s.{c}" for c in attributes} | {
         "valid_from": at, "valid_to": F.lit(OPEN_END).cast("timestamp"), "is_current": F.lit(True),
@@ -371,6 +400,10 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
             spark.read.format("delta").load(path).where("is_current")
             .select("member_id", F.col("attribute_hash").alias("_current_hash"))
         )
+        # only the current versions of the members this batch touches: a daily change is a few percent of
+        # the table, so its ids go to every task (broadcast) instead of shuffling the whole table to meet them
+        touched = changes.select("member_id").unionByName(deleted.select("member_id"))
+        current = current.join(F.broadcast(touched) if changes_are_small else touched, "member_id", "left_semi")
         changed = (
             changes.join(current, "member_id", "left")
             .where(F.col("_current_hash").isNull() | (F.col("_current_hash") != F.col("attribute_hash")))
@@ -463,16 +496,19 @@ def _tagged_commit(spark: SparkSession, builder: Any, path: str, commit_tag: str
 
 def table_facts(spark: SparkSession, table_path: str, version: int | None, plan: ChangePlan,
                 snapshot: bool) -> dict[str, int]:
-    """What the member table looks like around the job's commit, read back from the table itself (not from
-    the MERGE): rows just before and at `version`, member ids held more than once (must be 0), and after a
-    snapshot, rows whose member is absent from it (must be 0).
+    """What the member table looks like around the job's commit: rows just before and at `version`, member
+    ids held more than once (must be 0), and after a snapshot, rows whose member is absent from it (must be 0).
 
-    `version` None (nothing committed): the table is as the plan read it, so the facts come from the plan's
-    comparison (one row per table row and batch key), without reading the table again.
+    When `version` is None (nothing committed) or the very next version after the one the plan compared
+    (nobody else committed in between), the facts need no scan of the table: the plan's comparison saw one
+    row per table row and batch key, and the commit's own metrics say what it deleted. Its source holds each
+    member id once (validation quarantines duplicated ids, and a deleted id is absent from the batch) and a
+    MERGE inserts only ids it did not match, so it cannot add a duplicate. The row count at `version` comes
+    from the Delta log's statistics, and the DAG's reconciliation checks it against the commit's metrics.
+    Otherwise (a concurrent writer) the table is read back in full.
     """
-    unchanged_since_plan = DeltaTable.forPath(spark, table_path).history(1).first()["version"] == plan.table_version
-    # nothing committed, and nobody else either: a snapshot's comparison saw every row of this very version
-    if version is None and snapshot and unchanged_since_plan:
+    history = DeltaTable.forPath(spark, table_path).history(20).select("version", "operationMetrics").collect()
+    if version is None and snapshot and history[0]["version"] == plan.table_version:
         return {"rows_before": plan.table_rows, "rows_after": plan.table_rows,
                 "duplicate_keys": plan.table_duplicate_keys,
                 "rows_absent_from_snapshot": plan.counts.get("deleted", 0)}
@@ -480,6 +516,14 @@ def table_facts(spark: SparkSession, table_path: str, version: int | None, plan:
     def at(v: int | None) -> DataFrame:
         reader = spark.read.format("delta")
         return (reader if v is None else reader.option("versionAsOf", v)).load(table_path)
+
+    ours = next((h["operationMetrics"] for h in history if h["version"] == version), None)
+    if version == plan.table_version + 1 and ours is not None:  # never true for None
+        facts = {"rows_before": plan.table_rows, "rows_after": at(version).count(),
+                 "duplicate_keys": plan.table_duplicate_keys}
+        if snapshot:
+            facts["rows_absent_from_snapshot"] = plan.counts.get("deleted", 0) - int(ours["numTargetRowsDeleted"])
+        return facts
 
     after = at(version)
     rows_after = after.count()
@@ -490,7 +534,7 @@ def table_facts(spark: SparkSession, table_path: str, version: int | None, plan:
         "duplicate_keys": after.groupBy("member_id").count().where("count > 1").count(),
     }
     if snapshot:
-        keys = plan.statuses.where(F.col("_status") != "deleted").select("_key")
+        keys = plan.batch_keys
         facts["rows_absent_from_snapshot"] = after.join(keys, after["member_id"] == keys["_key"], "left_anti").count()
     return facts
 
