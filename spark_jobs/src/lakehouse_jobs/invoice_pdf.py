@@ -1,0 +1,604 @@
+"""Invoice PDFs of the reference layout (``/work/shared/seed/invoice.pdf``) parsed into ``InvoiceDocument``.
+
+``parse_invoice_pdf(data)`` returns what the invoice prints, or raises ``InvoiceParseError`` with a stable
+``reason`` (``REASONS``) and a free-text ``detail``. It never guesses: text it cannot place, a number or
+date not written exactly as the layout writes them, a label it does not know, is an error, not a None.
+It does not judge the arithmetic: an invoice whose numbers do not add up parses to the numbers it prints,
+and ``invoice_document.check_arithmetic`` says what is wrong (callers quarantine on either).
+
+Library: pypdfium2 (PDFium, Chrome's PDF engine, through ctypes), chosen by measurement against
+pdfplumber (pdfminer.six, pure Python): ``benchmarks/invoice_parse_bench.py`` parses the same invoices
+through this module with either library's characters; pdfplumber alone cost more per page than the
+whole budget of ~30 ms per invoice per core. PDFium is not thread-safe: parse in one thread per process
+(Spark's Python workers are processes).
+
+How a page is read (every coordinate in points, y growing downwards):
+
+1. Characters: PDFium's text layer, each character with its loose box (advance width x font ascent and
+   descent) and its baseline. Whitespace is dropped; spacing is recomputed from the geometry.
+2. Lines: characters whose baselines are within 0.3 of a character height of the line's first.
+3. Cells: a line's characters left to right, split where the gap exceeds 0.5 character heights (columns
+   are further apart than that; a space is about 0.25); a gap over 0.15 heights is a space inside a cell.
+4. Regions, top to bottom, across pages: the header (title "INVOICE", "# <number>", the label/value rows
+   of ``HEADER_LABELS``, the seller block, "Bill To:" and "Ship To:" blocks), the item table from its
+   header row "Item | Quantity | Unit Price | Amount" (a cell belongs to a column by the header cell's
+   edge: Quantity left-aligned, Unit Price and Amount right-aligned, the description left of Quantity;
+   a line with only a description continues the item above, which is how a wrapped description reads),
+   the totals ("Subtotal:" ... ``TOTAL_LABEL``), then the "Notes:" and "Terms:" blocks.
+   Pages after the first may start with "# <number> (continued)" and repeat the table header; "Page i of
+   n" footers are checked against the page count.
+
+Money is "<prefix><digits with thousands commas>[.<minor digits>]" with a prefix of ``CURRENCY_PREFIXES``
+(a bare "$" or "¥" names several currencies and is refused) and exactly as many decimals as the
+currency's ISO 4217 minor unit; every amount of one invoice must have the same currency. Dates are "Jan
+1, 2024" (English month name or abbreviation) or ISO "2024-01-01". Quantities are plain decimals
+("2", "1,000", "2.5").
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import NamedTuple
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+from lakehouse_jobs.invoice_document import (
+    ADJUSTMENT_SIGNS,
+    CENT,
+    CURRENCY_EXPONENTS,
+    Adjustment,
+    InvoiceDocument,
+    InvoiceLine,
+    Party,
+)
+
+REASONS = frozenset({
+    "not_pdf",                 # no "%PDF-" header in the first 1024 bytes
+    "truncated",               # no "%%EOF" in the last 1024 bytes (ISO 32000-1 7.5.5): the file was cut
+    "encrypted",               # needs a password (or a security handler PDFium lacks)
+    "corrupt_pdf",             # PDFium cannot load the document or a page
+    "too_many_pages",          # more than max_pages pages
+    "no_text_layer",           # a page without text (a scan: an image only)
+    "unreadable_text",         # text whose characters PDFium cannot map to Unicode
+    "layout_unrecognised",     # text the layout does not place, an unknown label, a missing table header
+    "required_field_missing",  # detail: the field
+    "duplicate_field",         # a label printed twice, or two different balances
+    "unparseable_number",      # money, quantity or member number not written as the layout writes them
+    "unparseable_date",
+    "unknown_currency",        # a money prefix outside CURRENCY_PREFIXES
+    "mixed_currency",          # amounts of one invoice in different currencies
+    "page_sequence",           # "Page i of n" or a continued invoice number disagrees with the document
+})
+
+MAX_PAGES = 20
+
+# money prefixes as this layout prints them (CLDR English symbols, disambiguated), to ISO 4217 codes
+CURRENCY_PREFIXES: dict[str, str] = {
+    "HK$": "HKD", "US$": "USD", "S$": "SGD", "€": "EUR", "£": "GBP", "JP¥": "JPY", "CN¥": "CNY",
+    "A$": "AUD", "CA$": "CAD", "NZ$": "NZD", "NT$": "TWD", "MOP$": "MOP",
+}
+assert set(CURRENCY_PREFIXES.values()) <= set(CURRENCY_EXPONENTS)
+
+# label/value rows of the header box -> InvoiceDocument field
+HEADER_LABELS: dict[str, str] = {
+    "Date:": "invoice_date", "Invoice Date:": "invoice_date", "Due Date:": "due_date",
+    "Payment Terms:": "payment_terms", "Payment Method:": "payment_method", "Member No.:": "member_number",
+    "PO Number:": "po_number", "Balance Due:": "balance_due",
+}
+TOTAL_LABEL = re.compile(
+    r"^(?P<name>Subtotal|Total|Amount Paid|Balance Due|" + "|".join(k.capitalize() for k in ADJUSTMENT_SIGNS)
+    + r")(?: \((?P<rate>\d{1,3}(?:\.\d{1,4})?)%\))?:$"
+)
+TABLE_HEADER = ("Item", "Quantity", "Unit Price", "Amount")
+BLOCK_LABELS = {"Notes:": "notes", "Terms:": "terms"}
+
+# values of "Payment Terms:" that name a payment method (the seed prints "Payment Terms: Visa")
+PAYMENT_METHODS = frozenset(m.casefold() for m in (
+    "Visa", "Mastercard", "American Express", "UnionPay", "JCB", "Diners Club", "Discover", "Cash", "Cheque",
+    "Check", "Bank Transfer", "Wire Transfer", "PayPal", "Alipay", "WeChat Pay", "Octopus", "FPS",
+    "Apple Pay", "Google Pay", "Credit Card", "Debit Card",
+))
+
+MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+FULL_MONTHS = {m: i for i, m in enumerate(
+    ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+     "november", "december"), 1)}
+
+LINE_TOLERANCE = 0.3    # x character height: baselines closer than this are one line
+CELL_GAP = 0.5          # x character height: a wider gap starts a new cell (a space is ~0.25)
+SPACE_GAP = 0.15        # x character height: a wider gap inside a cell is a space
+ALIGN_TOLERANCE = 3.0   # points: a cell edge this close to a column's edge is in the column
+
+_MONEY = re.compile(r"^(?P<sign>-)?(?P<prefix>\D+?)(?P<int>\d{1,3}(?:,\d{3})*|\d+)(?:\.(?P<frac>\d+))?$")
+_QUANTITY = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,6})?$")
+_MEMBER = re.compile(r"^\d{1,18}$")
+_PAGE_FOOTER = re.compile(r"^Page (\d+) of (\d+)$")
+_WHITESPACE = frozenset((0x20, 0x0D, 0x0A, 0x09, 0xA0, 0x2002, 0x2003, 0x2009, 0x3000))
+_NUMBER_CELL = re.compile(r"^#\s*(?P<number>\S.*?)(?P<cont> \(continued\))?$")
+
+
+class InvoiceParseError(ValueError):
+    """The PDF is not an invoice this parser can read exactly; ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# ------------------------------------------------------------------------------------------ text layer
+
+
+class Char(NamedTuple):
+    """One character: ``x0``/``x1`` its loose box's horizontal extent, ``baseline`` its origin's y, ``height``
+    its loose box's height (about the font size), all in points from the page's top-left corner. (Named
+    tuples, not dataclasses: a page has hundreds of them, and they are built in the parser's hot loop.)"""
+
+    text: str
+    x0: float
+    x1: float
+    baseline: float
+    height: float
+
+
+@dataclass(frozen=True)
+class PageText:
+    width: float
+    height: float
+    chars: tuple[Char, ...]
+
+
+class Cell(NamedTuple):
+    """Characters of one line close enough together to be one value: "HK$3,380.00", "Payment Terms:"."""
+
+    text: str
+    x0: float
+    x1: float
+    baseline: float
+    height: float
+
+
+def _check_container(data: bytes) -> None:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"parse_invoice_pdf takes bytes, not {type(data).__name__}")
+    if b"%PDF-" not in bytes(data[:1024]):
+        raise InvoiceParseError("not_pdf", f"no %PDF- header in the first 1024 of {len(data)} bytes")
+    if b"%%EOF" not in bytes(data[-1024:]):
+        raise InvoiceParseError("truncated", f"no %%EOF marker in the last 1024 of {len(data)} bytes")
+
+
+def extract_pages(data: bytes, max_pages: int = MAX_PAGES) -> list[PageText]:
+    """PDFium's characters of every page of ``data``; raises InvoiceParseError for what is not a readable
+    PDF with a text layer (not_pdf, truncated, encrypted, corrupt_pdf, too_many_pages, no_text_layer,
+    unreadable_text)."""
+    _check_container(data)
+    try:
+        pdf = pdfium.PdfDocument(bytes(data))
+    except pdfium.PdfiumError as e:
+        if getattr(e, "err_code", None) in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
+            raise InvoiceParseError("encrypted", str(e)) from None
+        raise InvoiceParseError("corrupt_pdf", str(e)) from None
+    try:
+        count = len(pdf)
+        if count == 0:
+            raise InvoiceParseError("corrupt_pdf", "the document has no pages")
+        if count > max_pages:
+            raise InvoiceParseError("too_many_pages", f"{count} pages, at most {max_pages}")
+        return [_page_chars(pdf, i) for i in range(count)]
+    finally:
+        pdf.close()
+
+
+def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
+    try:
+        page = pdf[index]
+        textpage = page.get_textpage()
+    except pdfium.PdfiumError as e:
+        raise InvoiceParseError("corrupt_pdf", f"page {index + 1}: {e}") from None
+    try:
+        width, height = page.get_size()
+        raw = textpage.raw
+        box = pdfium_c.FS_RECTF()
+        ox, oy = ctypes.c_double(), ctypes.c_double()
+        unicode, loose_box, origin = (pdfium_c.FPDFText_GetUnicode, pdfium_c.FPDFText_GetLooseCharBox,
+                                      pdfium_c.FPDFText_GetCharOrigin)
+        chars = []
+        for i in range(pdfium_c.FPDFText_CountChars(raw)):
+            code = unicode(raw, i)
+            if code in _WHITESPACE:  # PDFium's generated spaces and line breaks too: spacing comes from geometry
+                continue
+            if code < 0x20 or code == 0xFFFD or 0xD800 <= code <= 0xDFFF:
+                raise InvoiceParseError("unreadable_text", f"page {index + 1}: character {code:#x} has no Unicode")
+            loose_box(raw, i, box)
+            origin(raw, i, ox, oy)
+            chars.append(Char(chr(code), box.left, box.right, height - oy.value, box.top - box.bottom))
+    finally:
+        textpage.close()
+        page.close()
+    if not chars:
+        raise InvoiceParseError("no_text_layer", f"page {index + 1} has no text (a scanned image?)")
+    return PageText(width, height, tuple(chars))
+
+
+def page_lines(page: PageText) -> list[list[Cell]]:
+    """The page's lines top to bottom, each a list of cells left to right (module docstring, steps 2-3)."""
+    chars = sorted(page.chars, key=lambda c: c.baseline)
+    groups: list[list[Char]] = []
+    for c in chars:
+        if groups and c.baseline - groups[-1][0].baseline <= LINE_TOLERANCE * max(c.height, groups[-1][0].height):
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    lines = []
+    for group in groups:
+        group.sort(key=lambda c: c.x0)
+        cells: list[list[Char]] = [[group[0]]]
+        for prev, c in zip(group, group[1:]):
+            if c.x0 - prev.x1 > CELL_GAP * max(c.height, prev.height):
+                cells.append([c])
+            else:
+                cells[-1].append(c)
+        lines.append([_cell(cs) for cs in cells])
+    return lines
+
+
+def _cell(chars: list[Char]) -> Cell:
+    parts = [chars[0].text]
+    for prev, c in zip(chars, chars[1:]):
+        if c.x0 - prev.x1 > SPACE_GAP * max(c.height, prev.height):
+            parts.append(" ")
+        parts.append(c.text)
+    return Cell("".join(parts), chars[0].x0, max(c.x1 for c in chars), min(c.baseline for c in chars),
+                max(c.height for c in chars))
+
+
+# ------------------------------------------------------------------------------------------ values
+
+
+def parse_money(text: str) -> tuple[str, Decimal]:
+    """("HKD", Decimal("3380.00")) from "HK$3,380.00"; raises InvoiceParseError (unknown_currency,
+    unparseable_number)."""
+    m = _MONEY.match(text)
+    if not m:
+        raise InvoiceParseError("unparseable_number", f"{text!r} is not an amount")
+    currency = CURRENCY_PREFIXES.get(m["prefix"])
+    if currency is None:
+        raise InvoiceParseError("unknown_currency", f"{text!r}: prefix {m['prefix']!r} is not one of "
+                                f"{sorted(CURRENCY_PREFIXES)}")
+    decimals = CURRENCY_EXPONENTS[currency]
+    if len(m["frac"] or "") != decimals:
+        raise InvoiceParseError("unparseable_number", f"{text!r}: {currency} amounts have {decimals} decimals")
+    value = Decimal(m["int"].replace(",", "") + ("." + m["frac"] if m["frac"] else ""))
+    return currency, (-value if m["sign"] else value).quantize(CENT)
+
+
+def parse_quantity(text: str) -> Decimal:
+    if not _QUANTITY.match(text):
+        raise InvoiceParseError("unparseable_number", f"quantity {text!r}")
+    return Decimal(text.replace(",", ""))
+
+
+def parse_date(text: str) -> dt.date:
+    """dt.date from "Jan 1, 2024", "January 1, 2024" or "2024-01-01"; raises InvoiceParseError
+    (unparseable_date)."""
+    try:
+        if m := re.match(r"^([A-Za-z]{3,9})\.? (\d{1,2}), (\d{4})$", text):
+            month = MONTHS.get(m[1].casefold()) or FULL_MONTHS.get(m[1].casefold())
+            if month is None:
+                raise ValueError(f"no month {m[1]!r}")
+            return dt.date(int(m[3]), month, int(m[2]))
+        if re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+            return dt.date.fromisoformat(text)
+    except ValueError as e:
+        raise InvoiceParseError("unparseable_date", f"{text!r}: {e}") from None
+    raise InvoiceParseError("unparseable_date", f"{text!r} is neither 'Jan 1, 2024' nor '2024-01-01'")
+
+
+# ------------------------------------------------------------------------------------------ layout
+
+
+def parse_invoice_pdf(data: bytes, *, max_pages: int = MAX_PAGES) -> InvoiceDocument:
+    """The invoice printed in ``data`` (the bytes of a PDF file).
+
+    Raises InvoiceParseError (``.reason`` in ``REASONS``, ``.detail`` says where) when the PDF cannot be
+    read or the invoice cannot be read exactly; TypeError when ``data`` is not bytes. Shapes and rules:
+    the module docstring and ``InvoiceDocument``.
+    """
+    return parse_pages(extract_pages(data, max_pages))
+
+
+def parse_pages(pages: list[PageText]) -> InvoiceDocument:
+    """The invoice on ``pages`` (characters from any extractor: the benchmark feeds pdfplumber's too)."""
+    return _Reader(pages).read()
+
+
+class _Reader:
+    """A single pass over the document's lines, region by region (module docstring, step 4)."""
+
+    def __init__(self, pages: list[PageText]) -> None:
+        self.pages = pages
+        self.fields: dict[str, object] = {}
+        self.currencies: set[str] = set()
+        self.lines: list[dict] = []
+        self.adjustments: list[Adjustment] = []
+        self.blocks: dict[str, list[str]] = {}
+        self.continued: list[tuple[int, str]] = []  # (page index, number) of "# <number> (continued)" lines
+
+    # -- helpers
+
+    def money(self, cell: Cell) -> Decimal:
+        currency, value = parse_money(cell.text)
+        self.currencies.add(currency)
+        return value
+
+    def set(self, field: str, value: object) -> None:
+        if field in self.fields and self.fields[field] != value:
+            raise InvoiceParseError("duplicate_field", f"{field}: {self.fields[field]!r} and {value!r}")
+        if field in self.fields and field != "balance_due":
+            raise InvoiceParseError("duplicate_field", f"{field} printed twice")
+        self.fields[field] = value
+
+    @staticmethod
+    def unplaced(cell: Cell, where: str) -> InvoiceParseError:
+        return InvoiceParseError("layout_unrecognised",
+                                 f"{where}: text {cell.text!r} at x={cell.x0:.0f}, y={cell.baseline:.0f}")
+
+    # -- the pass
+
+    def read(self) -> InvoiceDocument:
+        lines: list[tuple[int, list[Cell]]] = []
+        for index, page in enumerate(self.pages):
+            for line in self.strip_furniture(index, page_lines(page)):
+                lines.append((index, line))
+        header_end = next((i for i, (_, line) in enumerate(lines) if _texts(line) == TABLE_HEADER), None)
+        if header_end is None:
+            raise InvoiceParseError("layout_unrecognised", "no item table header (Item, Quantity, Unit Price, "
+                                    "Amount)")
+        if lines[header_end][0] != 0:
+            raise InvoiceParseError("layout_unrecognised", "the item table does not start on page 1")
+        self.read_header([line for _, line in lines[:header_end]])
+        position = self.read_table(lines, header_end)
+        position = self.read_totals(lines, position)
+        self.read_blocks(lines, position)
+        return self.document()
+
+    def strip_furniture(self, index: int, lines: list[list[Cell]]) -> list[list[Cell]]:
+        """Drop "Page i of n" footers and, after page 1, the "# <number> (continued)" line, checking both."""
+        kept = []
+        for line in lines:
+            if len(line) == 1 and (m := _PAGE_FOOTER.match(line[0].text)):
+                if (int(m[1]), int(m[2])) != (index + 1, len(self.pages)):
+                    raise InvoiceParseError("page_sequence", f"page {index + 1} of {len(self.pages)} says "
+                                            f"{line[0].text!r}")
+                continue
+            if index > 0 and len(line) == 1 and (m := _NUMBER_CELL.match(line[0].text)) and m["cont"]:
+                self.continued.append((index, m["number"]))
+                continue
+            kept.append(line)
+        return kept
+
+    def read_header(self, lines: list[list[Cell]]) -> None:
+        leftovers: list[Cell] = []
+        bill_label = ship_label = None
+        # the right-hand column starts at its leftmost label; "#..." left of it is an address ("#05-01")
+        label_x0 = min((c.x0 for line in lines for c in line if c.text in HEADER_LABELS), default=0.0)
+        for line in lines:
+            cells = iter(enumerate(line))
+            for i, cell in cells:
+                if cell.text == "INVOICE" and "title" not in self.fields:
+                    self.fields["title"] = True
+                elif (m := _NUMBER_CELL.match(cell.text)) and not m["cont"] and cell.x0 >= label_x0:
+                    self.set("invoice_number", m["number"])
+                elif cell.text in HEADER_LABELS:
+                    if i + 1 >= len(line):
+                        raise InvoiceParseError("layout_unrecognised", f"{cell.text} without a value")
+                    _, value = next(cells)
+                    self.header_value(HEADER_LABELS[cell.text], value)
+                elif cell.text == "Bill To:" and bill_label is None:
+                    bill_label = cell
+                elif cell.text == "Ship To:" and ship_label is None:
+                    ship_label = cell
+                else:
+                    leftovers.append(cell)
+        if "title" not in self.fields:
+            raise InvoiceParseError("layout_unrecognised", "no INVOICE title")
+        # what remains is the seller (above "Bill To:") and the bill-to and ship-to blocks (below it)
+        above: list[Cell] = []
+        bill: list[Cell] = []
+        ship: list[Cell] = []
+        for cell in leftovers:
+            if label_x0 and cell.x1 > label_x0:
+                raise self.unplaced(cell, "header")
+            if bill_label is None or cell.baseline < bill_label.baseline:
+                above.append(cell)
+            elif ship_label is not None and cell.x0 >= ship_label.x0 - ALIGN_TOLERANCE:
+                ship.append(cell)
+            elif cell.x0 >= bill_label.x0 - ALIGN_TOLERANCE:
+                bill.append(cell)
+            else:
+                raise self.unplaced(cell, "bill-to block")
+        self.fields["seller"] = _party(above, "seller")
+        if ship_label is not None and bill_label is None:
+            raise InvoiceParseError("layout_unrecognised", "Ship To: without Bill To:")
+        if bill_label is not None:
+            self.fields["bill_to"] = _party(bill, "bill_to")
+            if self.fields["bill_to"] is None:
+                raise InvoiceParseError("required_field_missing", "bill_to: a Bill To: label without a name")
+        if ship_label is not None:
+            self.fields["ship_to"] = _party(ship, "ship_to")
+            if self.fields["ship_to"] is None:
+                raise InvoiceParseError("required_field_missing", "ship_to: a Ship To: label without a name")
+
+    def header_value(self, field: str, cell: Cell) -> None:
+        text = cell.text
+        if field in ("invoice_date", "due_date"):
+            self.set(field, parse_date(text))
+        elif field == "balance_due":
+            self.set(field, self.money(cell))
+        elif field == "member_number":
+            if not _MEMBER.match(text):
+                raise InvoiceParseError("unparseable_number", f"Member No. {text!r} is not a number")
+            self.set(field, int(text))
+        else:
+            self.set(field, text)
+
+    def read_table(self, lines: list[tuple[int, list[Cell]]], start: int) -> int:
+        """Item rows from the table header at ``start`` to the first totals label; returns that position."""
+        columns = _columns(lines[start][1])
+        header_page = lines[start][0]
+        previous: tuple[int, Cell] | None = None  # the current item's last line: (page, a cell of it)
+        position = start + 1
+        while position < len(lines):
+            page, line = lines[position]
+            if TOTAL_LABEL.match(line[0].text):
+                break
+            position += 1
+            if _texts(line) == TABLE_HEADER:
+                columns, header_page = _columns(line), page
+                continue
+            if page != header_page:
+                raise InvoiceParseError("layout_unrecognised", f"page {page + 1}: item rows without the table header")
+            row = _row(line, columns)
+            if row["numbers"]:
+                if not row["description"]:
+                    raise InvoiceParseError("required_field_missing", f"description of item {len(self.lines) + 1}")
+                qty, unit, amount = row["numbers"]
+                self.lines.append({"description": [row["description"]], "quantity": parse_quantity(qty.text),
+                                   "unit_price": self.money(unit), "amount": self.money(amount)})
+            else:
+                # a wrapped description: only right under the item it continues (same page or a new one)
+                near = previous is not None and (
+                    previous[0] != page or line[0].baseline - previous[1].baseline <= 2.0 * line[0].height)
+                if not self.lines or not near:
+                    raise self.unplaced(line[0], "item table")
+                self.lines[-1]["description"].append(row["description"])
+            previous = (page, line[0])
+        if not self.lines:
+            raise InvoiceParseError("required_field_missing", "lines: the item table is empty")
+        self.amount_x1 = columns["amount"]
+        return position
+
+    def read_totals(self, lines: list[tuple[int, list[Cell]]], position: int) -> int:
+        while position < len(lines):
+            _, line = lines[position]
+            if len(line) == 1 and line[0].text in BLOCK_LABELS:
+                break
+            m = TOTAL_LABEL.match(line[0].text)
+            if not m or len(line) != 2 or abs(line[1].x1 - self.amount_x1) > ALIGN_TOLERANCE:
+                raise self.unplaced(line[-1], "totals")
+            value = self.money(line[1])
+            name, kind = m["name"], m["name"].casefold()
+            if kind in ADJUSTMENT_SIGNS:
+                if value < 0:
+                    raise InvoiceParseError("unparseable_number", f"{line[0].text} {line[1].text}: printed "
+                                            "adjustments are amounts, their kind gives the direction")
+                rate = Decimal(m["rate"]) / 100 if m["rate"] else None
+                self.adjustments.append(Adjustment(kind, rate, value))
+            elif m["rate"]:
+                raise self.unplaced(line[0], "totals")
+            else:
+                self.set({"Subtotal": "subtotal", "Total": "total", "Amount Paid": "amount_paid",
+                          "Balance Due": "balance_due"}[name], value)
+            position += 1
+        return position
+
+    def read_blocks(self, lines: list[tuple[int, list[Cell]]], position: int) -> None:
+        current: tuple[str, Cell] | None = None
+        for _, line in lines[position:]:
+            if len(line) == 1 and line[0].text in BLOCK_LABELS:
+                field = BLOCK_LABELS[line[0].text]
+                if field in self.blocks:
+                    raise InvoiceParseError("duplicate_field", f"{line[0].text} printed twice")
+                current = (field, line[0])
+                self.blocks[field] = []
+            elif current is not None and len(line) == 1 and abs(line[0].x0 - current[1].x0) <= ALIGN_TOLERANCE:
+                self.blocks[current[0]].append(line[0].text)
+            else:
+                raise self.unplaced(line[-1], "notes and terms")
+
+    def document(self) -> InvoiceDocument:
+        f = self.fields
+        number = f.get("invoice_number")
+        for index, continued in self.continued:
+            if continued != number:
+                raise InvoiceParseError("page_sequence", f"page {index + 1} continues {continued!r}, not {number!r}")
+        for field in ("invoice_number", "invoice_date", "subtotal", "total", "balance_due"):
+            if f.get(field) is None:
+                raise InvoiceParseError("required_field_missing", field)
+        if len(self.currencies) != 1:
+            raise InvoiceParseError("mixed_currency", f"amounts in {sorted(self.currencies)}")
+        payment_method = f.get("payment_method")
+        if payment_method is None and str(f.get("payment_terms", "")).casefold() in PAYMENT_METHODS:
+            payment_method = f["payment_terms"]
+        return InvoiceDocument(
+            invoice_number=number,
+            invoice_date=f["invoice_date"],
+            currency=self.currencies.pop(),
+            lines=tuple(
+                InvoiceLine(i, " ".join(line["description"]), line["quantity"], line["unit_price"], line["amount"])
+                for i, line in enumerate(self.lines, 1)
+            ),
+            subtotal=f["subtotal"],
+            total=f["total"],
+            balance_due=f["balance_due"],
+            adjustments=tuple(self.adjustments),
+            amount_paid=f.get("amount_paid"),
+            due_date=f.get("due_date"),
+            payment_terms=f.get("payment_terms"),
+            payment_method=payment_method,
+            member_number=f.get("member_number"),
+            po_number=f.get("po_number"),
+            seller=f.get("seller"),
+            bill_to=f.get("bill_to"),
+            ship_to=f.get("ship_to"),
+            terms="\n".join(self.blocks["terms"]) if self.blocks.get("terms") else None,
+            notes="\n".join(self.blocks["notes"]) if self.blocks.get("notes") else None,
+        )
+
+
+def _texts(line: list[Cell]) -> tuple[str, ...]:
+    return tuple(c.text for c in line)
+
+
+def _columns(header: list[Cell]) -> dict[str, float]:
+    item, quantity, unit, amount = header
+    return {"item": item.x0, "quantity": quantity.x0, "unit": unit.x1, "amount": amount.x1}
+
+
+def _row(line: list[Cell], columns: dict[str, float]) -> dict:
+    """An item table line's description (cells left of Quantity, joined) and its (quantity, unit price,
+    amount) cells, or no numbers; any cell in no column, or only some of the numbers, is an error."""
+    description, numbers = [], {}
+    for cell in line:
+        if cell.x1 < columns["quantity"] - 1 and cell.x0 >= columns["item"] - ALIGN_TOLERANCE:
+            description.append(cell.text)
+            continue
+        for name, edge in (("quantity", cell.x0), ("unit", cell.x1), ("amount", cell.x1)):
+            if abs(edge - columns[name]) <= ALIGN_TOLERANCE and name not in numbers:
+                numbers[name] = cell
+                break
+        else:
+            raise _Reader.unplaced(cell, "item table")
+    if numbers and len(numbers) != 3:
+        raise InvoiceParseError("layout_unrecognised", f"an item row with only {sorted(numbers)}: "
+                                f"{' | '.join(_texts(line))}")
+    return {"description": " ".join(description),
+            "numbers": (numbers["quantity"], numbers["unit"], numbers["amount"]) if numbers else ()}
+
+
+def _party(cells: list[Cell], field: str) -> Party | None:
+    """A block of one cell per line, top to bottom: the name, then the address lines."""
+    if not cells:
+        return None
+    cells = sorted(cells, key=lambda c: c.baseline)
+    for prev, cell in zip(cells, cells[1:]):
+        if cell.baseline - prev.baseline < LINE_TOLERANCE * cell.height:
+            raise InvoiceParseError("layout_unrecognised", f"{field}: {prev.text!r} and {cell.text!r} on one line")
+    return Party(cells[0].text, tuple(c.text for c in cells[1:]))
