@@ -30,10 +30,14 @@ from collections.abc import Iterator
 import MySQLdb
 from faker import Faker
 
-from lakehouse_jobs.contracts import MEMBER, mysql_ddl
+from lakehouse_jobs.contracts import MEMBER, MEMBER_CARD, mysql_ddl
 
 # derived from the contract, so the seeded table is by construction what the extract expects
 MEMBER_DDL = mysql_ddl(MEMBER)
+MEMBER_CARD_DDL = mysql_ddl(MEMBER_CARD)
+FIRST_CARD_NUMBER = 11_000_001
+# the seed invoice's "Member No." (tests/data/invoice.pdf), given as a second card to the first member
+SEED_INVOICE_CARD = "11134891"
 COLUMNS = tuple(MEMBER.column_names)
 
 
@@ -121,11 +125,33 @@ def setup_schema(conn, database: str, extract_user: str, extract_password: str) 
     cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     cur.execute(f"USE `{database}`")
     cur.execute(MEMBER_DDL)
+    cur.execute(MEMBER_CARD_DDL)
     cur.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (extract_user, extract_password))
     # keeps the password in step with .env if the user existed already
     cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (extract_user, extract_password))
-    cur.execute(f"GRANT SELECT ON `{database}`.`member` TO %s@'%%'", (extract_user,))
+    for table in (MEMBER.table, MEMBER_CARD.table):
+        cur.execute(f"GRANT SELECT ON `{database}`.`{table}` TO %s@'%%'", (extract_user,))
     conn.commit()
+
+
+def issue_cards(conn) -> int:
+    """Give every member without a card the next card number (in member_id order, so a re-seed numbers
+    alike), and the seed invoice's card to the first member; returns the cards issued. Idempotent."""
+    cur = conn.cursor()
+    cur.execute("SELECT COALESCE(MAX(CAST(card_number AS UNSIGNED)), %s) FROM member_card "
+                "WHERE card_number <> %s", (FIRST_CARD_NUMBER - 1, SEED_INVOICE_CARD))
+    last = cur.fetchone()[0]
+    issued = cur.execute(
+        "INSERT INTO member_card (card_number, member_id, issued_on) "
+        "SELECT CAST(%s + ROW_NUMBER() OVER (ORDER BY m.member_id) AS CHAR), m.member_id, m.registration_date "
+        "FROM member m LEFT JOIN member_card c ON c.member_id = m.member_id "
+        "WHERE c.member_id IS NULL AND m.member_id IS NOT NULL AND m.member_id <> ''", (last,))
+    issued += cur.execute(
+        "INSERT IGNORE INTO member_card (card_number, member_id, issued_on) "
+        "SELECT %s, member_id, registration_date FROM member WHERE member_id <> '' ORDER BY member_id LIMIT 1",
+        (SEED_INVOICE_CARD,))
+    conn.commit()
+    return issued
 
 
 def load_members(conn, rows: Iterator[tuple]) -> int:
@@ -173,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seeded {loaded} members in {time.monotonic() - started:.1f}s")
     if args.dirty:
         print(f"dirty members: {load_dirty_members(conn)} added ({len(DIRTY_MEMBERS)} in all)")
+    print(f"member cards: {issue_cards(conn)} issued")
     return 0
 
 

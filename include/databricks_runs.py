@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from include import layout, settings
+from include import invoice_landing, layout, settings
 from include.settings import DatabricksSettings
 
 PACKAGE_NAME = "lakehouse_jobs"  # the import name of the spark_jobs wheel
@@ -124,6 +124,27 @@ def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
             "max-quarantine-ratio": max_quarantine_ratio,
         },
         run_name=f"member_merge {batch_id}",
+        classic_only=True,
+        db=db,
+    )
+
+
+def invoice_load_run(batch_id: str, member_cards_batch_id: str, db: DatabricksSettings | None = None) -> dict:
+    """The run that loads one claimed batch of invoice PDFs (include/invoice_landing.py) into the invoice
+    star schema (lakehouse_jobs.invoice_load), mapping card numbers with a landed member_card batch.
+    Both ids may be Jinja templates. The PDF parser (pypdfium2) is a dependency of the wheel, installed
+    with it on the cluster."""
+    return wheel_run(
+        "invoice_load",
+        "invoice_load",
+        {
+            "incoming": f"s3://{settings.LANDING_BUCKET}/{invoice_landing.batch_prefix(batch_id)}",
+            "member-cards": layout.manifest_uri("member_card", member_cards_batch_id),
+            "tables-root": layout.delta_root_uri(),
+            "batch-id": batch_id,
+            "result-path": layout.result_uri("invoice", batch_id),
+        },
+        run_name=f"invoice_load {batch_id}",
         classic_only=True,
         db=db,
     )

@@ -124,3 +124,34 @@ def _metrics(commit: dict | None) -> dict[str, int]:
 
 def read_json(s3, bucket: str, key: str) -> dict:
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def check_invoice_load(claimed: dict, result: dict) -> dict:
+    """The invoice batch's counts, or ReconciliationError naming every check that fails.
+
+    claimed: include.invoice_landing.claim_incoming's result (``batch_files``: the files in the batch).
+    result: lakehouse_jobs.invoice_load's result JSON. Every file of the batch is accounted for exactly once:
+    files seen = skipped (already in the ledger) + loaded + quarantined, and seen = the batch's files; the
+    quarantine reasons add up; each loaded invoice has at least one line.
+    """
+    problems = []
+
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            problems.append(message)
+
+    seen, skipped = result["files_seen"], result["files_skipped_already_processed"]
+    loaded, quarantined = result["files_loaded"], result["files_quarantined"]
+    check(result.get("batch_id") == claimed["batch_id"],
+          f"result file is for batch {result.get('batch_id')!r}, the run claimed {claimed['batch_id']!r}")
+    check(seen == claimed["batch_files"], f"the job saw {seen} files, the batch holds {claimed['batch_files']}")
+    check(seen == skipped + loaded + quarantined,
+          f"files seen {seen} != skipped {skipped} + loaded {loaded} + quarantined {quarantined}")
+    check(sum(result["quarantine_reasons"].values()) == quarantined,
+          f"quarantine reasons {result['quarantine_reasons']} do not add up to {quarantined}")
+    check(result["lines_loaded"] >= result["invoices_loaded"],
+          f"{result['invoices_loaded']} invoices loaded with only {result['lines_loaded']} lines")
+    if problems:
+        raise ReconciliationError(f"invoice batch {claimed['batch_id']} does not reconcile: " + "; ".join(problems))
+    return {k: result[k] for k in ("batch_id", "files_seen", "files_skipped_already_processed", "files_loaded",
+                                   "files_quarantined", "quarantine_reasons", "invoices_loaded", "lines_loaded")}

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from include import settings
 from include.extract.engine import Reader, connectorx_reader, extract_table
 from include.layout import manifest_key
-from lakehouse_jobs.contracts import MEMBER
+from lakehouse_jobs.contracts import MEMBER, SourceContract
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,12 @@ def make_reader(hook) -> Reader | None:
 
 
 def extract_member_batch(batch_id: str, run_id: str) -> dict:
+    return extract_batch(MEMBER, batch_id, run_id)
+
+
+def extract_batch(contract: SourceContract, batch_id: str, run_id: str) -> dict:
+    """Extract one source table (its contract) to a published batch in the landing bucket; the batch's
+    id, manifest key and row count (the tasks' XCom)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.mysql.hooks.mysql import MySqlHook
 
@@ -52,15 +58,17 @@ def extract_member_batch(batch_id: str, run_id: str) -> dict:
     conn = hook.get_conn()
     try:
         manifest = extract_table(
-            conn, S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn(), contract=MEMBER, reader=make_reader(hook),
+            conn, S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn(), contract=contract, reader=make_reader(hook),
             bucket=settings.LANDING_BUCKET, batch_id=batch_id, run_id=run_id,
             sse=settings.S3_SSE, sse_kms_key_id=settings.S3_SSE_KMS_KEY_ID,
-            rows_per_file=settings.EXTRACT_ROWS_PER_FILE, partition_cols=settings.EXTRACT_PARTITION_COLS,
+            rows_per_file=settings.EXTRACT_ROWS_PER_FILE,
+            # the setting names member columns (e.g. country); other tables are small and unpartitioned
+            partition_cols=settings.EXTRACT_PARTITION_COLS if contract is MEMBER else (),
         )
     finally:
         conn.close()
     return {
         "batch_id": batch_id,
-        "manifest_key": manifest_key(MEMBER.table, batch_id),
+        "manifest_key": manifest_key(contract.table, batch_id),
         "row_count": manifest.row_count,
     }

@@ -82,6 +82,20 @@ MEMBER = SourceContract(
 )
 
 
+# Membership cards: the "Member No." printed on an invoice (lakehouse_jobs.invoice_load) is a card number, not
+# the member's UUID. A member may hold several cards (a replacement keeps the old number valid for old
+# invoices); a card belongs to one member. Digits as text: an identifier, never summed, leading zeros kept.
+MEMBER_CARD = SourceContract(
+    table="member_card",
+    key="card_number",
+    columns=(
+        Column("card_number", "string", nullable=False, max_length=20, description="membership card number"),
+        Column("member_id", "string", nullable=False, max_length=36, description="UUID of the card's member"),
+        Column("issued_on", "date", description="date the card was issued"),
+    ),
+)
+
+
 # ----------------------------------------------------------------------------------- derived forms
 
 

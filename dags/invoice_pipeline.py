@@ -1,0 +1,131 @@
+"""
+### Invoice pipeline: invoice PDFs on S3 → the invoice star schema in Delta (a Databricks run)
+
+Every hour (or when triggered):
+
+1. **wait_for_invoices** waits for any file under `s3://<landing>/invoices/incoming/`; with none within the
+   hour it is skipped, and the run with it (nothing to load is not a failure).
+2. **claim_invoices** moves what has arrived into `s3://<landing>/invoices/batches/<batch_id>/`, so the run
+   reads a fixed set of files and anything arriving meanwhile goes to the next run (include/invoice_landing.py).
+3. **extract_member_cards** extracts the MySQL `member_card` table (card number → member) with the same
+   extract code as `member`: an invoice's "Member No." is a card number.
+4. **load_invoices** submits a Databricks run of the jobs wheel's `invoice_load` entry point
+   (lakehouse_jobs.invoice_load): it reads the batch's files (`binaryFile`), skips files whose content hash is
+   already in the ledger, parses the PDFs in parallel, checks the arithmetic, quarantines what is unreadable
+   or does not add up (with the reason and the file's path), encrypts bill-to and ship-to names and
+   addresses, and MERGEs the rest into `fact_invoice`, `fact_invoice_line` and the dimensions
+   (docs/invoice-star-schema.md).
+5. **check_load** reads the job's result: every file of the batch is loaded, quarantined or was loaded
+   before, and nothing else. Its success updates the invoice tables' Assets.
+
+Re-running any task is safe: claiming is idempotent, the ledger makes each file load once, and a corrected
+re-issue of an invoice (same number, new content) replaces its lines.
+Connections: `mysql_members`, `aws_lakehouse`, `databricks_default`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+from airflow.sdk import dag, task
+
+from include import layout, settings
+from include.assets import INVOICE_TABLES
+from include.databricks_runs import invoice_load_run
+from include.databricks_submit import API_RETRY_DELAY, API_RETRY_LIMIT, DatabricksSubmitRun, execution_timeout_for
+from include.invoice_landing import INCOMING_PREFIX
+
+CLAIM = "{{ ti.xcom_pull(task_ids='claim_invoices')['batch_id'] }}"
+CARDS = "{{ ti.xcom_pull(task_ids='extract_member_cards')['batch_id'] }}"
+LOAD_RUN = invoice_load_run(CLAIM, CARDS)
+LOAD_TRIES = 3
+
+default_args = {
+    "owner": "data-platform",
+    "retries": 3,
+    "retry_delay": dt.timedelta(seconds=20),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(minutes=10),
+    "execution_timeout": dt.timedelta(minutes=30),
+}
+
+
+def batch_id_for(context) -> str:
+    """One batch per DAG run, named by its interval's end (a manual run: when it was triggered)."""
+    at = context.get("data_interval_end") or context["dag_run"].run_after
+    return f"ingest_ts={at:%Y%m%dT%H%M%S}"
+
+
+@dag(
+    schedule="@hourly",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    # every task's tries, timeouts and backoff along the chain (tests/dags/test_dag_integrity.py); runs of an
+    # hour that overrun queue behind it (max_active_runs) and the next claim takes what arrived meanwhile
+    dagrun_timeout=dt.timedelta(hours=7) + LOAD_TRIES * execution_timeout_for(LOAD_RUN),
+    default_args=default_args,
+    tags=["invoice", "pdf", "databricks", "delta"],
+    doc_md=__doc__,
+)
+def invoice_pipeline():
+    wait_for_invoices = S3KeySensor(
+        task_id="wait_for_invoices",
+        aws_conn_id=settings.AWS_CONN_ID,
+        bucket_name=settings.LANDING_BUCKET,
+        bucket_key=f"{INCOMING_PREFIX}*",
+        wildcard_match=True,
+        mode="reschedule",
+        poke_interval=60,
+        timeout=dt.timedelta(minutes=50).total_seconds(),
+        execution_timeout=dt.timedelta(minutes=55),
+        soft_fail=True,  # no invoice this hour: the run is skipped, not failed (a timeout is not retried)
+        retries=2,
+    )
+
+    @task(execution_timeout=dt.timedelta(minutes=10))
+    def claim_invoices(**context) -> dict:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from include.extract.s3_upload import sse_args
+        from include.invoice_landing import claim_incoming
+
+        s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
+        return claim_incoming(s3, settings.LANDING_BUCKET, batch_id_for(context),
+                              sse_args=sse_args(settings.S3_SSE, settings.S3_SSE_KMS_KEY_ID))
+
+    @task(execution_timeout=dt.timedelta(minutes=10))
+    def extract_member_cards(**context) -> dict:
+        from include.extract.run import extract_batch
+        from lakehouse_jobs.contracts import MEMBER_CARD
+
+        return extract_batch(MEMBER_CARD, batch_id_for(context), context["run_id"])
+
+    load_invoices = DatabricksSubmitRun(
+        task_id="load_invoices",
+        databricks_conn_id=settings.DATABRICKS_CONN_ID,
+        json=LOAD_RUN,
+        deferrable=settings.DATABRICKS.deferrable,
+        polling_period_seconds=settings.DATABRICKS.poll_seconds,
+        databricks_retry_limit=API_RETRY_LIMIT,
+        databricks_retry_delay=API_RETRY_DELAY,
+        execution_timeout=execution_timeout_for(LOAD_RUN),
+        retries=LOAD_TRIES - 1,
+    )
+
+    @task(execution_timeout=dt.timedelta(minutes=5), outlets=INVOICE_TABLES)
+    def check_load(claimed: dict) -> dict:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from include.reconcile import check_invoice_load, read_json
+
+        s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
+        result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("invoice", claimed["batch_id"]))
+        return check_invoice_load(claimed, result)
+
+    claimed = claim_invoices()
+    wait_for_invoices >> claimed >> extract_member_cards() >> load_invoices >> check_load(claimed)
+
+
+invoice_pipeline()
