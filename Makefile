@@ -45,3 +45,15 @@ scale: up ## the member pipeline through the DAG at 1M and 5M members (benchmark
 
 history-bench: install ## the member job at 5M members: a 5% change and an unchanged replay against a full overwrite (benchmarks/member_history_bench.py)
 	@.venv/bin/python -m benchmarks.member_history_bench --members 5000000 $(BENCH_ARGS)
+
+# The member daily benchmark (issue 11). Its dlt contender runs in a venv of its own, .local/bench-venv, from
+# requirements/bench.lock (compiled from bench.in with the same arguments as the other locks); the harness
+# creates or re-syncs that venv, and fetches the MySQL JDBC driver of the notebook contender into the download
+# cache, when they are missing or out of date.
+.PHONY: bench-lock daily-bench
+bench-lock: ## recompile requirements/bench.lock (dlt, deltalake, connectorx for the daily benchmark)
+	@cd requirements && ../.venv/bin/uv pip compile -q bench.in $(LOCK_ARGS) -o bench.lock
+
+daily-bench: up ## the daily run through the DAG, the job alone, dlt and a notebook at 1M and 5M members (benchmarks/member_daily_bench.py)
+	@$(STACK) run python -c 'from benchmarks.member_daily_bench import ensure_bench_venv, ensure_jdbc_jar; ensure_bench_venv(); ensure_jdbc_jar()'
+	@$(STACK) run python -m benchmarks.member_daily_bench --members 1000000 5000000 --repeats 3 $(BENCH_ARGS)

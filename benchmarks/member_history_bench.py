@@ -307,7 +307,7 @@ class TreeSampler(threading.Thread):
 
 
 class StepTimes(logging.Handler):
-    """Collects the job's "step <name>: <seconds> s" lines (member_merge.timed)."""
+    """Collects the job's "step <name>: <seconds> s" lines (lakehouse_jobs.steps.timed)."""
 
     def __init__(self):
         super().__init__(level=logging.INFO)

@@ -8,7 +8,7 @@ benchmarks/member_history_bench (N synthetic members as batch A; batch B = A wit
 changed): the first load of A, B onto A (the daily change), and B again (an unchanged replay).
 
 Three instruments, all Spark's or Python's own:
-- the job's "step <name>: <s> s" log lines (member_merge.timed), with the wall clock of each step;
+- the job's "step <name>: <s> s" log lines (lakehouse_jobs.steps.timed), with the wall clock of each step;
 - Spark's event log (``spark.eventLog.enabled``, with ``spark.eventLog.logStageExecutorMetrics`` and
   ``spark.executor.processTreeMetrics.enabled``): every stage's task metrics summed (executor run and CPU
   time, GC, shuffle, spill, input) and its executor peaks (JVM heap, Python workers' RSS), each stage
