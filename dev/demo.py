@@ -1,4 +1,5 @@
-"""`make demo`: trigger the member pipeline on the running local stack and print a reconciliation report.
+"""`make demo`: trigger the member pipeline on the running local stack and print a reconciliation report,
+then ingest a batch of invoice PDFs (dev/demo_invoices.py) and report what was loaded and quarantined.
 
 Runs inside `dev/stack.sh run` (the stack's environment). Before triggering, it makes a day's worth of
 changes at the source (one member deleted, one updated, one new), so the report shows the MERGE's
@@ -14,7 +15,7 @@ import os
 import sys
 import time
 
-from dev import pii_scan
+from dev import demo_invoices, pii_scan
 from dev.airflow_api import AirflowApi, airflow_cli, trigger
 from dev.demo_report import counts_for_run
 from dev.seed_members import DIRTY_MEMBERS, connect_root, generate_members, load_members
@@ -123,8 +124,12 @@ S3 endpoint    {os.environ['S3_ENDPOINT_URL']}  (console http://127.0.0.1:{os.en
                keys: S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY in .env
 Landing batch  {c['manifest_uri']}
 Delta table    {c['delta_uri']}
-Stop the stack with `make down`; data stays in .local/.""")
-    return 0 if ok and maintenance_state == "success" else 1
+""")
+    print(f"==> {demo_invoices.DAG_ID}: invoice PDFs into the invoice star schema", flush=True)
+    invoices_ok, report = demo_invoices.run(api, show)
+    print(report)
+    print("\nStop the stack with `make down`; data stays in .local/.")
+    return 0 if ok and maintenance_state == "success" and invoices_ok else 1
 
 
 if __name__ == "__main__":

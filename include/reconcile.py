@@ -131,8 +131,9 @@ def check_invoice_load(claimed: dict, result: dict) -> dict:
 
     claimed: include.invoice_landing.claim_incoming's result (``batch_files``: the files in the batch).
     result: lakehouse_jobs.invoice_load's result JSON. Every file of the batch is accounted for exactly once:
-    files seen = skipped (already in the ledger) + loaded + quarantined, and seen = the batch's files; the
-    quarantine reasons add up; each loaded invoice has at least one line.
+    seen = the batch's files = skipped (in the ledger already, or a copy within the batch) + deferred +
+    parsed, and parsed = loaded + quarantined + superseded (an older version of an invoice in the same
+    batch) + changed while the run read it; the quarantine reasons add up; a new invoice has lines.
     """
     problems = []
 
@@ -140,18 +141,27 @@ def check_invoice_load(claimed: dict, result: dict) -> dict:
         if not ok:
             problems.append(message)
 
-    seen, skipped = result["files_seen"], result["files_skipped_already_processed"]
-    loaded, quarantined = result["files_loaded"], result["files_quarantined"]
-    check(result.get("batch_id") == claimed["batch_id"],
-          f"result file is for batch {result.get('batch_id')!r}, the run claimed {claimed['batch_id']!r}")
-    check(seen == claimed["batch_files"], f"the job saw {seen} files, the batch holds {claimed['batch_files']}")
-    check(seen == skipped + loaded + quarantined,
-          f"files seen {seen} != skipped {skipped} + loaded {loaded} + quarantined {quarantined}")
-    check(sum(result["quarantine_reasons"].values()) == quarantined,
-          f"quarantine reasons {result['quarantine_reasons']} do not add up to {quarantined}")
-    check(result["lines_loaded"] >= result["invoices_loaded"],
-          f"{result['invoices_loaded']} invoices loaded with only {result['lines_loaded']} lines")
+    r = result
+    check(r.get("batch_id") == claimed["batch_id"],
+          f"result file is for batch {r.get('batch_id')!r}, the run claimed {claimed['batch_id']!r}")
+    check(r["files_seen"] == claimed["batch_files"],
+          f"the job saw {r['files_seen']} files, the batch holds {claimed['batch_files']}")
+    skipped = r["files_skipped_already_processed"] + r["files_skipped_same_content"]
+    check(r["files_seen"] == skipped + r["files_deferred"] + r["files_parsed"],
+          f"files seen {r['files_seen']} != skipped {skipped} + deferred {r['files_deferred']} + parsed "
+          f"{r['files_parsed']}")
+    outcomes = r["invoices_loaded"] + r["quarantined"] + r["invoices_superseded"] + r["files_changed_during_run"]
+    check(r["files_parsed"] == outcomes,
+          f"files parsed {r['files_parsed']} != loaded {r['invoices_loaded']} + quarantined {r['quarantined']} + "
+          f"superseded {r['invoices_superseded']} + changed during the run {r['files_changed_during_run']}")
+    check(sum(r["quarantine_reasons"].values()) == r["quarantined"],
+          f"quarantine reasons {r['quarantine_reasons']} do not add up to {r['quarantined']}")
+    # a re-issue may change only its header; a new invoice brings at least one line
+    check(r["lines_loaded"] >= r["invoices_new"],
+          f"{r['invoices_new']} new invoices written with only {r['lines_loaded']} lines")
     if problems:
         raise ReconciliationError(f"invoice batch {claimed['batch_id']} does not reconcile: " + "; ".join(problems))
-    return {k: result[k] for k in ("batch_id", "files_seen", "files_skipped_already_processed", "files_loaded",
-                                   "files_quarantined", "quarantine_reasons", "invoices_loaded", "lines_loaded")}
+    return {k: r[k] for k in ("batch_id", "files_seen", "files_skipped_already_processed", "files_skipped_same_content",
+                              "files_deferred", "files_parsed", "invoices_loaded", "invoices_new",
+                              "invoices_replaced", "lines_loaded", "lines_deleted", "quarantined",
+                              "quarantine_reasons", "member_resolution", "members_fixed_up")}

@@ -295,3 +295,14 @@ def test_absent_optional_fields_are_none_not_zero():
     got = parse_invoice_pdf(render_invoice_pdf(zero))
     assert got.adjustments == (Adjustment("discount", None, Decimal("0.00")),)
     assert got.amount_paid == Decimal("0.00")
+
+
+def test_an_unlabelled_bill_to_block_is_refused_not_read_as_the_sellers_address():
+    """Without "Bill To:", the customer's name and address sit below the seller's block: read as the seller
+    they would be stored in plaintext in dim_seller. The gap between the blocks gives them away."""
+    doc = dataclasses.replace(generate_invoice(11, [11134891]), ship_to=None)
+    assert doc.bill_to is not None
+    assert parse_invoice_pdf(render_invoice_pdf(doc)).bill_to == doc.bill_to  # the labelled layout reads
+    with pytest.raises(InvoiceParseError) as error:
+        parse_invoice_pdf(render_invoice_pdf(doc, alter={"Bill To:": None}))
+    assert error.value.reason == "layout_unrecognised"

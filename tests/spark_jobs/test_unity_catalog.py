@@ -25,7 +25,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
 from lakehouse_jobs import unity_catalog as uc
-from lakehouse_jobs.tables import TABLES
+from lakehouse_jobs.unity_catalog import GOVERNED_TABLES as TABLES
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit
@@ -432,9 +432,12 @@ def test_grants():
     assert {t: p for t, p in grants[uc.ENGINEERS].items() if t in TABLES} == {
         t: {"SELECT", "MODIFY"} for t in TABLES}
     readable = {g: {t for t, p in grants[g].items() if "SELECT" in p} for g in uc.GROUPS}
-    assert readable[uc.ANALYSTS] == {"member", "dim_member", "member_batches"}
+    invoice_star = {"fact_invoice", "fact_invoice_line", "dim_date", "dim_product", "dim_payment_method",
+                    "dim_seller", "dim_party_address", "dim_currency"}
+    assert readable[uc.ANALYSTS] == {"member", "dim_member", "member_batches"} | invoice_star
     assert readable[uc.PII_READERS] == {"member_pii", "dim_member_pii"}
-    assert readable[uc.STEWARDS] == {"member_quarantine", "member_batches", "erasure_requests"}
+    assert readable[uc.STEWARDS] == {"member_quarantine", "member_batches", "erasure_requests",
+                                     "invoice_quarantine", "invoice_ledger"}
     assert not any("MODIFY" in p for g in uc.GROUPS if g != uc.ENGINEERS for p in grants[g].values())
 
 

@@ -6,12 +6,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from delta import exceptions as delta_exceptions
 from delta.tables import DeltaTable, IdentityGenerator
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse_jobs.tables import TableSpec
@@ -116,4 +117,28 @@ def _check_columns(spec: TableSpec, path: str, schema: T.StructType) -> None:
 
 
 def _sql_type(data_type: T.DataType) -> str:
+    if isinstance(data_type, T.DecimalType):  # typeName() drops precision and scale
+        return data_type.simpleString()
     return {"long": "bigint", "integer": "int"}.get(data_type.typeName(), data_type.typeName())
+
+
+# Delta writes this session setting into the commit's commitInfo.userMetadata
+COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+
+
+def tagged_commit(spark: SparkSession, builder: Any, path: str, commit_tag: str) -> int | None:
+    """Execute a MERGE builder (delta.tables.DeltaMergeBuilder) with `commit_tag` as its commit's
+    userMetadata; the version it committed, or None when Delta committed nothing (no clause changed a row:
+    a concurrent run had applied the change). The tag is a session setting: concurrent jobs need sessions
+    of their own."""
+    table = DeltaTable.forPath(spark, path)
+    before = table.history(1).first()["version"]
+    spark.conf.set(COMMIT_METADATA_CONF, commit_tag)
+    try:
+        builder.execute()
+    finally:
+        spark.conf.unset(COMMIT_METADATA_CONF)
+    # our commit is among the few after `before` (a concurrent writer may have committed around it)
+    ours = (table.history(20).where((F.col("version") > before) & (F.col("userMetadata") == commit_tag))
+            .select("version").first())
+    return None if ours is None else ours["version"]

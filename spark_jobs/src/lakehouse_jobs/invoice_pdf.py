@@ -424,6 +424,8 @@ class _Reader:
                 bill.append(cell)
             else:
                 raise self.unplaced(cell, "bill-to block")
+        if bill_label is None:
+            _refuse_unlabelled_block(above)
         self.fields["seller"] = _party(above, "seller")
         if ship_label is not None and bill_label is None:
             raise InvoiceParseError("layout_unrecognised", "Ship To: without Bill To:")
@@ -591,6 +593,16 @@ def _row(line: list[Cell], columns: dict[str, float]) -> dict:
                                 f"{' | '.join(_texts(line))}")
     return {"description": " ".join(description),
             "numbers": (numbers["quantity"], numbers["unit"], numbers["amount"]) if numbers else ()}
+
+
+def _refuse_unlabelled_block(cells: list[Cell]) -> None:
+    """Raise layout_unrecognised when the seller block has a gap wider than twice its tightest line spacing:
+    without a "Bill To:" label, a customer's name and address below the seller would otherwise be read as
+    the seller's address, and stored in plaintext in the seller dimension."""
+    baselines = sorted({round(c.baseline, 1) for c in cells})
+    gaps = [b - a for a, b in zip(baselines, baselines[1:])]
+    if len(gaps) >= 2 and max(gaps) > 2 * min(gaps):
+        raise InvoiceParseError("layout_unrecognised", "a block of text below the seller without a Bill To: label")
 
 
 def _party(cells: list[Cell], field: str) -> Party | None:

@@ -60,10 +60,8 @@ member, dim_member, member_quarantine and member_batches.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -77,7 +75,7 @@ from pyspark.storagelevel import StorageLevel
 from lakehouse_jobs import hadoop_fs, pii, standardise
 from lakehouse_jobs.batch import BatchError, read_batch, read_manifest
 from lakehouse_jobs.contracts import MEMBER, spark_schema
-from lakehouse_jobs.delta import ensure_table, retry_on_conflict
+from lakehouse_jobs.delta import ensure_table, retry_on_conflict, tagged_commit
 from lakehouse_jobs.quality import (
     OLDEST_REGISTRATION_DATE,
     UUID_PATTERN,
@@ -85,6 +83,7 @@ from lakehouse_jobs.quality import (
     split_by_reason,
     trimmed,
 )
+from lakehouse_jobs.steps import materialise, timed
 from lakehouse_jobs.tables import (
     DIM_MEMBER,
     MEMBER_ATTRIBUTES,
@@ -215,17 +214,6 @@ def split_flagged(flagged: DataFrame) -> tuple[DataFrame, DataFrame]:
 def source_key(column: str = "member_id") -> Column:
     """The member_id as the tables spell it (trimmed, lower case), for comparing a raw row with them."""
     return F.lower(trimmed(column))
-
-
-def materialise(df: DataFrame) -> DataFrame:
-    """`df` computed once, now, and kept on the executors' disks (not the heap, so memory bounds only the
-    shuffles, which spill; job clusters have local NVMe disks), with its lineage cut.
-
-    Why not persist(): a cached plan is recomputed whenever its blocks are lost or another session
-    unpersists an equal plan, and recomputing a plan that reads a Delta table after this job's own MERGE
-    would see the MERGE's result. What the job decided to change must stay what it decided.
-    """
-    return df.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
 
 
 def hash_source(df: DataFrame) -> DataFrame:
@@ -429,7 +417,7 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
                 "valid_to": at, "is_current": F.lit(False), "_updated_at": F.current_timestamp()})
             .whenNotMatchedInsert(condition="s._op = 'insert'", values=values)
         )
-        return _tagged_commit(spark, builder, path, commit_tag)
+        return tagged_commit(spark, builder, path, commit_tag)
 
     return retry_on_conflict(merge, f"MERGE into {path}")
 
@@ -463,7 +451,7 @@ def merge_members(spark: SparkSession, changes: DataFrame, deleted: DataFrame, p
                 .whenMatchedUpdate(condition="s._op = 'upsert' AND t.source_hash <> s.source_hash", set=values)
                 .whenNotMatchedInsert(condition="s._op = 'upsert'", values=values)
             )
-            return _tagged_commit(spark, builder, path, commit_tag)
+            return tagged_commit(spark, builder, path, commit_tag)
 
         return retry_on_conflict(merge, f"MERGE into {path}"), source_rows
     finally:
@@ -476,22 +464,6 @@ def _types(spec: TableSpec) -> dict[str, str]:
 
 MEMBER_TYPES = _types(MEMBER_TABLE)
 DIM_MEMBER_TYPES = _types(DIM_MEMBER)
-
-
-def _tagged_commit(spark: SparkSession, builder: Any, path: str, commit_tag: str) -> int | None:
-    """Execute a MERGE builder with `commit_tag` as its commit's userMetadata; the version it committed, or
-    None when Delta committed nothing (no clause changed a row: a concurrent run had applied the change)."""
-    table = DeltaTable.forPath(spark, path)
-    before = table.history(1).first()["version"]
-    spark.conf.set(COMMIT_METADATA_CONF, commit_tag)
-    try:
-        builder.execute()
-    finally:
-        spark.conf.unset(COMMIT_METADATA_CONF)
-    # our commit is among the few after `before` (a concurrent writer may have committed around it)
-    ours = (table.history(20).where((F.col("version") > before) & (F.col("userMetadata") == commit_tag))
-            .select("version").first())
-    return None if ours is None else ours["version"]
 
 
 def table_facts(spark: SparkSession, table_path: str, version: int | None, plan: ChangePlan,
@@ -558,18 +530,6 @@ def record_batch(spark: SparkSession, path: str, batch_id: str, extracted_at: da
 # --------------------------------------------------------------------------------------------- main
 
 
-@contextlib.contextmanager
-def timed(step: str):
-    """Log the wall time of a step: the job's log is its first profile (benchmarks/README.md)."""
-    start = time.perf_counter()
-    yield
-    log.info("step %s: %.1f s", step, time.perf_counter() - start)
-
-
-# Delta writes this session setting into the commit's commitInfo.userMetadata
-COMMIT_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="member_merge", description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", required=True, help="the batch's _manifest.json")
@@ -612,26 +572,26 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
     snapshot = manifest.mode == "snapshot"
     extracted_at = datetime.fromisoformat(manifest.extracted_at)
     log.info("batch %s: %d rows in %d files (%s)", batch_id, manifest_rows, len(manifest.files), manifest.mode)
-    with timed("check_order"):
+    with timed("check_order", log):
         check_order(spark, paths["member_batches"], batch_id, extracted_at)
         for spec in (MEMBER_TABLE, DIM_MEMBER, MEMBER_QUARANTINE):
             ensure_table(spark, spec, paths[spec.name])
 
-    with timed("read_batch"):
+    with timed("read_batch", log):
         batch = read_batch(spark, manifest, MEMBER)
-    with timed("plan_changes"):
+    with timed("plan_changes", log):
         table_version = DeltaTable.forPath(spark, paths["member"]).history(1).first()["version"]
         table = spark.read.format("delta").option("versionAsOf", table_version).load(paths["member"])
         rows_before = table.count()
         plan = plan_changes(hash_source(pii.with_keys(spark, batch, keys)), table, table_version, snapshot)
     deleted_rows = plan.counts.get("deleted", 0)
     log.info("batch %s: rows by change %s", batch_id, plan.counts)
-    with timed("clean"):
+    with timed("clean", log):
         cleaned = materialise(clean_members(hash_source(pii.with_keys(spark, plan.candidates(batch), keys))))
-    with timed("validate"):
+    with timed("validate", log):
         flagged = materialise(flag_rows(cleaned, today=datetime.now(timezone.utc).date()))
     valid, quarantine = split_flagged(flagged)
-    with timed("quarantine"):
+    with timed("quarantine", log):
         write_quarantine(spark, protect_quarantine(pii.with_keys(spark, quarantine, keys)),
                          paths["member_quarantine"], batch_id)
         by_reason = quarantine.groupBy("quarantine_reason").count().collect()
@@ -653,17 +613,17 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
             f"--max-delete-ratio {args.max_delete_ratio}; an empty or partial extract is likelier than "
             "a mass deletion. The member tables were not changed."
         )
-    with timed("protect"):
+    with timed("protect", log):
         changes = materialise(pii.drop_keys(protect(pii.with_keys(spark, valid, keys))))
     deleted = plan.deleted_keys()
     commit_tag = f"member_merge {batch_id} {uuid.uuid4()}"
-    with timed("merge_dim_member"):
+    with timed("merge_dim_member", log):
         dim_version = merge_dim_member(spark, changes, deleted, paths["dim_member"], batch_id,
                                        extracted_at, commit_tag)
-    with timed("merge_members"):
+    with timed("merge_members", log):
         version, source_rows = merge_members(spark, changes, deleted, paths["member"], batch_id,
                                              commit_tag)
-    with timed("table_facts"):
+    with timed("table_facts", log):
         facts = table_facts(spark, paths["member"], version, plan, snapshot)
         dim = spark.read.format("delta").load(paths["dim_member"]).agg(
             F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col("is_current"), 1)).alias("current")).first()
@@ -683,7 +643,7 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
         "commit_tag": commit_tag,
         **facts,
     }
-    with timed("record_batch"):
+    with timed("record_batch", log):
         record_batch(spark, paths["member_batches"], batch_id, extracted_at, result)
     # last: its presence means the batch is applied
     hadoop_fs.write_text(spark, args.result_path, json.dumps(result, sort_keys=True))

@@ -39,7 +39,9 @@ COMMON_PROPERTIES = {
     "delta.enableChangeDataFeed": "false",
 }
 
-SqlType = Literal["STRING", "BINARY", "DATE", "TIMESTAMP", "BIGINT", "BOOLEAN"]
+SqlType = Literal["STRING", "BINARY", "DATE", "TIMESTAMP", "BIGINT", "BOOLEAN", "INT",
+                  # the invoice tables' money, quantities and rates (lakehouse_jobs.invoice_tables)
+                  "DECIMAL(18,2)", "DECIMAL(18,6)", "DECIMAL(9,6)"]
 
 
 @dataclass(frozen=True)

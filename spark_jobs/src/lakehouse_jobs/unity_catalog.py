@@ -51,6 +51,7 @@ import re
 import sys
 from collections.abc import Sequence
 
+from lakehouse_jobs.invoice_tables import INVOICE_TABLES
 from lakehouse_jobs.tables import TABLES, Field, TableSpec, encrypted_name
 
 # the groups (account-level, as is_account_group_member tests them); docs/pii.md says who is in each
@@ -80,6 +81,9 @@ QUARANTINE_READERS = (STEWARDS, ENGINEERS)
 PII_VIEWS = {"member": "member_pii", "dim_member": "dim_member_pii"}
 
 # table -> (group, privileges); a view's SELECT is its readers' only access to the rows behind it
+# every table whose columns get tags and masks: the member tables and the invoice star schema
+GOVERNED_TABLES: dict[str, TableSpec] = TABLES | INVOICE_TABLES
+
 TABLE_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
     "member": ((ENGINEERS, "SELECT, MODIFY"), (ANALYSTS, "SELECT")),
     "dim_member": ((ENGINEERS, "SELECT, MODIFY"), (ANALYSTS, "SELECT")),
@@ -87,6 +91,13 @@ TABLE_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
     "member_batches": ((ENGINEERS, "SELECT, MODIFY"), (ANALYSTS, "SELECT"), (STEWARDS, "SELECT")),
     # the erasure audit trail (keyed hashes and counts): the jobs write it, data stewards answer for it
     "erasure_requests": ((ENGINEERS, "SELECT, MODIFY"), (STEWARDS, "SELECT")),
+    # the invoice star schema (lakehouse_jobs.invoice_tables): facts and dimensions for analysts (bill-to and
+    # ship-to names and addresses are ciphertext, masked); the quarantine and the ledger for stewards
+    **{name: ((ENGINEERS, "SELECT, MODIFY"), (ANALYSTS, "SELECT")) for name in (
+        "fact_invoice", "fact_invoice_line", "dim_date", "dim_product", "dim_payment_method", "dim_seller",
+        "dim_party_address", "dim_currency")},
+    "invoice_quarantine": ((ENGINEERS, "SELECT, MODIFY"), (STEWARDS, "SELECT")),
+    "invoice_ledger": ((ENGINEERS, "SELECT, MODIFY"), (STEWARDS, "SELECT")),
     "member_pii": ((PII_READERS, "SELECT"),),
     "dim_member_pii": ((PII_READERS, "SELECT"),),
 }
@@ -176,7 +187,7 @@ def governance_ddl(catalog: str, schema: str, *, secret_scope: str = SECRET_SCOP
     if not isinstance(secret_scope, str) or not _SCOPE_NAME.fullmatch(secret_scope):
         raise ValueError(f"secret scope {secret_scope!r}: up to 128 letters, digits, '-', '_', '.' and '@'")
     ns = f"{catalog}.{schema}"
-    tables = list(TABLES.values())
+    tables = list(GOVERNED_TABLES.values())
 
     statements = _functions(ns)
     statements += [
