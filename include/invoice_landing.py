@@ -11,17 +11,17 @@ still incoming into the same batch (the batch id is the DAG run's), and an objec
 deleted is copied again over its identical copy. Each file is processed once all the same: the job keeps a
 ledger of content hashes, so a file sent twice, or claimed twice, is loaded once.
 
-Claimed objects are written with the extract's server-side encryption and, like landed member batches,
-are PII (bill-to and ship-to names and addresses): the landing bucket's lifecycle rule, which selects
-objects by tag, expires them after LANDING_RETENTION_DAYS (include/landing_retention.py); the Delta tables
-hold the data from then on, encrypted.
+Claimed objects are written with the extract's server-side encryption and are kept: an invoice is a
+financial record, which the business must be able to produce for years (Hong Kong's Inland Revenue
+Ordinance, s.51C: seven years), so unlike landed member batches they carry no landing-retention tag and the
+bucket's lifecycle rule (include/landing_retention.py) leaves them alone. They hold personal data
+(bill-to and ship-to names and addresses): access to the landing bucket is the pipeline's and the data
+stewards' only (docs/pii.md), and their record-retention period is the business's rule to set.
 """
 
 from __future__ import annotations
 
 import logging
-
-from include.landing_retention import BATCH_OBJECT_TAGGING
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,7 @@ def claim_incoming(s3, bucket: str, batch_id: str, *, sse_args: dict[str, str]) 
             if not name or name.endswith("/"):  # a "folder" placeholder object
                 continue
             s3.copy_object(Bucket=bucket, Key=prefix + name, CopySource={"Bucket": bucket, "Key": obj["Key"]},
-                           TaggingDirective="REPLACE", Tagging=BATCH_OBJECT_TAGGING, MetadataDirective="COPY",
-                           **sse_args)
+                           MetadataDirective="COPY", **sse_args)
             s3.delete_object(Bucket=bucket, Key=obj["Key"])
             claimed += 1
     files = total = 0

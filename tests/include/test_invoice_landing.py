@@ -19,7 +19,7 @@ def keys(s3, bucket: str, prefix: str) -> dict[str, bytes]:
     return out
 
 
-def test_claim_moves_every_incoming_file_once_and_tags_it(s3, scratch_bucket):
+def test_claim_moves_every_incoming_file_once_and_keeps_it_out_of_landing_retention(s3, scratch_bucket):
     files = {"a.pdf": b"%PDF-1.4 a", "sub/b.pdf": b"%PDF-1.4 b", "notes.txt": b"not a pdf"}
     for name, body in files.items():
         s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + name, Body=body)
@@ -33,7 +33,8 @@ def test_claim_moves_every_incoming_file_once_and_tags_it(s3, scratch_bucket):
     head = s3.head_object(Bucket=scratch_bucket, Key=batch_prefix("ingest_ts=20261130T100000") + "a.pdf")
     assert head["ServerSideEncryption"] == "AES256"
     tags = s3.get_object_tagging(Bucket=scratch_bucket, Key=batch_prefix("ingest_ts=20261130T100000") + "a.pdf")
-    assert {t["Key"]: t["Value"] for t in tags["TagSet"]} == BATCH_OBJECT_TAGS
+    # invoices are financial records: the 14-day expiry of landed batches must not select them
+    assert not set(BATCH_OBJECT_TAGS.items()) & {(t["Key"], t["Value"]) for t in tags["TagSet"]}
 
     # a retry of the same run claims nothing more; a file arriving later goes to the next batch
     again = claim_incoming(s3, scratch_bucket, "ingest_ts=20261130T100000", sse_args=sse_args("AES256"))
