@@ -51,28 +51,31 @@ def demo_files() -> dict[str, bytes]:
     return files
 
 
-def run(api: AirflowApi, show) -> tuple[bool, str]:
-    """Upload the batch and let `invoice_pipeline` load it; (success, the report's text).
-
-    Unpausing the hourly DAG starts the latest hour's run, whose sensor then waits for files: the upload
-    releases it, and the demo follows that run. When no run is active (the DAG was unpaused already), the
-    demo triggers one, as a user would."""
+def follow_or_trigger(api: AirflowApi) -> str:
+    """The run that will load what was just put under the incoming prefix: the active one, if any (unpausing
+    the hourly DAG starts the latest hour's run, whose sensor sees the files within a minute), else a new run
+    triggered as a user would."""
     api.wait_for_dag(DAG_ID)
     airflow_cli("dags", "unpause", DAG_ID)
+    time.sleep(5)  # the scheduler creates the latest hour's run within a few seconds of the unpause
+    active = api.get(f"dags/{DAG_ID}/dagRuns?state=queued&state=running").json()["dag_runs"]
+    if active:
+        print(f"==> following {DAG_ID} run {active[0]['dag_run_id']}", flush=True)
+        return active[0]["dag_run_id"]
+    run_id = "demo__" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    print(f"==> airflow dags trigger {DAG_ID} --run-id {run_id}", flush=True)
+    trigger(DAG_ID, run_id)
+    return run_id
+
+
+def run(api: AirflowApi, show) -> tuple[bool, str]:
+    """Upload the batch and let `invoice_pipeline` load it (follow_or_trigger); (success, the report's text)."""
     files = demo_files()
     s3 = s3_client()
     for name, body in files.items():
         s3.put_object(Bucket=settings.LANDING_BUCKET, Key=INCOMING_PREFIX + name, Body=body)
     print(f"==> {len(files)} files put under s3://{settings.LANDING_BUCKET}/{INCOMING_PREFIX}", flush=True)
-    time.sleep(5)  # the scheduler creates the latest hour's run within a few seconds of the unpause
-    active = api.get(f"dags/{DAG_ID}/dagRuns?state=queued&state=running").json()["dag_runs"]
-    if active:
-        run_id = active[0]["dag_run_id"]
-        print(f"==> following {DAG_ID} run {run_id} (its sensor sees the files within a minute)", flush=True)
-    else:
-        run_id = "demo__" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-        print(f"==> airflow dags trigger {DAG_ID} --run-id {run_id}", flush=True)
-        trigger(DAG_ID, run_id)
+    run_id = follow_or_trigger(api)
     state = api.wait_for_run(DAG_ID, run_id, progress=show, timeout=1800)
     if state != "success":
         return False, f"run {run_id} of {DAG_ID} ended {state}: see the UI at {api.base_url} or .local/logs/"
