@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from benchmarks.extract_bench import find_server, fmt_stat, loadavg, machine, system_cpu
+from benchmarks.extract_bench import cpu_seconds, find_server, fmt_stat, loadavg, machine, system_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "benchmarks" / "results"
@@ -225,7 +225,7 @@ class Probe(threading.Thread):
     def __enter__(self) -> Probe:
         self.start_ticks = _boot_ticks_now()
         self.busy0 = system_cpu()[0]
-        self.server0 = {k: _cpu_of(p) for k, p in self.servers.items()}
+        self.server0 = {k: cpu_seconds(p) for k, p in self.servers.items()}
         self.t0 = time.monotonic()
         self.sample()
         self.start()
@@ -241,8 +241,9 @@ class Probe(threading.Thread):
         self.sample()
         self.wall = time.monotonic() - self.t0
         self.busy = system_cpu()[0] - self.busy0
-        self.server_cpu = {k: (None if self.server0[k] is None or _cpu_of(p) is None else _cpu_of(p) - self.server0[k])
-                           for k, p in self.servers.items()}
+        now = {k: cpu_seconds(p) for k, p in self.servers.items()}
+        self.server_cpu = {k: None if self.server0[k] is None or now[k] is None else now[k] - self.server0[k]
+                           for k in self.servers}
 
     # --- results
     def leaders_in(self, task_dirs: set[str]) -> set[int]:
@@ -274,18 +275,6 @@ def _start_ticks(pid: int) -> str | None:
             return f.read().rsplit(b")", 1)[1].split()[19].decode()
     except (OSError, IndexError):
         return None
-
-
-def _cpu_of(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK
 
 
 # ------------------------------------------------------------------------------------------------ MySQL
