@@ -5,12 +5,13 @@ Every hour (or when triggered):
 
 1. **wait_for_invoices** waits for any file under `s3://<landing>/invoices/incoming/`; with none within the
    hour it is skipped, and the run with it (nothing to load is not a failure).
-2. **claim_invoices** moves what has arrived into `s3://<landing>/invoices/batches/<batch_id>/`, so the run
-   reads a fixed set of files and anything arriving meanwhile goes to the next run (include/invoice_landing.py).
+2. **claim_invoices** moves what has arrived into `s3://<landing>/invoices/batches/<batch_id>/` and writes
+   the batch's file list, so the run reads a fixed set of files and anything arriving meanwhile goes to the
+   next run (include/invoice_landing.py).
 3. **extract_member_cards** extracts the MySQL `member_card` table (card number → member) with the same
    extract code as `member`: an invoice's "Member No." is a card number.
 4. **load_invoices** submits a Databricks run of the jobs wheel's `invoice_load` entry point
-   (lakehouse_jobs.invoice_load): it reads the batch's files (`binaryFile`), skips files whose content hash is
+   (lakehouse_jobs.invoice_load): it reads the listed files (`binaryFile`), skips files whose content hash is
    already in the ledger, parses the PDFs in parallel, checks the arithmetic, quarantines what is unreadable
    or does not add up (with the reason and the file's path), encrypts bill-to and ship-to names and
    addresses, and MERGEs the rest into `fact_invoice`, `fact_invoice_line` and the dimensions

@@ -138,7 +138,7 @@ def invoice_load_run(batch_id: str, member_cards_batch_id: str, db: DatabricksSe
         "invoice_load",
         "invoice_load",
         {
-            "incoming": f"s3://{settings.LANDING_BUCKET}/{invoice_landing.batch_prefix(batch_id)}",
+            "manifest": f"s3://{settings.LANDING_BUCKET}/{invoice_landing.file_list_key(batch_id)}",
             "member-cards": layout.manifest_uri("member_card", member_cards_batch_id),
             "tables-root": layout.delta_root_uri(),
             "batch-id": batch_id,

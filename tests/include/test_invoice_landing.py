@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from include.extract.s3_upload import sse_args
-from include.invoice_landing import INCOMING_PREFIX, batch_prefix, claim_incoming
+from include.invoice_landing import INCOMING_PREFIX, batch_prefix, claim_incoming, claimed_name, file_list_key
 from include.landing_retention import BATCH_OBJECT_TAGS
-
-pytestmark = pytest.mark.integration
+from lakehouse_jobs.manifest import FILE_LIST_NAME, FileList
 
 
 def keys(s3, bucket: str, prefix: str) -> dict[str, bytes]:
@@ -19,39 +20,90 @@ def keys(s3, bucket: str, prefix: str) -> dict[str, bytes]:
     return out
 
 
+def file_list(s3, bucket: str, batch_id: str) -> FileList:
+    body = s3.get_object(Bucket=bucket, Key=file_list_key(batch_id))["Body"].read()
+    return FileList.from_json(body, source=file_list_key(batch_id))
+
+
+@pytest.mark.parametrize(("name", "expected_base"), [
+    ("a.pdf", "a.pdf"),
+    ("scans/_Chris Wong [2].pdf", "Chris_Wong_2_.pdf"),
+    (".hidden.pdf", "hidden.pdf"),
+    ("upload.pdf._COPYING_", "upload.pdf._COPYING"),
+    ("発票.pdf", "pdf"),
+    ("___", "file"),
+])
+def test_claimed_name_is_one_spark_reads_literally(name, expected_base):
+    claimed = claimed_name(name, '"etag"')
+    assert re.fullmatch(r"[0-9a-f]{12}-[A-Za-z0-9][A-Za-z0-9._-]*", claimed)
+    assert claimed[13:] == expected_base
+    assert not claimed.endswith(("_", "."))
+
+
+def test_claimed_name_differs_by_name_and_by_etag():
+    assert claimed_name("a.pdf", '"1"') == claimed_name("a.pdf", '"1"')
+    assert len({claimed_name("a.pdf", '"1"'), claimed_name("a.pdf", '"2"'), claimed_name("a_pdf", '"1"'),
+                claimed_name("x/a.pdf", '"1"')}) == 4
+
+
+@pytest.mark.integration
 def test_claim_moves_every_incoming_file_once_and_keeps_it_out_of_landing_retention(s3, scratch_bucket):
-    files = {"a.pdf": b"%PDF-1.4 a", "sub/b.pdf": b"%PDF-1.4 b", "notes.txt": b"not a pdf"}
+    files = {"a.pdf": b"%PDF-1.4 a", "sub/b.pdf": b"%PDF-1.4 b", "notes.txt": b"not a pdf",
+             # names Spark's readers hide, and a file they never return
+             "_under.pdf": b"%PDF-1.4 u", ".dot.pdf": b"%PDF-1.4 d", "empty.pdf": b""}
     for name, body in files.items():
-        s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + name, Body=body)
+        s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + name, Body=body, ContentType="application/pdf")
     s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "empty-folder/", Body=b"")
+    batch = "ingest_ts=20261130T100000"
 
-    result = claim_incoming(s3, scratch_bucket, "ingest_ts=20261130T100000", sse_args=sse_args("AES256"))
+    result = claim_incoming(s3, scratch_bucket, batch, sse_args=sse_args("AES256"))
 
-    assert result["files"] == 3 and result["batch_files"] == 3
-    assert keys(s3, scratch_bucket, batch_prefix("ingest_ts=20261130T100000")) == files
+    assert (result["files"], result["batch_files"], result["bytes"]) == (6, 6, sum(map(len, files.values())))
+    assert result["file_list"] == f"s3://{scratch_bucket}/{file_list_key(batch)}"
+    listed = file_list(s3, scratch_bucket, batch)
+    assert listed.batch_id == batch
+    by_source = {f.source_key[len(INCOMING_PREFIX):]: f for f in listed.files}
+    assert set(by_source) == set(files)
+    claimed = keys(s3, scratch_bucket, batch_prefix(batch))
+    assert set(claimed) == {f.path.rsplit("/", 1)[1] for f in listed.files} | {FILE_LIST_NAME}
+    for name, body in files.items():
+        entry = by_source[name]
+        assert entry.path.startswith(f"s3://{scratch_bucket}/{batch_prefix(batch)}")
+        assert (claimed[entry.path.rsplit("/", 1)[1]], entry.bytes) == (body, len(body))
     assert set(keys(s3, scratch_bucket, INCOMING_PREFIX)) == {"empty-folder/"}
-    head = s3.head_object(Bucket=scratch_bucket, Key=batch_prefix("ingest_ts=20261130T100000") + "a.pdf")
-    assert head["ServerSideEncryption"] == "AES256"
-    tags = s3.get_object_tagging(Bucket=scratch_bucket, Key=batch_prefix("ingest_ts=20261130T100000") + "a.pdf")
+    a_key = by_source["a.pdf"].path.split("/", 3)[3]
+    head = s3.head_object(Bucket=scratch_bucket, Key=a_key)
+    assert (head["ServerSideEncryption"], head["ContentType"]) == ("AES256", "application/pdf")
+    tags = s3.get_object_tagging(Bucket=scratch_bucket, Key=a_key)
     # invoices are financial records: the 14-day expiry of landed batches must not select them
     assert not set(BATCH_OBJECT_TAGS.items()) & {(t["Key"], t["Value"]) for t in tags["TagSet"]}
 
-    # a retry of the same run claims nothing more; a file arriving later goes to the next batch
-    again = claim_incoming(s3, scratch_bucket, "ingest_ts=20261130T100000", sse_args=sse_args("AES256"))
-    assert again["files"] == 0 and again["batch_files"] == 3
+    # a retry of the same run claims nothing more and lists the same files; a file arriving later goes to
+    # the next batch, and a new upload under a claimed name is a file of its own
+    again = claim_incoming(s3, scratch_bucket, batch, sse_args=sse_args("AES256"))
+    assert (again["files"], again["batch_files"]) == (0, 6)
+    assert file_list(s3, scratch_bucket, batch) == listed
     s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "late.pdf", Body=b"%PDF late")
+    s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "a.pdf", Body=b"%PDF-1.4 a, corrected")
     later = claim_incoming(s3, scratch_bucket, "ingest_ts=20261130T110000", sse_args=sse_args("AES256"))
-    assert later["files"] == 1
-    assert keys(s3, scratch_bucket, batch_prefix("ingest_ts=20261130T110000")) == {"late.pdf": b"%PDF late"}
+    assert later["files"] == 2
+    assert sorted(keys(s3, scratch_bucket, batch_prefix("ingest_ts=20261130T110000")).values()) == [
+        b"%PDF late", b"%PDF-1.4 a, corrected", file_list(s3, scratch_bucket, "ingest_ts=20261130T110000").to_json()
+        .encode()]
 
 
+@pytest.mark.integration
 def test_claim_of_a_half_claimed_file_finishes_it(s3, scratch_bucket):
-    """A claim killed between the copy and the delete: the retry copies again and deletes the original."""
-    batch = batch_prefix("ingest_ts=20261130T120000")
+    """A claim killed between the copy and the delete: the retry copies again (same name and ETag, same
+    claimed name), deletes the original and lists the file once."""
+    batch = "ingest_ts=20261130T120000"
     s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "x.pdf", Body=b"%PDF x")
-    s3.put_object(Bucket=scratch_bucket, Key=batch + "x.pdf", Body=b"%PDF x")
+    etag = s3.head_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "x.pdf")["ETag"]
+    s3.copy_object(Bucket=scratch_bucket, Key=batch_prefix(batch) + claimed_name("x.pdf", etag),
+                   CopySource={"Bucket": scratch_bucket, "Key": INCOMING_PREFIX + "x.pdf"})
 
-    result = claim_incoming(s3, scratch_bucket, "ingest_ts=20261130T120000", sse_args={})
+    result = claim_incoming(s3, scratch_bucket, batch, sse_args={})
 
-    assert result["batch_files"] == 1
+    assert (result["files"], result["batch_files"]) == (1, 1)
     assert keys(s3, scratch_bucket, INCOMING_PREFIX) == {}
+    assert [f.source_key for f in file_list(s3, scratch_bucket, batch).files] == [INCOMING_PREFIX + "x.pdf"]

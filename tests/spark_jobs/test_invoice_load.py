@@ -48,6 +48,7 @@ from lakehouse_jobs.invoice_document import (
     money_unit,
 )
 from lakehouse_jobs.invoice_tables import FOREIGN_KEYS, INVOICE_TABLES, PRIMARY_KEYS, UNIQUE_KEYS
+from lakehouse_jobs.manifest import FileList, ListedFile
 from lakehouse_jobs.tables import DIM_MEMBER, OPEN_END
 from tests.conftest import REPO_ROOT
 
@@ -288,12 +289,15 @@ def batch(spark, tmp_path_factory) -> Lake:
              "y-first.pdf": render_invoice_pdf(dataclasses.replace(y, po_number="PO-FIRST")),
              # a name Hadoop would read as a glob ("y s.pdf", "y e.pdf", ...) unless escaped
              "y [second].pdf": render_invoice_pdf(dataclasses.replace(y, po_number="PO-SECOND"))}
+    # an upload that failed half-way: Spark's file sources never return a zero-byte file
+    files["empty-upload.pdf"] = b""
     for name, data in files.items():
         (reissues / name).write_bytes(data)
     an_hour_ago = time.time() - 3600
     os.utime(reissues / "y-first.pdf", (an_hour_ago, an_hour_ago))
     manifest = root / "reissues.json"
-    manifest.write_text(json.dumps({"files": [str(reissues / name) for name in files]}))
+    manifest.write_text(FileList("reissue", [ListedFile(str(reissues / name), len(data))
+                                             for name, data in files.items()]).to_json())
     lake.extra |= {"x": x, "x2": x2, "x2_sha": hashlib.sha256(files["x.pdf"]).hexdigest(), "y": y}
     lake.run(spark, "reissue", write_cards(root / "cards-all", members, as_text=True), manifest=manifest)
     return lake
@@ -542,7 +546,8 @@ def test_reprocessing_the_same_files_adds_nothing_and_commits_nothing(batch):
 def test_corrected_reissue_replaces_the_invoice_and_its_lines(spark, batch):
     x, x2, y = batch.extra["x"], batch.extra["x2"], batch.extra["y"]
     result = batch.results["reissue"]
-    assert (result["files_seen"], result["files_skipped_same_content"], result["files_parsed"]) == (4, 1, 3)
+    assert (result["files_seen"], result["files_skipped_same_content"], result["files_parsed"]) == (5, 1, 4)
+    assert (result["quarantined"], result["quarantine_reasons"]) == (1, {"not_pdf": 1})
     assert (result["invoices_loaded"], result["invoices_replaced"], result["invoices_new"],
             result["invoices_superseded"]) == (2, 2, 0, 1)
     assert (result["lines_inserted"], result["lines_updated"], result["lines_deleted"]) == (
@@ -562,6 +567,18 @@ def test_corrected_reissue_replaces_the_invoice_and_its_lines(spark, batch):
     ledger = {Path(r["source_path"]).name: r["status"] for r in batch.read(spark, "invoice_ledger").collect()}
     assert (ledger["y-first.pdf"], ledger["y [second].pdf"]) == ("superseded", "loaded")
     assert ledger.get("x.pdf", ledger.get("x-copy.pdf")) == "loaded" and not {"x.pdf", "x-copy.pdf"} <= set(ledger)
+    assert ledger["empty-upload.pdf"] == "quarantined"
+
+
+def test_a_listed_file_spark_would_hide_fails_the_run_by_name(spark, batch, tmp_path):
+    """Names starting with "_" or "." are invisible to Spark's readers: the claim never gives one
+    (include/invoice_landing.claimed_name), and a file list naming one stops the run rather than losing it."""
+    hidden = tmp_path / "_hidden.pdf"
+    hidden.write_bytes(batch.extra["bad"]["bad-layout.pdf"])
+    manifest = tmp_path / "list.json"
+    manifest.write_text(FileList("hidden", [ListedFile(str(hidden), hidden.stat().st_size)]).to_json())
+    with pytest.raises(ValueError, match="Spark read 0 of its 1 files"):
+        batch.run(spark, "hidden", batch.root / "cards-all", manifest=manifest)
 
 
 @pytest.mark.integration

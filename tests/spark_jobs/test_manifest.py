@@ -8,7 +8,15 @@ import json
 import jsonschema
 import pytest
 
-from lakehouse_jobs.manifest import JSON_SCHEMA, BatchManifest, FileEntry, ManifestError, Watermark
+from lakehouse_jobs.manifest import (
+    JSON_SCHEMA,
+    BatchManifest,
+    FileEntry,
+    FileList,
+    ListedFile,
+    ManifestError,
+    Watermark,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -66,3 +74,19 @@ def test_invalid_manifests_are_refused_with_the_reason(text, error):
     if not text.startswith("{not") and "row_count 4" not in error:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(json.loads(text), JSON_SCHEMA)
+
+
+def test_file_list_round_trips_and_names_every_problem():
+    listed = FileList("ingest_ts=20261130T100000", [ListedFile("s3://landing/a.pdf", 10, "invoices/incoming/a.pdf"),
+                                                    ListedFile("s3://landing/b.pdf", 0)])
+    assert FileList.from_json(listed.to_json()) == listed
+    for text, message in [
+        ("[]", "not a file list"),
+        ('{"batch_id": "b"}', "not a file list: KeyError"),
+        ('{"batch_id": "b", "files": [{"path": "x"}]}', "not a file list: TypeError"),
+        ('{"batch_id": "b", "files": [{"path": "x", "bytes": -1}]}', r"files\[0\] needs a path and bytes >= 0"),
+        ('{"batch_id": "b", "files": [{"path": "", "bytes": 1}]}', r"files\[0\] needs a path"),
+        ('{"batch_id": "b", "files": [{"path": "x", "bytes": 1}, {"path": "x", "bytes": 2}]}', "listed twice"),
+    ]:
+        with pytest.raises(ManifestError, match=message):
+            FileList.from_json(text, source="list.json")

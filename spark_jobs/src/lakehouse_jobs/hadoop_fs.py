@@ -8,6 +8,7 @@ not serverless or Spark Connect.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -43,3 +44,12 @@ def file_size(spark: SparkSession, path: str) -> int | None:
     """Size in bytes, or None when there is no such file."""
     fs, hadoop_path = _fs(spark, path)
     return fs.getFileStatus(hadoop_path).getLen() if fs.exists(hadoop_path) else None
+
+
+def status(spark: SparkSession, path: str) -> tuple[str, int, dt.datetime]:
+    """(the path as the file system qualifies it, size in bytes, modification time as a naive UTC datetime);
+    raises the JVM's FileNotFoundException (a Py4JJavaError) if absent."""
+    fs, hadoop_path = _fs(spark, path)
+    st = fs.getFileStatus(hadoop_path)
+    modified = dt.datetime.fromtimestamp(st.getModificationTime() / 1000, dt.timezone.utc).replace(tzinfo=None)
+    return st.getPath().toString(), st.getLen(), modified

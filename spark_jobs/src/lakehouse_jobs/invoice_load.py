@@ -3,13 +3,16 @@ docs/invoice-star-schema.md).
 
 Entry point `invoice_load` of the jobs wheel (a Databricks `python_wheel_task`):
 
-    invoice_load --incoming s3://<landing>/invoices/ --member-cards s3://<landing>/member_card/.../_manifest.json
+    invoice_load --manifest s3://<landing>/invoices/batches/<batch>/_files.json
+                 --member-cards s3://<landing>/member_card/.../_manifest.json
                  --tables-root s3://<lakehouse>/delta --result-path s3://<lakehouse>/_results/invoice/<run>.json
 
 Steps, each a function below (shapes in their docstrings):
-1. ``list_files``: every file under ``--incoming`` (recursively; not only ``*.pdf``: a mislabelled upload is
-   quarantined as ``not_pdf`` rather than ignored; Spark skips names starting with ``_`` or ``.``), or the
-   files a ``--manifest`` lists: path, size and modification time, without reading a byte of content.
+1. ``list_files``: the files a ``--manifest`` lists (lakehouse_jobs.manifest.FileList, written by the DAG's
+   claim), every one of them, or every file under ``--incoming`` (recursively; for local use: Spark hides
+   names starting with ``_`` or ``.`` and zero-byte files): path, size and modification time, without
+   reading a byte of content. Not only ``*.pdf``: a mislabelled or empty upload is quarantined as
+   ``not_pdf`` rather than ignored.
 2. ``unseen_files``: files the ledger holds with the same path, size and modification time were processed
    before; nothing of them is read again (originals stay where they are, so the prefix keeps every file
    ever received, and only the new ones cost a read).
@@ -95,7 +98,7 @@ from lakehouse_jobs.invoice_tables import (
     RESOLVED,
     UNRESOLVED,
 )
-from lakehouse_jobs.manifest import MANIFEST_NAME, BatchManifest
+from lakehouse_jobs.manifest import MANIFEST_NAME, BatchManifest, FileList
 from lakehouse_jobs.steps import materialise, timed
 
 log = logging.getLogger(__name__)
@@ -305,19 +308,41 @@ def literal_paths(paths: list[str]) -> list[str]:
     return [_GLOB_CHARACTERS.sub(r"\\\1", p) for p in paths]
 
 
-def list_files(spark: SparkSession, incoming: str | None = None, paths: list[str] | None = None) -> DataFrame:
+def read_files(spark: SparkSession, paths: list[str], empty: dict[str, dt.datetime] | None = None) -> DataFrame:
+    """binaryFile's rows (path, modificationTime, length, content) of exactly `paths`. Spark's file sources
+    return no row for a zero-byte file (Spark 4.0: there is no split to read), so the paths in `empty` (path
+    -> modification time, naive UTC) get rows made here, with empty content. Raises Spark's
+    AnalysisException for a path that does not exist."""
+    empty = empty or {}
+    rows = spark.createDataFrame([(p, empty[p], 0, b"") for p in paths if p in empty],
+                                 "path string, modificationTime timestamp, length bigint, content binary")
+    if readable := [p for p in paths if p not in empty]:
+        rows = spark.read.format("binaryFile").load(literal_paths(readable)).unionByName(rows)
+    return rows
+
+
+def list_files(spark: SparkSession, incoming: str | None = None, paths: list[str] | None = None,
+               empty: dict[str, dt.datetime] | None = None) -> DataFrame:
     """source_path (as Spark lists it: file:/..., s3://...), file_size (bytes), file_modified_at (timestamp) of
-    every file under the prefix `incoming` (recursively) or of `paths`. Reads no content (binaryFile reads
-    it only when the column is selected). Raises Spark's AnalysisException for a path that does not exist."""
-    reader = spark.read.format("binaryFile")
+    every file under the prefix `incoming` (recursively; Spark hides names starting with "_" or "." and
+    zero-byte files) or of `paths` (read_files: every one of them). Reads no content (binaryFile reads it
+    only when the column is selected). Raises Spark's AnalysisException for a path that does not exist."""
     if incoming is not None:
-        df = reader.option("recursiveFileLookup", "true").load(incoming)
-    elif paths:
-        df = reader.load(literal_paths(paths))
+        df = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(incoming)
     else:
-        return spark.createDataFrame([], "source_path string, file_size bigint, file_modified_at timestamp")
+        df = read_files(spark, paths or [], empty)
     return df.select(F.col("path").alias("source_path"), F.col("length").alias("file_size"),
                      F.col("modificationTime").alias("file_modified_at"))
+
+
+def zero_byte_files(spark: SparkSession, file_list: FileList) -> dict[str, dt.datetime]:
+    """The zero-byte files of `file_list`: {path as Spark would name it: modification time}, for read_files."""
+    found = {}
+    for f in file_list.files:
+        if f.bytes == 0:
+            path, _, modified = hadoop_fs.status(spark, f.path)
+            found[path] = modified
+    return found
 
 
 def unseen_files(listing: DataFrame, ledger: DataFrame) -> DataFrame:
@@ -325,15 +350,11 @@ def unseen_files(listing: DataFrame, ledger: DataFrame) -> DataFrame:
     return listing.join(ledger.select(*LISTING_COLUMNS), LISTING_COLUMNS, "left_anti")
 
 
-def hash_files(spark: SparkSession, paths: list[str]) -> DataFrame:
-    """LISTING_COLUMNS + source_sha256 (SHA-256 hex of the bytes, computed in Spark) of `paths`."""
-    if not paths:
-        return spark.createDataFrame([], "source_path string, file_size bigint, file_modified_at timestamp, "
-                                         "source_sha256 string")
-    df = spark.read.format("binaryFile").load(literal_paths(paths))
-    return df.select(F.col("path").alias("source_path"), F.col("length").alias("file_size"),
-                     F.col("modificationTime").alias("file_modified_at"),
-                     F.sha2("content", 256).alias("source_sha256"))
+def hash_files(spark: SparkSession, paths: list[str], empty: dict[str, dt.datetime] | None = None) -> DataFrame:
+    """LISTING_COLUMNS + source_sha256 (SHA-256 hex of the bytes, computed in Spark) of `paths` (read_files)."""
+    return read_files(spark, paths, empty).select(
+        F.col("path").alias("source_path"), F.col("length").alias("file_size"),
+        F.col("modificationTime").alias("file_modified_at"), F.sha2("content", 256).alias("source_sha256"))
 
 
 def plan_files(hashed: DataFrame, ledger: DataFrame) -> DataFrame:
@@ -347,12 +368,13 @@ def plan_files(hashed: DataFrame, ledger: DataFrame) -> DataFrame:
     )
 
 
-def parse_files(spark: SparkSession, paths: list[str]) -> DataFrame:
-    """PARSED_SCHEMA rows of `paths`: read again (the content is not kept between steps), hashed again (the
-    hash of exactly the bytes parsed), spread over ceil(len(paths) / FILES_PER_TASK) tasks and parsed."""
+def parse_files(spark: SparkSession, paths: list[str], empty: dict[str, dt.datetime] | None = None) -> DataFrame:
+    """PARSED_SCHEMA rows of `paths` (read_files): read again (the content is not kept between steps), hashed
+    again (the hash of exactly the bytes parsed), spread over ceil(len(paths) / FILES_PER_TASK) tasks and
+    parsed."""
     if not paths:
         return spark.createDataFrame([], PARSED_SCHEMA)
-    files = spark.read.format("binaryFile").load(literal_paths(paths)).select(
+    files = read_files(spark, paths, empty).select(
         F.col("path").alias("source_path"), F.sha2("content", 256).alias("source_sha256"), "content")
     return files.repartition(max(1, math.ceil(len(paths) / FILES_PER_TASK))).mapInArrow(
         parse_arrow_batches, PARSED_SCHEMA)
@@ -808,7 +830,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--incoming", help="prefix (s3://... or a local directory) whose files are invoices; "
                                            "read recursively, originals left in place")
-    source.add_argument("--manifest", help='JSON file {"files": ["<path>", ...]} naming exactly the files to load')
+    source.add_argument("--manifest", help="a file list (lakehouse_jobs.manifest.FileList, JSON) naming exactly "
+                                           "the files to load")
     parser.add_argument("--member-cards", required=True,
                         help="the member_card extract: Parquet file or directory, or a batch's _manifest.json")
     parser.add_argument("--tables-root", required=True,
@@ -836,8 +859,9 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
     lines_loaded (= lines_inserted + lines_updated), lines_deleted; quarantined and quarantine_reasons
     {reason: files}; member_resolution {code: invoices of this run}; members_fixed_up {new code: older
     invoices re-resolved}; versions {table: the last version this run committed, or null}.
-    Raises PiiKeyError without usable keys; Spark's AnalysisException for a missing --incoming or
-    --member-cards; ValueError for member cards without their columns.
+    Raises PiiKeyError without usable keys; Spark's AnalysisException for a missing --incoming, listed file
+    or --member-cards; ManifestError (a ValueError) for an invalid --manifest; ValueError for a listed file
+    Spark hides, or member cards without their columns.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
@@ -858,9 +882,15 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
 
     with timed("list_files", log):
         ledger = spark.read.format("delta").load(paths["invoice_ledger"])
+        empty: dict[str, dt.datetime] = {}
         if args.manifest:
-            listed = json.loads(hadoop_fs.read_text(spark, args.manifest))["files"]
-            listing = materialise(list_files(spark, paths=listed))
+            file_list = FileList.from_json(hadoop_fs.read_text(spark, args.manifest), source=args.manifest)
+            empty = zero_byte_files(spark, file_list)
+            listing = materialise(list_files(spark, paths=[f.path for f in file_list.files if f.bytes] + list(empty),
+                                             empty=empty))
+            if (seen := listing.count()) != len(file_list.files):
+                raise ValueError(f"{args.manifest}: Spark read {seen} of its {len(file_list.files)} files (it hides "
+                                 "names starting with '_' or '.'; include/invoice_landing.claimed_name avoids them)")
         else:
             listing = materialise(list_files(spark, incoming=args.incoming))
         files_seen = listing.count()
@@ -868,13 +898,13 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
         deferred = max(0, len(unseen) - args.max_files)
         unseen_paths = [r["source_path"] for r in unseen[:args.max_files]]
     with timed("hash_files", log):
-        planned = materialise(plan_files(hash_files(spark, unseen_paths), ledger))
+        planned = materialise(plan_files(hash_files(spark, unseen_paths, empty), ledger))
         actions = {r["_action"]: r["count"] for r in planned.groupBy("_action").count().collect()}
         to_parse = [r["source_path"] for r in planned.where("_action = 'parse'").select("source_path").collect()]
     log.info("%d files listed, %d new by path, %d to parse (%s)", files_seen, len(unseen), len(to_parse), actions)
 
     with timed("parse", log):
-        decided = materialise(decide(parse_files(spark, to_parse), planned))
+        decided = materialise(decide(parse_files(spark, to_parse, empty), planned))
         outcomes = {r["outcome"]: r["count"] for r in decided.groupBy("outcome").count().collect()}
         reasons = {r["reason"]: r["count"] for r in
                    decided.where("outcome = 'quarantined'").groupBy("reason").count().collect()}

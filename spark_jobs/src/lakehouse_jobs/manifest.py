@@ -162,3 +162,46 @@ JSON_SCHEMA: dict[str, Any] = {
         "created_at": {"type": "string"},
     },
 }
+
+
+# ------------------------------------------------------------------------------- invoice file lists
+
+FILE_LIST_NAME = "_files.json"
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    path: str  # s3://bucket/key (or a local path in tests): exactly the file, no glob
+    bytes: int
+    source_key: str | None = None  # where the file arrived, when it was renamed on the way (a claim)
+
+
+@dataclass(frozen=True)
+class FileList:
+    """The files one invoice_load run reads, written by the claim (include/invoice_landing.py) and read by
+    the job's ``--manifest``: the job's inventory comes from here, not from Spark's listing, which hides
+    names starting with "_" or "." and never returns a zero-byte file."""
+
+    batch_id: str
+    files: list[ListedFile]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, source: str = "file list") -> FileList:
+        """Raises ManifestError naming `source` for anything but {"batch_id": str, "files": [{"path": str,
+        "bytes": int >= 0, "source_key": str | null}, ...]} with distinct paths."""
+        try:
+            data = json.loads(text)
+            files = [ListedFile(**f) for f in data["files"]]
+            batch_id = data["batch_id"]
+        except (ValueError, TypeError, KeyError) as e:
+            raise ManifestError(f"{source} is not a file list: {type(e).__name__}: {e}") from e
+        problems = [f"files[{i}] needs a path and bytes >= 0" for i, f in enumerate(files)
+                    if not (isinstance(f.path, str) and f.path and isinstance(f.bytes, int) and f.bytes >= 0)]
+        if len({f.path for f in files}) != len(files):
+            problems.append("a path is listed twice")
+        if problems:
+            raise ManifestError(f"invalid file list {source}: " + "; ".join(problems))
+        return cls(batch_id=str(batch_id), files=files)
