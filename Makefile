@@ -46,6 +46,13 @@ scale: up ## the member pipeline through the DAG at 1M and 5M members (benchmark
 history-bench: install ## the member job at 5M members: a 5% change and an unchanged replay against a full overwrite (benchmarks/member_history_bench.py)
 	@.venv/bin/python -m benchmarks.member_history_bench --members 5000000 $(BENCH_ARGS)
 
+# Screenshots for the docs (docs/images/*.png) from the running stack, after `make demo`; installs Debian's
+# chromium and chromium-driver when missing (needs root, as `dev/stack.sh install` does for its packages).
+.PHONY: screenshots
+screenshots: up ## docs/images/*.png: the Airflow UI and a local run page, by headless Chromium (dev/screenshots.py)
+	@command -v chromedriver >/dev/null || (apt-get update -q && apt-get install -y -q chromium chromium-driver)
+	@$(STACK) run python -m dev.screenshots
+
 # The member daily benchmark (issue 11). Its dlt contender runs in a venv of its own, .local/bench-venv, from
 # requirements/bench.lock (compiled from bench.in with the same arguments as the other locks); the harness
 # creates or re-syncs that venv, and fetches the MySQL JDBC driver of the notebook contender into the download

@@ -21,13 +21,17 @@ class AirflowApi:
         self._password = password or os.environ["AIRFLOW_ADMIN_PASSWORD"]
         self._token: str | None = None
 
-    def _headers(self) -> dict[str, str]:
+    def token(self) -> str:
+        """The admin's JWT from the auth manager's /auth/token, fetched once."""
         if self._token is None:
             r = requests.post(f"{self.base_url}/auth/token", timeout=30,
                               json={"username": self._user, "password": self._password})
             r.raise_for_status()
             self._token = r.json()["access_token"]
-        return {"Authorization": f"Bearer {self._token}"}
+        return self._token
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token()}"}
 
     def get(self, path: str) -> requests.Response:
         return requests.get(f"{self.base_url}/api/v2/{path}", headers=self._headers(), timeout=30)

@@ -47,6 +47,7 @@ def job_cluster(task_key: str, db: DatabricksSettings) -> dict:
         "spark_version": db.spark_version,
         "node_type_id": db.node_type,
         "autoscale": {"min_workers": db.min_workers, "max_workers": db.max_workers},
+        "aws_attributes": {"availability": db.availability, "first_on_demand": 1},
         # the jobs use spark._jvm (lakehouse_jobs.hadoop_fs): dedicated access mode, not standard/shared
         "data_security_mode": "SINGLE_USER",
         "spark_conf": {**DEFAULT_SPARK_CONF, **db.spark_conf},

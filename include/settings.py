@@ -73,6 +73,7 @@ LANDING_RETENTION_DAYS = _int(os.environ, "LANDING_RETENTION_DAYS", 14, minimum=
 
 # ---------------------------------------------------------------------------------------- Databricks
 COMPUTE_KINDS = ("job_cluster", "serverless", "existing_cluster")
+AVAILABILITY = ("SPOT_WITH_FALLBACK", "SPOT", "ON_DEMAND")  # the Clusters API's aws_attributes.availability
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class DatabricksSettings:
     min_workers: int
     max_workers: int
     policy_id: str | None  # a cluster policy (instance profile, limits); its defaults are applied
+    # AWS capacity of the job cluster's workers: SPOT_WITH_FALLBACK (the default), SPOT or ON_DEMAND. The
+    # driver is always on-demand (first_on_demand=1): losing it loses the run, losing a worker a few tasks.
+    availability: str
     spark_conf: dict[str, str]  # over spark.sql.session.timeZone=UTC
     tags: dict[str, str]  # extra custom_tags of the job cluster (cost attribution)
     existing_cluster_id: str | None
@@ -113,8 +117,12 @@ class DatabricksSettings:
             raise ValueError(f"DATABRICKS_COMPUTE={compute!r}: expected one of {', '.join(COMPUTE_KINDS)}")
         if compute == "existing_cluster" and not env.get("DATABRICKS_EXISTING_CLUSTER_ID"):
             raise ValueError("DATABRICKS_COMPUTE=existing_cluster needs DATABRICKS_EXISTING_CLUSTER_ID")
+        availability = env.get("DATABRICKS_AVAILABILITY") or "SPOT_WITH_FALLBACK"
+        if availability not in AVAILABILITY:
+            raise ValueError(f"DATABRICKS_AVAILABILITY={availability!r}: expected one of {', '.join(AVAILABILITY)}")
         return cls(
             compute=compute,
+            availability=availability,
             spark_version=env.get("DATABRICKS_SPARK_VERSION") or DEFAULT_RUNTIME,
             node_type=env.get("DATABRICKS_NODE_TYPE") or "m6gd.large",
             min_workers=_int(env, "DATABRICKS_MIN_WORKERS", 1),

@@ -91,6 +91,15 @@ def test_misconfigured_compute_fails_when_the_dag_is_parsed():
         db(DATABRICKS_TAGS='["a"]')
     with pytest.raises(ValueError, match="DATABRICKS_MAX_WORKERS='four': expected a whole number"):
         db(DATABRICKS_MAX_WORKERS="four")
+    with pytest.raises(ValueError, match="DATABRICKS_AVAILABILITY='spot': expected one of SPOT_WITH_FALLBACK"):
+        db(DATABRICKS_AVAILABILITY="spot")
+
+
+def test_job_cluster_workers_run_on_spot_with_an_on_demand_driver():
+    (task,) = member_merge_run(BATCH, db())["tasks"]
+    assert task["new_cluster"]["aws_attributes"] == {"availability": "SPOT_WITH_FALLBACK", "first_on_demand": 1}
+    (task,) = member_merge_run(BATCH, db(DATABRICKS_AVAILABILITY="ON_DEMAND"))["tasks"]
+    assert task["new_cluster"]["aws_attributes"]["availability"] == "ON_DEMAND"
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -1,0 +1,91 @@
+"""Screenshots of the running stack for the docs (docs/images/*.png): the DAG list, the graph of the latest
+successful member_pipeline and invoice_pipeline runs in the Airflow web UI, and the local Databricks runner's
+page of that member run's Spark job.
+
+    make screenshots        # = dev/stack.sh run python -m dev.screenshots (after `make demo`)
+
+Headless Chromium and ChromeDriver from Debian's packages (chromium, chromium-driver: the make target
+installs them), driven by Selenium. It logs in as the stack's admin the way the UI does: a JWT from
+``/auth/token`` in the ``_token`` cookie. Raises SystemExit naming what is missing (no successful run,
+no browser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from dev.airflow_api import AirflowApi
+
+IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+WINDOW = (1440, 1100)
+
+
+def latest_success(api: AirflowApi, dag_id: str) -> str:
+    runs = api.get(f"dags/{dag_id}/dagRuns?state=success&order_by=-run_after&limit=1").json()["dag_runs"]
+    if not runs:
+        raise SystemExit(f"no successful {dag_id} run to show: run `make demo` first")
+    return runs[0]["dag_run_id"]
+
+
+def browser() -> webdriver.Chrome:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        raise SystemExit("needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--hide-scrollbars",
+                f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=1"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def shoot(page: webdriver.Chrome, url: str, name: str, wait_for: str, click: tuple[str, ...] = (),
+          settle: float = 2.0) -> Path:
+    """Open `url`, wait until the text `wait_for` is on the page, press the buttons labelled `click` (their
+    aria-label), wait `settle` s for layout and animations, save docs/images/<name>.png."""
+    page.get(url)
+    wait = WebDriverWait(page, 60)
+    wait.until(expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "body"), wait_for))
+    for label in click:
+        button = (By.CSS_SELECTOR, f'button[aria-label="{label}"]')
+        wait.until(expected_conditions.element_to_be_clickable(button)).click()
+        time.sleep(settle)
+    time.sleep(settle)
+    path = IMAGES / f"{name}.png"
+    page.save_screenshot(str(path))
+    print(f"==> {path.relative_to(IMAGES.parents[1])}: {url}", flush=True)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    api = AirflowApi()
+    member_run, invoice_run = latest_success(api, "member_pipeline"), latest_success(api, "invoice_pipeline")
+    run_page = api.get(f"dags/member_pipeline/dagRuns/{member_run}/taskInstances/merge_members/xcomEntries/"
+                       "run_page_url").json()["value"].strip('"')
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page = browser()
+    try:
+        page.get(api.base_url + "/auth/login")  # a page of the UI's origin, so the cookie can be set on it
+        page.add_cookie({"name": "_token", "value": api.token(), "path": "/"})
+        shoot(page, f"{api.base_url}/dags", "airflow-dags", "member_pipeline")
+        for dag_id, run_id in (("member_pipeline", member_run), ("invoice_pipeline", invoice_run)):
+            shoot(page, f"{api.base_url}/dags/{dag_id}/runs/{run_id}", f"airflow-{dag_id}-run", run_id,
+                  click=("Show Graph (Press g)",))
+        shoot(page, run_page, "databricks-run-page", "member_merge")
+    finally:
+        page.quit()
+
+
+if __name__ == "__main__":
+    main()
