@@ -53,6 +53,16 @@ screenshots: up ## docs/images/*.png: the Airflow UI and a local run page, by he
 	@command -v chromedriver >/dev/null || (apt-get update -q && apt-get install -y -q chromium chromium-driver)
 	@$(STACK) run python -m dev.screenshots
 
+# Every Mermaid diagram in README.md and docs/ rendered by mermaid-cli (npm, into .local/mermaid-cli) with
+# Debian's chromium: what GitHub shows, checked before a push.
+MERMAID_CLI := 11.17.0
+.PHONY: docs-check
+docs-check: install ## render every Mermaid diagram of the docs (dev/check_mermaid.py)
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium chromium-driver)
+	@test -x .local/mermaid-cli/node_modules/.bin/mmdc || (mkdir -p .local/mermaid-cli && cd .local/mermaid-cli \
+	  && PUPPETEER_SKIP_DOWNLOAD=1 npm install --silent --no-audit --no-fund @mermaid-js/mermaid-cli@$(MERMAID_CLI))
+	@.venv/bin/python -m dev.check_mermaid
+
 # The member daily benchmark (issue 11). Its dlt contender runs in a venv of its own, .local/bench-venv, from
 # requirements/bench.lock (compiled from bench.in with the same arguments as the other locks); the harness
 # creates or re-syncs that venv, and fetches the MySQL JDBC driver of the notebook contender into the download
