@@ -33,7 +33,7 @@ import datetime as dt
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import Param, dag, task
 
-from include import layout, settings
+from include import settings
 from include.assets import MEMBER_TABLES, MEMBER_TABLES_POOL
 from include.databricks_runs import member_merge_run
 from include.databricks_submit import (
@@ -125,22 +125,11 @@ def member_pipeline():
     def reconcile(extracted: dict) -> dict:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        from include.extract.engine import read_manifest
-        from include.reconcile import commit_info, read_json, reconcile_batch
+        from include.reconcile import reconcile_member_batch
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
-        batch_id = extracted["batch_id"]
-        manifest = read_manifest(s3, settings.LANDING_BUCKET, "member", batch_id)
-        result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("member", batch_id))
-
-        def commit(table: str, version: int | None) -> dict | None:
-            if version is None:  # the batch changed nothing in this table: nothing was committed
-                return None
-            key = layout.delta_commit_key(table, version)
-            return commit_info(s3.get_object(Bucket=settings.LAKEHOUSE_BUCKET, Key=key)["Body"].read())
-
-        return reconcile_batch(manifest, result, commit("member", result["delta_version"]),
-                               commit("dim_member", result["dim_member_version"]))
+        return reconcile_member_batch(s3, extracted["batch_id"], landing_bucket=settings.LANDING_BUCKET,
+                                      lakehouse_bucket=settings.LAKEHOUSE_BUCKET)
 
     extracted = extract_members()
     extracted >> wait_for_manifest >> merge_members >> reconcile(extracted)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from include import layout
 from lakehouse_jobs.manifest import BatchManifest
 
 
@@ -124,6 +125,25 @@ def _metrics(commit: dict | None) -> dict[str, int]:
 
 def read_json(s3, bucket: str, key: str) -> dict:
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def reconcile_member_batch(s3, batch_id: str, *, landing_bucket: str, lakehouse_bucket: str) -> dict:
+    """reconcile_batch for one landed member batch, reading what it needs from S3 (`s3`, a boto3 client):
+    the batch's manifest, the job's result file, and the Delta commits the result names (none for a table
+    the batch did not change). Raises ReconciliationError, or botocore's ClientError for a missing object."""
+    from include.extract.engine import read_manifest  # pyarrow: only where a batch is reconciled
+
+    manifest = read_manifest(s3, landing_bucket, "member", batch_id)
+    result = read_json(s3, lakehouse_bucket, layout.result_key("member", batch_id))
+
+    def commit(table: str, version: int | None) -> dict | None:
+        if version is None:  # the batch changed nothing in this table: nothing was committed
+            return None
+        key = layout.delta_commit_key(table, version)
+        return commit_info(s3.get_object(Bucket=lakehouse_bucket, Key=key)["Body"].read())
+
+    return reconcile_batch(manifest, result, commit("member", result["delta_version"]),
+                           commit("dim_member", result["dim_member_version"]))
 
 
 def check_invoice_load(claimed: dict, result: dict) -> dict:

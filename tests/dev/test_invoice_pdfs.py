@@ -36,6 +36,9 @@ def test_values_come_from_the_callers_members_and_the_two_years():
     assert all(1 <= len(d.lines) <= 40 for d in docs) and max(len(d.lines) for d in docs) > 30
     assert all(check_arithmetic(d) == [] for d in docs)
     assert invoice_pdfs.generate_invoices(5, seed=1, member_numbers=[])[0].member_number is None
+    # a cap below the second page's 13 lines holds for every seed (it once raised for one seed in four)
+    assert {len(d.lines) for d in invoice_pdfs.generate_invoices(60, seed=2, member_numbers=[], max_lines=3)} == {
+        1, 2, 3}
 
 
 def test_write_batch_and_the_cli(tmp_path, capsys):
