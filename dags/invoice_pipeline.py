@@ -6,8 +6,9 @@ Every hour (or when triggered):
 1. **wait_for_invoices** waits for any file under `s3://<landing>/invoices/incoming/`; with none within the
    hour it is skipped, and the run with it (nothing to load is not a failure).
 2. **claim_invoices** moves what has arrived into `s3://<landing>/invoices/batches/<batch_id>/` and writes
-   the batch's file list, so the run reads a fixed set of files and anything arriving meanwhile goes to the
-   next run (include/invoice_landing.py).
+   the run's file list: this batch's files and those of any earlier batch not yet loaded to the end (a run
+   that failed for good, files the job deferred), so the run reads a fixed set of files, anything arriving
+   meanwhile goes to the next run, and nothing claimed is left behind (include/invoice_landing.py).
 3. **extract_member_cards** extracts the MySQL `member_card` table (card number → member) with the same
    extract code as `member`: an invoice's "Member No." is a card number.
 4. **load_invoices** submits a Databricks run of the jobs wheel's `invoice_load` entry point
@@ -16,8 +17,9 @@ Every hour (or when triggered):
    or does not add up (with the reason and the file's path), encrypts bill-to and ship-to names and
    addresses, and MERGEs the rest into `fact_invoice`, `fact_invoice_line` and the dimensions
    (docs/invoice-star-schema.md).
-5. **check_load** reads the job's result: every file of the batch is loaded, quarantined or was loaded
-   before, and nothing else. Its success updates the invoice tables' Assets.
+5. **check_load** reads the job's result: every listed file is loaded, quarantined, superseded or was
+   loaded before, and nothing else; then the batches it covered are closed. Its success updates the invoice
+   tables' Assets.
 
 Re-running any task is safe: claiming is idempotent, the ledger makes each file load once, and a corrected
 re-issue of an invoice (same number, new content) replaces its lines.
@@ -30,12 +32,13 @@ import datetime as dt
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from include import layout, settings
 from include.assets import INVOICE_TABLES
 from include.databricks_runs import invoice_load_run
 from include.databricks_submit import API_RETRY_DELAY, API_RETRY_LIMIT, DatabricksSubmitRun, execution_timeout_for
-from include.invoice_landing import INCOMING_PREFIX
+from include.invoice_landing import INCOMING_PREFIX, has_incoming_files
 
 CLAIM = "{{ ti.xcom_pull(task_ids='claim_invoices')['batch_id'] }}"
 CARDS = "{{ ti.xcom_pull(task_ids='extract_member_cards')['batch_id'] }}"
@@ -77,6 +80,8 @@ def invoice_pipeline():
         bucket_name=settings.LANDING_BUCKET,
         bucket_key=f"{INCOMING_PREFIX}*",
         wildcard_match=True,
+        metadata_keys=["Key", "Size"],
+        check_fn=has_incoming_files,  # a console's "folder" placeholder is not an invoice
         mode="reschedule",
         poke_interval=60,
         timeout=dt.timedelta(minutes=50).total_seconds(),
@@ -93,8 +98,11 @@ def invoice_pipeline():
         from include.invoice_landing import claim_incoming
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
-        return claim_incoming(s3, settings.LANDING_BUCKET, batch_id_for(context),
-                              sse_args=sse_args(settings.S3_SSE, settings.S3_SSE_KMS_KEY_ID))
+        claimed = claim_incoming(s3, settings.LANDING_BUCKET, batch_id_for(context),
+                                 sse_args=sse_args(settings.S3_SSE, settings.S3_SSE_KMS_KEY_ID))
+        if not claimed["batch_files"]:  # another run took what the sensor saw
+            raise AirflowSkipException("no invoice file to load")
+        return claimed
 
     @task(execution_timeout=dt.timedelta(minutes=10))
     def extract_member_cards(**context) -> dict:
@@ -119,11 +127,15 @@ def invoice_pipeline():
     def check_load(claimed: dict) -> dict:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+        from include.invoice_landing import close_batches
         from include.reconcile import check_invoice_load, read_json
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
         result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("invoice", claimed["batch_id"]))
-        return check_invoice_load(claimed, result)
+        counts = check_invoice_load(claimed, result)
+        if not counts["files_deferred"]:  # deferred files keep their batches open for the next run
+            close_batches(s3, settings.LANDING_BUCKET, claimed["open_batches"])
+        return counts
 
     claimed = claim_invoices()
     wait_for_invoices >> claimed >> extract_member_cards() >> load_invoices >> check_load(claimed)

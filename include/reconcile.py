@@ -149,7 +149,7 @@ def reconcile_member_batch(s3, batch_id: str, *, landing_bucket: str, lakehouse_
 def check_invoice_load(claimed: dict, result: dict) -> dict:
     """The invoice batch's counts, or ReconciliationError naming every check that fails.
 
-    claimed: include.invoice_landing.claim_incoming's result (``batch_files``: the files in the batch).
+    claimed: include.invoice_landing.claim_incoming's result (``batch_files``: the files in the run's list).
     result: lakehouse_jobs.invoice_load's result JSON. Every file of the batch is accounted for exactly once:
     seen = the batch's files = skipped (in the ledger already, or a copy within the batch) + deferred +
     parsed, and parsed = loaded + quarantined + superseded (an older version of an invoice in the same
@@ -182,6 +182,7 @@ def check_invoice_load(claimed: dict, result: dict) -> dict:
     if problems:
         raise ReconciliationError(f"invoice batch {claimed['batch_id']} does not reconcile: " + "; ".join(problems))
     return {k: r[k] for k in ("batch_id", "files_seen", "files_skipped_already_processed", "files_skipped_same_content",
-                              "files_deferred", "files_parsed", "invoices_loaded", "invoices_new",
-                              "invoices_replaced", "lines_loaded", "lines_deleted", "quarantined",
-                              "quarantine_reasons", "member_resolution", "members_fixed_up")}
+                              "files_changed_during_run", "files_deferred", "files_parsed", "invoices_loaded",
+                              "invoices_new", "invoices_replaced", "invoices_superseded", "lines_loaded",
+                              "lines_deleted", "quarantined", "quarantine_reasons", "member_resolution",
+                              "members_fixed_up")}

@@ -18,7 +18,7 @@ from dev.airflow_api import AirflowApi
 from dev.bootstrap import s3_client
 from dev.invoice_pdfs import generate_invoice, not_a_pdf, render_invoice_pdf
 from include import layout, settings
-from include.invoice_landing import BATCHES_PREFIX, INCOMING_PREFIX
+from include.invoice_landing import BATCHES_PREFIX, INCOMING_PREFIX, OPEN_PREFIX
 from lakehouse_jobs.manifest import FILE_LIST_NAME, FileList
 from tests.services import require_env, require_port
 
@@ -50,8 +50,8 @@ def test_new_invoices_are_loaded_and_bad_files_quarantined(api, spark):
     rng = random.Random(stamp)
     docs = [generate_invoice(rng, [11134891], sequence=stamp * 10 + i) for i in range(3)]
     files = {f"e2e-{doc.invoice_number}.pdf": render_invoice_pdf(doc) for doc in docs}
-    # a name Spark's readers hide: the claim renames it, so the invoice still loads
-    files[f"_e2e {stamp} [draft].pdf"] = files.pop(f"e2e-{docs[2].invoice_number}.pdf")
+    # a name Spark's readers hide, and one S3 metadata cannot hold as it is: the claim renames it, the invoice loads
+    files[f"_e2e Zoë {stamp} [draft].pdf"] = files.pop(f"e2e-{docs[2].invoice_number}.pdf")
     files[f"e2e-{stamp}-note.pdf"] = not_a_pdf(docs[0]) + str(stamp).encode()
     files[f"e2e-{stamp}-empty.pdf"] = b""  # a failed upload: Spark never returns a zero-byte file
     s3 = s3_client()
@@ -68,6 +68,8 @@ def test_new_invoices_are_loaded_and_bad_files_quarantined(api, spark):
                 Bucket=settings.LANDING_BUCKET, Prefix=INCOMING_PREFIX + "e2e").get("KeyCount"):
             break
     assert set(paths) == sources, f"claimed {sorted(paths)}, expected {sorted(sources)}"
+    # the run checked its batch to the end: no batch is left open for the next claim to list again
+    assert not s3.list_objects_v2(Bucket=settings.LANDING_BUCKET, Prefix=OPEN_PREFIX).get("KeyCount")
 
     ledger = spark.read.format("delta").load(layout.delta_table_uri("invoice_ledger"))
     status = {r["source_path"]: r["status"] for r in ledger.where(F.col("source_path").isin(list(paths.values())))

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
 
 from include.extract.s3_upload import sse_args
-from include.invoice_landing import INCOMING_PREFIX, batch_prefix, claim_incoming, claimed_name, file_list_key
+from include.invoice_landing import (
+    INCOMING_PREFIX,
+    batch_prefix,
+    claim_incoming,
+    claimed_name,
+    close_batches,
+    file_list_key,
+    has_incoming_files,
+)
 from include.landing_retention import BATCH_OBJECT_TAGS
 from lakehouse_jobs.manifest import FILE_LIST_NAME, FileList
 
@@ -25,32 +34,40 @@ def file_list(s3, bucket: str, batch_id: str) -> FileList:
     return FileList.from_json(body, source=file_list_key(batch_id))
 
 
-@pytest.mark.parametrize(("name", "expected_base"), [
-    ("a.pdf", "a.pdf"),
-    ("scans/_Chris Wong [2].pdf", "Chris_Wong_2_.pdf"),
-    (".hidden.pdf", "hidden.pdf"),
-    ("upload.pdf._COPYING_", "upload.pdf._COPYING"),
-    ("発票.pdf", "pdf"),
-    ("___", "file"),
+@pytest.mark.unit
+@pytest.mark.parametrize(("name", "extension"), [
+    ("a.pdf", ".pdf"),
+    ("scans/_Chris Wong [2].PDF", ".PDF"),
+    (".hidden", ""),
+    ("upload.pdf._COPYING_", ""),
+    ("発票.pdf", ".pdf"),
+    ("no-extension", ""),
 ])
-def test_claimed_name_is_one_spark_reads_literally(name, expected_base):
+def test_claimed_name_is_one_spark_reads_literally_and_carries_no_name(name, extension):
     claimed = claimed_name(name, '"etag"')
-    assert re.fullmatch(r"[0-9a-f]{12}-[A-Za-z0-9][A-Za-z0-9._-]*", claimed)
-    assert claimed[13:] == expected_base
-    assert not claimed.endswith(("_", "."))
+    assert re.fullmatch(r"[0-9a-f]{16}(\.[A-Za-z0-9]{1,10})?", claimed)
+    assert claimed[16:] == extension
 
 
+@pytest.mark.unit
 def test_claimed_name_differs_by_name_and_by_etag():
     assert claimed_name("a.pdf", '"1"') == claimed_name("a.pdf", '"1"')
     assert len({claimed_name("a.pdf", '"1"'), claimed_name("a.pdf", '"2"'), claimed_name("a_pdf", '"1"'),
                 claimed_name("x/a.pdf", '"1"')}) == 4
 
 
+@pytest.mark.unit
+def test_a_folder_placeholder_is_not_a_file():
+    assert has_incoming_files([{"Key": INCOMING_PREFIX + "a.pdf", "Size": 3}])
+    assert not has_incoming_files([{"Key": INCOMING_PREFIX + "folder/", "Size": 0}])
+
+
 @pytest.mark.integration
 def test_claim_moves_every_incoming_file_once_and_keeps_it_out_of_landing_retention(s3, scratch_bucket):
     files = {"a.pdf": b"%PDF-1.4 a", "sub/b.pdf": b"%PDF-1.4 b", "notes.txt": b"not a pdf",
-             # names Spark's readers hide, and a file they never return
-             "_under.pdf": b"%PDF-1.4 u", ".dot.pdf": b"%PDF-1.4 d", "empty.pdf": b""}
+             # names Spark's readers hide, a file they never return, names S3 metadata cannot hold as they are
+             "_under.pdf": b"%PDF-1.4 u", ".dot.pdf": b"%PDF-1.4 d", "empty.pdf": b"", "Zoë.pdf": b"%PDF z",
+             "new\nline.pdf": b"%PDF n"}
     for name, body in files.items():
         s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + name, Body=body, ContentType="application/pdf")
     s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "empty-folder/", Body=b"")
@@ -58,7 +75,8 @@ def test_claim_moves_every_incoming_file_once_and_keeps_it_out_of_landing_retent
 
     result = claim_incoming(s3, scratch_bucket, batch, sse_args=sse_args("AES256"))
 
-    assert (result["files"], result["batch_files"], result["bytes"]) == (6, 6, sum(map(len, files.values())))
+    assert (result["files"], result["batch_files"], result["bytes"]) == (8, 8, sum(map(len, files.values())))
+    assert result["open_batches"] == [batch]
     assert result["file_list"] == f"s3://{scratch_bucket}/{file_list_key(batch)}"
     listed = file_list(s3, scratch_bucket, batch)
     assert listed.batch_id == batch
@@ -70,6 +88,7 @@ def test_claim_moves_every_incoming_file_once_and_keeps_it_out_of_landing_retent
         entry = by_source[name]
         assert entry.path.startswith(f"s3://{scratch_bucket}/{batch_prefix(batch)}")
         assert (claimed[entry.path.rsplit("/", 1)[1]], entry.bytes) == (body, len(body))
+        assert dt.datetime.fromisoformat(entry.arrived_at) <= dt.datetime.now(dt.timezone.utc)
     assert set(keys(s3, scratch_bucket, INCOMING_PREFIX)) == {"empty-folder/"}
     a_key = by_source["a.pdf"].path.split("/", 3)[3]
     head = s3.head_object(Bucket=scratch_bucket, Key=a_key)
@@ -81,15 +100,35 @@ def test_claim_moves_every_incoming_file_once_and_keeps_it_out_of_landing_retent
     # a retry of the same run claims nothing more and lists the same files; a file arriving later goes to
     # the next batch, and a new upload under a claimed name is a file of its own
     again = claim_incoming(s3, scratch_bucket, batch, sse_args=sse_args("AES256"))
-    assert (again["files"], again["batch_files"]) == (0, 6)
-    assert file_list(s3, scratch_bucket, batch) == listed
+    assert (again["files"], again["batch_files"]) == (0, 8)
+    assert sorted(file_list(s3, scratch_bucket, batch).files, key=str) == sorted(listed.files, key=str)  # metadata
+    close_batches(s3, scratch_bucket, again["open_batches"])
     s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "late.pdf", Body=b"%PDF late")
     s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "a.pdf", Body=b"%PDF-1.4 a, corrected")
     later = claim_incoming(s3, scratch_bucket, "ingest_ts=20261130T110000", sse_args=sse_args("AES256"))
-    assert later["files"] == 2
+    assert (later["files"], later["batch_files"], later["open_batches"]) == (2, 2, ["ingest_ts=20261130T110000"])
     assert sorted(keys(s3, scratch_bucket, batch_prefix("ingest_ts=20261130T110000")).values()) == [
         b"%PDF late", b"%PDF-1.4 a, corrected", file_list(s3, scratch_bucket, "ingest_ts=20261130T110000").to_json()
         .encode()]
+
+
+@pytest.mark.integration
+def test_files_of_a_batch_never_closed_are_listed_again_by_the_next_claim(s3, scratch_bucket):
+    """A run that failed for good after its claim (or whose job deferred files) leaves its batch open: the
+    next claim lists its files beside its own, and closing both ends that."""
+    s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "first.pdf", Body=b"%PDF first")
+    failed = claim_incoming(s3, scratch_bucket, "ingest_ts=20261130T130000", sse_args={})
+    s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "second.pdf", Body=b"%PDF second")
+
+    next_run = claim_incoming(s3, scratch_bucket, "ingest_ts=20261130T140000", sse_args={})
+
+    assert next_run["open_batches"] == ["ingest_ts=20261130T130000", "ingest_ts=20261130T140000"]
+    listed = file_list(s3, scratch_bucket, "ingest_ts=20261130T140000")
+    assert sorted(f.source_key for f in listed.files) == [INCOMING_PREFIX + "first.pdf", INCOMING_PREFIX + "second.pdf"]
+    assert {f.path for f in file_list(s3, scratch_bucket, failed["batch_id"]).files} < {f.path for f in listed.files}
+    close_batches(s3, scratch_bucket, next_run["open_batches"])
+    s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + "third.pdf", Body=b"%PDF third")
+    assert claim_incoming(s3, scratch_bucket, "ingest_ts=20261130T150000", sse_args={})["batch_files"] == 1
 
 
 @pytest.mark.integration

@@ -293,10 +293,14 @@ def batch(spark, tmp_path_factory) -> Lake:
     files["empty-upload.pdf"] = b""
     for name, data in files.items():
         (reissues / name).write_bytes(data)
+    # Y's first issue arrived an hour before its second; the files' own times say the opposite, as a claim's
+    # copies (all made at the claim) could: the list's arrival times decide
     an_hour_ago = time.time() - 3600
-    os.utime(reissues / "y-first.pdf", (an_hour_ago, an_hour_ago))
+    os.utime(reissues / "y [second].pdf", (an_hour_ago, an_hour_ago))
+    arrived = {"y-first.pdf": dt.datetime.fromtimestamp(an_hour_ago, dt.timezone.utc).isoformat(),
+               "y [second].pdf": dt.datetime.now(dt.timezone.utc).isoformat()}
     manifest = root / "reissues.json"
-    manifest.write_text(FileList("reissue", [ListedFile(str(reissues / name), len(data))
+    manifest.write_text(FileList("reissue", [ListedFile(str(reissues / name), len(data), None, arrived.get(name))
                                              for name, data in files.items()]).to_json())
     lake.extra |= {"x": x, "x2": x2, "x2_sha": hashlib.sha256(files["x.pdf"]).hexdigest(), "y": y}
     lake.run(spark, "reissue", write_cards(root / "cards-all", members, as_text=True), manifest=manifest)
@@ -561,7 +565,7 @@ def test_corrected_reissue_replaces_the_invoice_and_its_lines(spark, batch):
     assert sum(r["net_amount"] for r in lines.collect()) == x2.total
     assert batch.read(spark, "fact_invoice").count() == 50
     assert batch.read(spark, "fact_invoice_line").count() == sum(len(d.lines) for d in batch.extra["docs"].values()) - 1
-    # of two re-issues of Y in one run, the file modified last is loaded, the other recorded as superseded
+    # of two re-issues of Y in one run, the one that arrived last is loaded, the other recorded as superseded
     assert batch.read(spark, "fact_invoice").where(F.col("invoice_number") == y.invoice_number).first()[
         "po_number"] == "PO-SECOND"
     ledger = {Path(r["source_path"]).name: r["status"] for r in batch.read(spark, "invoice_ledger").collect()}

@@ -23,8 +23,9 @@ Steps, each a function below (shapes in their docstrings):
    parallel on the executors (``mapInArrow`` over ``parse_invoice_file``: lakehouse_jobs.invoice_pdf's
    parser, invoice_document.check_arithmetic, then allocate_adjustments).
 5. ``decide``: unreadable or unbalanced invoices are quarantined; of valid files with one invoice number in
-   a run, the one modified last (then the last path) is loaded and the others are ``superseded``: arrival
-   order is taken as issue order, as it is across runs.
+   a run, the one that arrived last (the file list's arrival time, else its modification time; then the
+   last path) is loaded and the others are ``superseded``: arrival order is taken as issue order, as it is
+   across runs.
 6. Dimensions: ``seed_dim_date`` and ``seed_dim_currency`` (generated), then ``insert_new_keys`` for products,
    payment methods, sellers and bill-to/ship-to parties (names and addresses encrypted, lakehouse_jobs.pii).
 7. ``resolve_members``: the invoice's member number -> member_card -> dim_member version in effect at the
@@ -62,6 +63,7 @@ import functools
 import json
 import logging
 import math
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -308,21 +310,49 @@ def literal_paths(paths: list[str]) -> list[str]:
     return [_GLOB_CHARACTERS.sub(r"\\\1", p) for p in paths]
 
 
-def read_files(spark: SparkSession, paths: list[str], empty: dict[str, dt.datetime] | None = None) -> DataFrame:
-    """binaryFile's rows (path, modificationTime, length, content) of exactly `paths`. Spark's file sources
-    return no row for a zero-byte file (Spark 4.0: there is no split to read), so the paths in `empty` (path
-    -> modification time, naive UTC) get rows made here, with empty content. Raises Spark's
-    AnalysisException for a path that does not exist."""
-    empty = empty or {}
-    rows = spark.createDataFrame([(p, empty[p], 0, b"") for p in paths if p in empty],
+# a listed file: (size in bytes, arrival time as a naive UTC datetime, or None to take the file system's)
+Listed = dict[str, tuple[int, dt.datetime | None]]
+
+
+def spark_path(path: str) -> str:
+    """`path` as Spark's file sources name it: a local path gets "file:" (s3://... stays as it is)."""
+    return path if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path) else "file:" + os.path.abspath(path)
+
+
+def listed_files(spark: SparkSession, file_list: FileList) -> Listed:
+    """The files of `file_list`, by the path Spark names them with: their size, and their arrival time
+    (``arrived_at``; for a zero-byte file without one, its modification time from the file system)."""
+    listed: Listed = {}
+    for f in file_list.files:
+        arrived = (dt.datetime.fromisoformat(f.arrived_at).astimezone(dt.timezone.utc).replace(tzinfo=None)
+                   if f.arrived_at else None)
+        if f.bytes == 0 and arrived is None:
+            arrived = hadoop_fs.status(spark, f.path)[2]
+        listed[spark_path(f.path)] = (f.bytes, arrived)
+    return listed
+
+
+def read_files(spark: SparkSession, paths: list[str], listed: Listed | None = None) -> DataFrame:
+    """binaryFile's rows (path, modificationTime, length, content) of exactly `paths`, with a listed file's
+    arrival time as its modificationTime (the copy a claim made has the claim's time). Spark's file sources
+    return no row for a zero-byte file (Spark 4.0: there is no split to read), so the listed zero-byte
+    files get rows made here, with empty content. Raises Spark's AnalysisException for a path that does
+    not exist."""
+    listed = listed or {}
+    empty = {p for p in paths if p in listed and listed[p][0] == 0}
+    rows = spark.createDataFrame([(p, listed[p][1], 0, b"") for p in sorted(empty)],
                                  "path string, modificationTime timestamp, length bigint, content binary")
     if readable := [p for p in paths if p not in empty]:
         rows = spark.read.format("binaryFile").load(literal_paths(readable)).unionByName(rows)
+    if arrived := [(p, listed[p][1]) for p in paths if p in listed and listed[p][1] is not None]:
+        times = spark.createDataFrame(arrived, "path string, _arrived_at timestamp")
+        rows = rows.join(F.broadcast(times), "path", "left").select(
+            "path", F.coalesce("_arrived_at", "modificationTime").alias("modificationTime"), "length", "content")
     return rows
 
 
 def list_files(spark: SparkSession, incoming: str | None = None, paths: list[str] | None = None,
-               empty: dict[str, dt.datetime] | None = None) -> DataFrame:
+               listed: Listed | None = None) -> DataFrame:
     """source_path (as Spark lists it: file:/..., s3://...), file_size (bytes), file_modified_at (timestamp) of
     every file under the prefix `incoming` (recursively; Spark hides names starting with "_" or "." and
     zero-byte files) or of `paths` (read_files: every one of them). Reads no content (binaryFile reads it
@@ -330,19 +360,9 @@ def list_files(spark: SparkSession, incoming: str | None = None, paths: list[str
     if incoming is not None:
         df = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(incoming)
     else:
-        df = read_files(spark, paths or [], empty)
+        df = read_files(spark, paths or [], listed)
     return df.select(F.col("path").alias("source_path"), F.col("length").alias("file_size"),
                      F.col("modificationTime").alias("file_modified_at"))
-
-
-def zero_byte_files(spark: SparkSession, file_list: FileList) -> dict[str, dt.datetime]:
-    """The zero-byte files of `file_list`: {path as Spark would name it: modification time}, for read_files."""
-    found = {}
-    for f in file_list.files:
-        if f.bytes == 0:
-            path, _, modified = hadoop_fs.status(spark, f.path)
-            found[path] = modified
-    return found
 
 
 def unseen_files(listing: DataFrame, ledger: DataFrame) -> DataFrame:
@@ -350,9 +370,9 @@ def unseen_files(listing: DataFrame, ledger: DataFrame) -> DataFrame:
     return listing.join(ledger.select(*LISTING_COLUMNS), LISTING_COLUMNS, "left_anti")
 
 
-def hash_files(spark: SparkSession, paths: list[str], empty: dict[str, dt.datetime] | None = None) -> DataFrame:
+def hash_files(spark: SparkSession, paths: list[str], listed: Listed | None = None) -> DataFrame:
     """LISTING_COLUMNS + source_sha256 (SHA-256 hex of the bytes, computed in Spark) of `paths` (read_files)."""
-    return read_files(spark, paths, empty).select(
+    return read_files(spark, paths, listed).select(
         F.col("path").alias("source_path"), F.col("length").alias("file_size"),
         F.col("modificationTime").alias("file_modified_at"), F.sha2("content", 256).alias("source_sha256"))
 
@@ -368,13 +388,13 @@ def plan_files(hashed: DataFrame, ledger: DataFrame) -> DataFrame:
     )
 
 
-def parse_files(spark: SparkSession, paths: list[str], empty: dict[str, dt.datetime] | None = None) -> DataFrame:
+def parse_files(spark: SparkSession, paths: list[str], listed: Listed | None = None) -> DataFrame:
     """PARSED_SCHEMA rows of `paths` (read_files): read again (the content is not kept between steps), hashed
     again (the hash of exactly the bytes parsed), spread over ceil(len(paths) / FILES_PER_TASK) tasks and
     parsed."""
     if not paths:
         return spark.createDataFrame([], PARSED_SCHEMA)
-    files = read_files(spark, paths, empty).select(
+    files = read_files(spark, paths, listed).select(
         F.col("path").alias("source_path"), F.sha2("content", 256).alias("source_sha256"), "content")
     return files.repartition(max(1, math.ceil(len(paths) / FILES_PER_TASK))).mapInArrow(
         parse_arrow_batches, PARSED_SCHEMA)
@@ -882,12 +902,11 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
 
     with timed("list_files", log):
         ledger = spark.read.format("delta").load(paths["invoice_ledger"])
-        empty: dict[str, dt.datetime] = {}
+        listed: Listed = {}
         if args.manifest:
             file_list = FileList.from_json(hadoop_fs.read_text(spark, args.manifest), source=args.manifest)
-            empty = zero_byte_files(spark, file_list)
-            listing = materialise(list_files(spark, paths=[f.path for f in file_list.files if f.bytes] + list(empty),
-                                             empty=empty))
+            listed = listed_files(spark, file_list)
+            listing = materialise(list_files(spark, paths=list(listed), listed=listed))
             if (seen := listing.count()) != len(file_list.files):
                 raise ValueError(f"{args.manifest}: Spark read {seen} of its {len(file_list.files)} files (it hides "
                                  "names starting with '_' or '.'; include/invoice_landing.claimed_name avoids them)")
@@ -898,13 +917,13 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
         deferred = max(0, len(unseen) - args.max_files)
         unseen_paths = [r["source_path"] for r in unseen[:args.max_files]]
     with timed("hash_files", log):
-        planned = materialise(plan_files(hash_files(spark, unseen_paths, empty), ledger))
+        planned = materialise(plan_files(hash_files(spark, unseen_paths, listed), ledger))
         actions = {r["_action"]: r["count"] for r in planned.groupBy("_action").count().collect()}
         to_parse = [r["source_path"] for r in planned.where("_action = 'parse'").select("source_path").collect()]
     log.info("%d files listed, %d new by path, %d to parse (%s)", files_seen, len(unseen), len(to_parse), actions)
 
     with timed("parse", log):
-        decided = materialise(decide(parse_files(spark, to_parse, empty), planned))
+        decided = materialise(decide(parse_files(spark, to_parse, listed), planned))
         outcomes = {r["outcome"]: r["count"] for r in decided.groupBy("outcome").count().collect()}
         reasons = {r["reason"]: r["count"] for r in
                    decided.where("outcome = 'quarantined'").groupBy("reason").count().collect()}

@@ -174,6 +174,7 @@ class ListedFile:
     path: str  # s3://bucket/key (or a local path in tests): exactly the file, no glob
     bytes: int
     source_key: str | None = None  # where the file arrived, when it was renamed on the way (a claim)
+    arrived_at: str | None = None  # ISO timestamp (UTC) of its arrival there: its place in issue order
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,8 @@ class FileList:
     @classmethod
     def from_json(cls, text: str | bytes, *, source: str = "file list") -> FileList:
         """Raises ManifestError naming `source` for anything but {"batch_id": str, "files": [{"path": str,
-        "bytes": int >= 0, "source_key": str | null}, ...]} with distinct paths."""
+        "bytes": int >= 0, "source_key": str | null, "arrived_at": ISO timestamp in UTC | null}, ...]} with
+        distinct paths."""
         try:
             data = json.loads(text)
             files = [ListedFile(**f) for f in data["files"]]
@@ -200,6 +202,9 @@ class FileList:
             raise ManifestError(f"{source} is not a file list: {type(e).__name__}: {e}") from e
         problems = [f"files[{i}] needs a path and bytes >= 0" for i, f in enumerate(files)
                     if not (isinstance(f.path, str) and f.path and isinstance(f.bytes, int) and f.bytes >= 0)]
+        problems += [f"files[{i}]: arrived_at {f.arrived_at!r} is not an ISO timestamp in UTC (+00:00)"
+                     for i, f in enumerate(files)
+                     if f.arrived_at is not None and not re.match(UTC_TIMESTAMP_PATTERN, str(f.arrived_at))]
         if len({f.path for f in files}) != len(files):
             problems.append("a path is listed twice")
         if problems:
