@@ -95,12 +95,13 @@ def invoice_pipeline():
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         from include.extract.s3_upload import sse_args
-        from include.invoice_landing import claim_incoming
+        from include.invoice_landing import claim_incoming, close_batches
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
         claimed = claim_incoming(s3, settings.LANDING_BUCKET, batch_id_for(context),
                                  sse_args=sse_args(settings.S3_SSE, settings.S3_SSE_KMS_KEY_ID))
-        if not claimed["batch_files"]:  # another run took what the sensor saw
+        if not claimed["batch_files"]:  # another run took what the sensor saw: nothing is open, nothing to load
+            close_batches(s3, settings.LANDING_BUCKET, claimed["open_batches"])
             raise AirflowSkipException("no invoice file to load")
         return claimed
 
