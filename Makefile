@@ -1,4 +1,4 @@
-# Two commands for a fresh machine: `make demo` (the member pipeline end to end) and `make test`.
+# Two commands for a fresh machine: `make demo` (the member and invoice pipelines end to end) and `make test`.
 # Everything else here is a building block of those two.
 SHELL := /bin/bash
 STACK := dev/stack.sh
@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test install up down status unit lint lock bench scale history-bench
 
-demo: up ## install, start the local stack, run the member pipeline, print the reconciliation report
+demo: up ## install, start the local stack, run the member and invoice pipelines, print what each loaded
 	@$(STACK) run python -m dev.demo
 
 test: lint up ## install, start the local stack, lint, run the whole suite (unit, integration, end-to-end)

@@ -120,7 +120,7 @@ def connect_root(database: str | None = None):
 
 
 def setup_schema(conn, database: str, extract_user: str, extract_password: str) -> None:
-    """Database, table and the read-only extract user (SELECT on the member table only). Idempotent."""
+    """Database, tables and the read-only extract user (SELECT on member and member_card only). Idempotent."""
     cur = conn.cursor()
     cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     cur.execute(f"USE `{database}`")

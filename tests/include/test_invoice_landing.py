@@ -146,3 +146,16 @@ def test_claim_of_a_half_claimed_file_finishes_it(s3, scratch_bucket):
     assert (result["files"], result["batch_files"]) == (1, 1)
     assert keys(s3, scratch_bucket, INCOMING_PREFIX) == {}
     assert [f.source_key for f in file_list(s3, scratch_bucket, batch).files] == [INCOMING_PREFIX + "x.pdf"]
+
+
+@pytest.mark.integration
+def test_the_claim_logs_no_file_name(s3, scratch_bucket, caplog):
+    """File names can name a customer: the claim logs counts and the batch id only."""
+    names = ["Mrs Jane Doe, 12 High St.pdf", "Zoë Wong invoice.pdf"]
+    for name in names:
+        s3.put_object(Bucket=scratch_bucket, Key=INCOMING_PREFIX + name, Body=b"%PDF x")
+    with caplog.at_level("DEBUG", logger="include.invoice_landing"):
+        result = claim_incoming(s3, scratch_bucket, "ingest_ts=20261130T160000", sse_args={})
+    assert result["files"] == 2 and caplog.records
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert not [part for name in names for part in ("Jane", "Doe", "High St", "Zoë", "Wong") if part in logged]
