@@ -46,10 +46,9 @@ def file_size(spark: SparkSession, path: str) -> int | None:
     return fs.getFileStatus(hadoop_path).getLen() if fs.exists(hadoop_path) else None
 
 
-def status(spark: SparkSession, path: str) -> tuple[str, int, dt.datetime]:
-    """(the path as the file system qualifies it, size in bytes, modification time as a naive UTC datetime);
-    raises the JVM's FileNotFoundException (a Py4JJavaError) if absent."""
+def modified_at(spark: SparkSession, path: str) -> dt.datetime:
+    """The file's modification time as a naive UTC datetime; raises the JVM's FileNotFoundException (a
+    Py4JJavaError) if absent."""
     fs, hadoop_path = _fs(spark, path)
-    st = fs.getFileStatus(hadoop_path)
-    modified = dt.datetime.fromtimestamp(st.getModificationTime() / 1000, dt.timezone.utc).replace(tzinfo=None)
-    return st.getPath().toString(), st.getLen(), modified
+    millis = fs.getFileStatus(hadoop_path).getModificationTime()
+    return dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc).replace(tzinfo=None)

@@ -327,7 +327,7 @@ def listed_files(spark: SparkSession, file_list: FileList) -> Listed:
         arrived = (dt.datetime.fromisoformat(f.arrived_at).astimezone(dt.timezone.utc).replace(tzinfo=None)
                    if f.arrived_at else None)
         if f.bytes == 0 and arrived is None:
-            arrived = hadoop_fs.status(spark, f.path)[2]
+            arrived = hadoop_fs.modified_at(spark, f.path)
         listed[spark_path(f.path)] = (f.bytes, arrived)
     return listed
 
@@ -907,12 +907,12 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> di
             file_list = FileList.from_json(hadoop_fs.read_text(spark, args.manifest), source=args.manifest)
             listed = listed_files(spark, file_list)
             listing = materialise(list_files(spark, paths=list(listed), listed=listed))
-            if (seen := listing.count()) != len(file_list.files):
-                raise ValueError(f"{args.manifest}: Spark read {seen} of its {len(file_list.files)} files (it hides "
-                                 "names starting with '_' or '.'; include/invoice_landing.claimed_name avoids them)")
         else:
             listing = materialise(list_files(spark, incoming=args.incoming))
         files_seen = listing.count()
+        if args.manifest and files_seen != len(listed):
+            raise ValueError(f"{args.manifest}: Spark read {files_seen} of its {len(listed)} files (it hides names "
+                             "starting with '_' or '.'; include/invoice_landing.claimed_name avoids them)")
         unseen = unseen_files(listing, ledger).orderBy("file_modified_at", "source_path").collect()
         deferred = max(0, len(unseen) - args.max_files)
         unseen_paths = [r["source_path"] for r in unseen[:args.max_files]]
