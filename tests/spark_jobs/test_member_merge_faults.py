@@ -115,6 +115,39 @@ def test_crash_after_the_commit_is_harmless_to_retry(spark, tmp_path, monkeypatc
         "dim_member_version": None, "dim_member_rows": 20, "dim_member_current_rows": 20}
 
 
+def assert_one_current_version_per_member(spark, dim_path: str, rows: int, members: int) -> None:
+    dim = spark.read.format("delta").load(dim_path)
+    assert dim.count() == rows
+    assert dim.where("is_current").select("member_id").distinct().count() == dim.where("is_current").count() == members
+
+
+def test_a_run_committing_between_the_plan_and_the_merge_leaves_one_version(spark, tmp_path, monkeypatch):
+    # the interleaving the threaded test below meets only sometimes: run B has planned dim_member's MERGE
+    # against the old versions when run A commits the same batch; B's MERGE then meets A's versions
+    lake = Lake(tmp_path)
+    first_manifest, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)
+    lake.run(first_manifest, BATCH_1)
+    changed = [member_row(0, email="changed@example.com")] + GOOD_ROWS[1:] + [member_row(50)]
+    manifest_2, _ = write_batch(lake.landing, BATCH_2, changed, AT_2)
+    real_materialise = member_merge.materialise
+    interleaved = []
+
+    def run_a_commits_after_b_planned(df):
+        planned = real_materialise(df)
+        if "_op" in df.columns and not interleaved:  # dim_member's MERGE source, in run B
+            interleaved.append(True)
+            lake.run(manifest_2, BATCH_2, spark=spark.newSession())  # run A
+        return planned
+
+    monkeypatch.setattr(member_merge, "materialise", run_a_commits_after_b_planned)
+    result_b = lake.run(manifest_2, BATCH_2, spark=spark.newSession())
+
+    assert interleaved
+    assert_one_row_per_member(spark, lake.table, 21)
+    assert_one_current_version_per_member(spark, lake.dim, rows=22, members=21)
+    assert lake.reconcile(manifest_2, result_b)["dim_member_versions_opened"] == 0
+
+
 def test_two_runs_of_one_batch_at_once_make_one_change(spark, tmp_path):
     lake = Lake(tmp_path)
     first_manifest, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)
@@ -139,9 +172,7 @@ def test_two_runs_of_one_batch_at_once_make_one_change(spark, tmp_path):
     assert not errors, errors
     assert_one_row_per_member(spark, lake.table, 21)
     # dim_member: member 0 has two versions (one current), member 50 one; nobody has two current versions
-    dim = spark.read.format("delta").load(lake.dim)
-    assert dim.count() == 22
-    assert dim.where("is_current").select("member_id").distinct().count() == dim.where("is_current").count() == 21
+    assert_one_current_version_per_member(spark, lake.dim, rows=22, members=21)
     # both runs planned against the table before either committed; the MERGE decided last (or retried after
     # a conflict) found nothing left to change
     assert sorted(lake.reconcile(manifest_2, r)["inserted_rows"] + lake.reconcile(manifest_2, r)["updated_rows"]

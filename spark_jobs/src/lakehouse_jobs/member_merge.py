@@ -396,23 +396,27 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
             changes.join(current, "member_id", "left")
             .where(F.col("_current_hash").isNull() | (F.col("_current_hash") != F.col("attribute_hash")))
         )
-        # the classic SCD2 MERGE: a closing row matches the current version by member_id; the new version
-        # carries a null merge key, so it never matches and is inserted (Delta Lake docs, "slowly changing
-        # data (SCD) Type 2 operation into Delta tables")
+        # an SCD2 MERGE of two rows per changed member: one closes the current version, one inserts the new
+        # one (Delta Lake docs, "slowly changing data (SCD) Type 2 operation into Delta tables"). The rows
+        # above were planned against the table as it was; the MERGE runs against the table as it is when it
+        # starts, and a concurrent run of this batch may have committed in between. So the ON clause checks
+        # again: a close matches only a current version older than this batch, and an insert matches (and
+        # is then skipped) a current version at least as new. Each current version meets at most one row.
         closes = changed.where(F.col("_current_hash").isNotNull()).select("member_id").unionByName(
             deleted.select("member_id").join(current, "member_id", "left_semi"))
         source = closes.select(
-            F.col("member_id").alias("_merge_key"), F.lit("close").alias("_op"),
-            *[F.lit(None).cast(DIM_MEMBER_TYPES[c]).alias(c) for c in attributes],
-        ).unionByName(changed.select(F.lit(None).cast("string").alias("_merge_key"), F.lit("insert").alias("_op"),
-                                     *attributes))
+            "member_id", F.lit("close").alias("_op"),
+            *[F.lit(None).cast(DIM_MEMBER_TYPES[c]).alias(c) for c in attributes if c != "member_id"],
+        ).unionByName(changed.select(F.lit("insert").alias("_op"), *attributes))
         # once: the emptiness check and the MERGE would each join the changes with every current version
         source = materialise(source)
         if source.isEmpty():
             return None
         builder = (
             DeltaTable.forPath(spark, path).alias("t")
-            .merge(source.alias("s"), "t.member_id = s._merge_key AND t.is_current")
+            .merge(source.alias("s"), F.expr("t.member_id = s.member_id AND t.is_current")
+                   & F.when(F.col("s._op") == "close", F.col("t.valid_from") < at)
+                       .otherwise(F.col("t.valid_from") >= at))
             .whenMatchedUpdate(condition="s._op = 'close'", set={
                 "valid_to": at, "is_current": F.lit(False), "_updated_at": F.current_timestamp()})
             .whenNotMatchedInsert(condition="s._op = 'insert'", values=values)
