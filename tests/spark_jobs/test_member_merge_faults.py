@@ -121,39 +121,74 @@ def assert_one_current_version_per_member(spark, dim_path: str, rows: int, membe
     assert dim.where("is_current").select("member_id").distinct().count() == dim.where("is_current").count() == members
 
 
-def test_a_run_committing_between_the_plan_and_the_merge_leaves_one_version(spark, tmp_path, monkeypatch):
-    # the interleaving the threaded test below meets only sometimes: run B has planned dim_member's MERGE
-    # against the old versions when run A commits the same batch; B's MERGE then meets A's versions
-    lake = Lake(tmp_path)
-    first_manifest, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)
-    lake.run(first_manifest, BATCH_1)
-    changed = [member_row(0, email="changed@example.com")] + GOOD_ROWS[1:] + [member_row(50)]
-    manifest_2, _ = write_batch(lake.landing, BATCH_2, changed, AT_2)
+def commit_between_the_plan_and_the_merge(monkeypatch, other_run) -> list[bool]:
+    """Make `other_run` commit after this run has planned dim_member's MERGE and before the MERGE starts:
+    the interleaving two drivers meet only sometimes. Returns a list that is non-empty once it happened."""
     real_materialise = member_merge.materialise
-    interleaved = []
+    happened: list[bool] = []
 
-    def run_a_commits_after_b_planned(df):
+    def materialise_then_let_the_other_run_commit(df):
         planned = real_materialise(df)
-        if "_op" in df.columns and not interleaved:  # dim_member's MERGE source, in run B
-            interleaved.append(True)
-            lake.run(manifest_2, BATCH_2, spark=spark.newSession())  # run A
+        if "_op" in df.columns and not happened:  # dim_member's MERGE source
+            happened.append(True)
+            other_run()
         return planned
 
-    monkeypatch.setattr(member_merge, "materialise", run_a_commits_after_b_planned)
-    result_b = lake.run(manifest_2, BATCH_2, spark=spark.newSession())
+    monkeypatch.setattr(member_merge, "materialise", materialise_then_let_the_other_run_commit)
+    return happened
 
-    assert interleaved
+
+CHANGED_ROWS = [member_row(0, email="changed@example.com")] + GOOD_ROWS[1:] + [member_row(50)]
+
+
+def test_the_same_batch_committing_between_the_plan_and_the_merge_leaves_one_version(spark, tmp_path, monkeypatch):
+    lake = Lake(tmp_path)
+    lake.run(write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)[0], BATCH_1)
+    manifest_2, _ = write_batch(lake.landing, BATCH_2, CHANGED_ROWS, AT_2)
+    happened = commit_between_the_plan_and_the_merge(
+        monkeypatch, lambda: lake.run(manifest_2, BATCH_2, spark=spark.newSession()))
+
+    result = lake.run(manifest_2, BATCH_2, spark=spark.newSession())
+
+    assert happened
     assert_one_row_per_member(spark, lake.table, 21)
     assert_one_current_version_per_member(spark, lake.dim, rows=22, members=21)
-    assert lake.reconcile(manifest_2, result_b)["dim_member_versions_opened"] == 0
+    assert lake.reconcile(manifest_2, result)["dim_member_versions_opened"] == 0
+
+
+def test_a_newer_batch_committing_between_the_plan_and_the_merge_fails_the_older_run(
+        spark, tmp_path, monkeypatch):
+    # check_order passed before the newer batch committed; the older batch's MERGE would close the newer
+    # version at an earlier time: the CHECK valid_from < valid_to refuses it, before any table changes
+    lake = Lake(tmp_path)
+    lake.run(write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)[0], BATCH_1)
+    manifest_2, _ = write_batch(lake.landing, BATCH_2, CHANGED_ROWS, AT_2)
+    batch_3 = "extract_date=2026-11-22"
+    manifest_3, _ = write_batch(lake.landing, batch_3, [member_row(0, email="newer@example.com")] + GOOD_ROWS[1:],
+                                "2026-11-22T19:00:00+00:00")
+    versions_after_the_newer_batch = []
+
+    def the_newer_batch_commits() -> None:
+        lake.run(manifest_3, batch_3, spark=spark.newSession())
+        versions_after_the_newer_batch.append((delta_version(spark, lake.table), delta_version(spark, lake.dim)))
+
+    commit_between_the_plan_and_the_merge(monkeypatch, the_newer_batch_commits)
+
+    with pytest.raises(Exception, match="valid_range"):
+        lake.run(manifest_2, BATCH_2, spark=spark.newSession())
+
+    assert versions_after_the_newer_batch == [(delta_version(spark, lake.table), delta_version(spark, lake.dim))]
+    assert_one_current_version_per_member(spark, lake.dim, rows=21, members=20)
+    current = spark.read.format("delta").load(lake.dim).where("is_current").where(
+        F.col("member_id") == member_id(0)).select("_batch_id").collect()
+    assert [r["_batch_id"] for r in current] == [batch_3]
 
 
 def test_two_runs_of_one_batch_at_once_make_one_change(spark, tmp_path):
     lake = Lake(tmp_path)
     first_manifest, _ = write_batch(lake.landing, BATCH_1, GOOD_ROWS, AT_1)
     lake.run(first_manifest, BATCH_1)
-    changed = [member_row(0, email="changed@example.com")] + GOOD_ROWS[1:] + [member_row(50)]
-    manifest_2, _ = write_batch(lake.landing, BATCH_2, changed, AT_2)
+    manifest_2, _ = write_batch(lake.landing, BATCH_2, CHANGED_ROWS, AT_2)
 
     results, errors = [], []
 
