@@ -400,9 +400,10 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
         # one (Delta Lake docs, "slowly changing data (SCD) Type 2 operation into Delta tables"). The rows
         # above were planned against the table as it was; the MERGE runs against the table as it is when it
         # starts, and a concurrent run of this batch may have committed in between. So the ON clause checks
-        # again: an insert matches (and is then skipped) a current version this batch wrote, a close matches
-        # one it did not. Each current version meets at most one row. A version another batch wrote at the
-        # same time or later is closed, and the CHECK valid_from < valid_to fails the run loudly.
+        # again: an insert matches (and is then skipped) a current version this extraction wrote (this
+        # batch id and extracted_at: a re-extraction of the same interval keeps the id), a close matches any
+        # other. Each current version meets at most one row. A version another extraction wrote at the same
+        # time or later is closed, and the CHECK valid_from < valid_to fails the run loudly.
         closes = changed.where(F.col("_current_hash").isNotNull()).select("member_id").unionByName(
             deleted.select("member_id").join(current, "member_id", "left_semi"))
         source = closes.select(
@@ -413,11 +414,12 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
         source = materialise(source)
         if source.isEmpty():
             return None
+        written_by_this_extraction = (F.col("t._batch_id") == batch_id) & (F.col("t.valid_from") == at)
         builder = (
             DeltaTable.forPath(spark, path).alias("t")
             .merge(source.alias("s"), F.expr("t.member_id = s.member_id AND t.is_current")
-                   & F.when(F.col("s._op") == "close", F.col("t._batch_id") != batch_id)
-                       .otherwise(F.col("t._batch_id") == batch_id))
+                   & F.when(F.col("s._op") == "close", ~written_by_this_extraction)
+                       .otherwise(written_by_this_extraction))
             .whenMatchedUpdate(condition="s._op = 'close'", set={
                 "valid_to": at, "is_current": F.lit(False), "_updated_at": F.current_timestamp()})
             .whenNotMatchedInsert(condition="s._op = 'insert'", values=values)
