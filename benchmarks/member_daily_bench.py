@@ -1329,7 +1329,9 @@ def summarize(runs: list[dict]) -> dict:
                     if "databricks" in mine[0] else None,
                     "tasks_s": {t: _stat([r["tasks_s"][t]["s"] for r in mine]) for t in mine[0]["tasks_s"]}
                     if "tasks_s" in mine[0] else None,
-                    "limit": mine[len(mine) // 2]["limit"],
+                    # one run's own account (its step times, its cores): the run of median wall time, so
+                    # that the column describes a run like the medians beside it
+                    "limit": sorted(mine, key=lambda r: r["wall_s"])[len(mine) // 2]["limit"],
                 }
     return summary
 
@@ -1541,7 +1543,8 @@ def markdown(report: dict) -> str:
               "notebook their process tree. Job tree: the Databricks run's spark-submit, driver JVM and Python "
               "processes only, found below the runner by the task run's working directory. CPU s contender: "
               "the same processes' CPU time; others: the machine's busy time minus the contender's, mariadbd's, "
-              "MinIO's and the benchmark's own (someone else's work). What limits it: cores busy on the machine, "
+              "MinIO's and the benchmark's own (someone else's work). What limits it (the run of median wall time, "
+              "its own figures): cores busy on the machine, "
               "and the processes the time went to (cores used on average: jvm, python, airflow, mariadbd, minio).", ""]
     return "\n".join(lines)
 
