@@ -1578,6 +1578,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.out = "-" if args.quick else str(RESULTS_DIR)
     if args.repeats < 1 or min(args.members) < 1:
         parser.error("--members and --repeats must be at least 1")
+    if args.render and not args.render.is_file():
+        parser.error(f"--render: no such file {args.render}")
     return args
 
 

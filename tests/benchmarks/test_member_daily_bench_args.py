@@ -1,0 +1,22 @@
+"""The daily benchmark's arguments and summary, without services (the harness: test_member_daily_bench_smoke.py)."""
+
+import pytest
+
+from benchmarks import member_daily_bench
+
+
+@pytest.mark.parametrize("argv", [["--members", "0"], ["--repeats", "0"], ["--render", "/nonexistent/x.json"]])
+def test_bad_arguments_are_refused_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        member_daily_bench.parse_args(argv)
+    assert exc.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_what_limits_it_comes_from_the_run_of_median_wall_time():
+    # in execution order: the middle one by order (5.0 s) is not the run of median wall time (7.0 s)
+    runs = [{"ok": True, "rows": 10, "contender": "dlt", "step": "first", "wall_s": wall, "limit": f"run of {wall}"}
+            for wall in (9.0, 8.0, 5.0, 1.0, 7.0)]
+    summary = member_daily_bench.summarize(runs)["10"]["dlt"]["first"]
+    assert summary["wall_s"]["median"] == 7.0
+    assert summary["limit"] == "run of 7.0"
