@@ -1586,7 +1586,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:
-        args.render.with_suffix(".md").write_text(markdown(json.loads(args.render.read_text())))
+        try:
+            text = markdown(json.loads(args.render.read_text()))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, or not this benchmark's
+            raise SystemExit(f"--render: {args.render} is not a result of this benchmark "
+                             f"({type(exc).__name__}: {exc})") from None
+        args.render.with_suffix(".md").write_text(text)
         return 0
     started_at = dt.datetime.now(dt.timezone.utc)
     stamp = started_at.strftime("%Y%m%dT%H%M%S")

@@ -20,3 +20,12 @@ def test_what_limits_it_comes_from_the_run_of_median_wall_time():
     summary = member_daily_bench.summarize(runs)["10"]["dlt"]["first"]
     assert summary["wall_s"]["median"] == 7.0
     assert summary["limit"] == "run of 7.0"
+
+
+@pytest.mark.parametrize("content", ["not json", "{}", "[]"])
+def test_render_of_something_else_says_so_and_writes_nothing(tmp_path, content):
+    result = tmp_path / "result.json"
+    result.write_text(content)
+    with pytest.raises(SystemExit, match="is not a result of this benchmark"):
+        member_daily_bench.main(["--render", str(result)])
+    assert not result.with_suffix(".md").exists()
