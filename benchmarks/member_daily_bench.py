@@ -1580,6 +1580,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--members and --repeats must be at least 1")
     if args.render and not args.render.is_file():
         parser.error(f"--render: no such file {args.render}")
+    if args.out != "-" and not args.render:
+        try:  # now, not after hours of loads
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"--out: cannot use {args.out} as the results directory: {exc.strerror}")
     return args
 
 

@@ -13,6 +13,15 @@ def test_bad_arguments_are_refused_by_the_parser(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+def test_an_unusable_results_directory_is_refused_before_any_load(tmp_path, capsys):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(SystemExit) as exc:
+        member_daily_bench.parse_args(["--quick", "--out", str(a_file / "sub")])
+    assert exc.value.code == 2
+    assert "--out: cannot use" in capsys.readouterr().err
+
+
 def test_what_limits_it_comes_from_the_run_of_median_wall_time():
     # in execution order: the middle one by order (5.0 s) is not the run of median wall time (7.0 s)
     runs = [{"ok": True, "rows": 10, "contender": "dlt", "step": "first", "wall_s": wall, "limit": f"run of {wall}"}
