@@ -1579,7 +1579,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.repeats < 1 or min(args.members) < 1:
         parser.error("--members and --repeats must be at least 1")
     if args.render and not args.render.is_file():
-        parser.error(f"--render: no such file {args.render}")
+        parser.error(f"--render: {args.render} is not a file")
     if args.out != "-" and not args.render:
         try:  # now, not after hours of loads
             Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -1592,11 +1592,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:
         try:
-            text = markdown(json.loads(args.render.read_text()))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, or not this benchmark's
+            report = json.loads(args.render.read_text())
+        except ValueError as exc:
+            raise SystemExit(f"--render: {args.render} is not JSON ({exc})") from None
+        # checked by its own mark, so that a fault in markdown() on a real result stays a traceback
+        if not isinstance(report, dict) or report.get("benchmark") != "member_daily":
             raise SystemExit(f"--render: {args.render} is not a result of this benchmark "
-                             f"({type(exc).__name__}: {exc})") from None
-        args.render.with_suffix(".md").write_text(text)
+                             '(no "benchmark": "member_daily")')
+        args.render.with_suffix(".md").write_text(markdown(report))
         return 0
     started_at = dt.datetime.now(dt.timezone.utc)
     stamp = started_at.strftime("%Y%m%dT%H%M%S")

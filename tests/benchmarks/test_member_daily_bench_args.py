@@ -5,7 +5,8 @@ import pytest
 from benchmarks import member_daily_bench
 
 
-@pytest.mark.parametrize("argv", [["--members", "0"], ["--repeats", "0"], ["--render", "/nonexistent/x.json"]])
+@pytest.mark.parametrize("argv", [["--members", "0"], ["--repeats", "0"], ["--render", "/nonexistent/x.json"],
+                                  ["--render", "/tmp"]])
 def test_bad_arguments_are_refused_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         member_daily_bench.parse_args(argv)
@@ -31,10 +32,13 @@ def test_what_limits_it_comes_from_the_run_of_median_wall_time():
     assert summary["limit"] == "run of 7.0"
 
 
-@pytest.mark.parametrize("content", ["not json", "{}", "[]"])
-def test_render_of_something_else_says_so_and_writes_nothing(tmp_path, content):
+@pytest.mark.parametrize(("content", "message"), [
+    ("not json", "is not JSON"), ("{}", "is not a result of this benchmark"), ("[]", "is not a result"),
+    ('{"benchmark": "member_history"}', "is not a result of this benchmark"),
+])
+def test_render_of_something_else_says_so_and_writes_nothing(tmp_path, content, message):
     result = tmp_path / "result.json"
     result.write_text(content)
-    with pytest.raises(SystemExit, match="is not a result of this benchmark"):
+    with pytest.raises(SystemExit, match=message):
         member_daily_bench.main(["--render", str(result)])
     assert not result.with_suffix(".md").exists()
