@@ -1574,12 +1574,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.members = [20_000] if args.quick else [1_000_000, 5_000_000]
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3
+    if args.render and args.out is not None:
+        parser.error("--out does not apply to --render: the Markdown is written beside the JSON")
     if args.out is None:
         args.out = "-" if args.quick else str(RESULTS_DIR)
     if args.repeats < 1 or min(args.members) < 1:
         parser.error("--members and --repeats must be at least 1")
     if args.render and not args.render.is_file():
         parser.error(f"--render: {args.render} is not a file")
+    if args.render and args.render.suffix != ".json":
+        # the Markdown goes to <name>.md beside it: a .md input would be overwritten by its own rendering
+        parser.error(f"--render: {args.render} is not a .json file")
     if args.out != "-" and not args.render:
         try:  # now, not after hours of loads
             Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -1593,13 +1598,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         try:
             report = json.loads(args.render.read_text())
-        except ValueError as exc:
-            raise SystemExit(f"--render: {args.render} is not JSON ({exc})") from None
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--render: cannot read {args.render} as JSON ({exc})") from None
         # checked by its own mark, so that a fault in markdown() on a real result stays a traceback
         if not isinstance(report, dict) or report.get("benchmark") != "member_daily":
             raise SystemExit(f"--render: {args.render} is not a result of this benchmark "
                              '(no "benchmark": "member_daily")')
-        args.render.with_suffix(".md").write_text(markdown(report))
+        target = args.render.with_suffix(".md")
+        target.write_text(markdown(report))
+        print(f"wrote {target}")
         return 0
     started_at = dt.datetime.now(dt.timezone.utc)
     stamp = started_at.strftime("%Y%m%dT%H%M%S")

@@ -6,7 +6,8 @@ from benchmarks import member_daily_bench
 
 
 @pytest.mark.parametrize("argv", [["--members", "0"], ["--repeats", "0"], ["--render", "/nonexistent/x.json"],
-                                  ["--render", "/tmp"]])
+                                  ["--render", "/tmp"], ["--render", __file__],
+                                  ["--render", __file__, "--out", "-"]])
 def test_bad_arguments_are_refused_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         member_daily_bench.parse_args(argv)
@@ -33,7 +34,7 @@ def test_what_limits_it_comes_from_the_run_of_median_wall_time():
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("not json", "is not JSON"), ("{}", "is not a result of this benchmark"), ("[]", "is not a result"),
+    ("not json", "cannot read .* as JSON"), ("{}", "is not a result of this benchmark"), ("[]", "is not a result"),
     ('{"benchmark": "member_history"}', "is not a result of this benchmark"),
 ])
 def test_render_of_something_else_says_so_and_writes_nothing(tmp_path, content, message):
