@@ -19,25 +19,33 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO / "benchmarks" / "results"
-SEED = 42
-SEED_TODAY = dt.date(2026, 1, 1)  # registration dates relative to a fixed day: the same table every day
+from benchmarks.harness.member_table import SEED, ensure_table
+from benchmarks.harness.processes import cpu_seconds, find_server, loadavg, system_cpu
+from benchmarks.harness.results import (
+    REPO,
+    RESULTS_DIR,
+    MiB,
+    command_line,
+    fmt_stat,
+    machine,
+    package_versions,
+    stat,
+    write_result,
+)
+from benchmarks.harness.sampler import PeakRss
+from benchmarks.harness.stack import connect_root, env, redact, s3_client
+
 SAMPLE_S = 0.05
-MiB = 1024 * 1024
 
 TARGETS = {
     "rows_per_s_vs_operator": 4.0,  # ours >= 4x the operator's rows/s
@@ -66,164 +74,10 @@ CONTENDERS = {
 }
 
 
-# ------------------------------------------------------------------------------------------- /proc helpers
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        ppid = int(data[data.rindex(b")") + 2:].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
-def process_tree(root: int) -> list[int]:
-    children, tree, todo = _children_map(), [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def vm_rss_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0  # gone, or a zombie
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def system_cpu() -> tuple[float, float]:
-    """(busy, steal) CPU seconds of the whole machine since boot."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
-    hz = os.sysconf("SC_CLK_TCK")
-    return (user + nice + system + irq + softirq) / hz, steal / hz
-
-
-def loadavg() -> float:
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
-def find_server(program: str, *needles: str) -> int | None:
-    """The pid of the local service whose executable's name starts with `program` and whose command line
-    contains all `needles` (MariaDB by its port, MinIO by its address)."""
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                    argv = f.read().decode(errors="replace").split("\0")
-            except OSError:
-                continue
-            if Path(argv[0]).name.startswith(program) and all(n in " ".join(argv) for n in needles):
-                return int(entry.name)
-    return None
-
-
-class TreeSampler(threading.Thread):
-    """High-water mark of the summed VmRSS of a process and all its descendants, sampled every 50 ms."""
-
-    def __init__(self, pid: int):
-        super().__init__(daemon=True)
-        self.pid, self.peak_kib, self.samples, self.max_procs = pid, 0, 0, 0
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while True:
-            tree = process_tree(self.pid)
-            self.peak_kib = max(self.peak_kib, sum(vm_rss_kib(p) for p in tree))
-            self.max_procs = max(self.max_procs, len(tree))
-            self.samples += 1
-            if self._done.wait(SAMPLE_S):
-                return
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
-
-
 # ----------------------------------------------------------------------------------------------- services
-def env(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name, default)
-    if value is None:
-        sys.exit(f"{name} is not set: run through the stack, "
-                 "e.g. `dev/stack.sh run python -m benchmarks.extract_bench`")
-    return value
-
-
-def connect_root(database: str | None = None):
-    import MySQLdb
-
-    return MySQLdb.connect(host=env("MYSQL_HOST", "127.0.0.1"), port=int(env("MYSQL_PORT")), user="root",
-                           password=env("MYSQL_ROOT_PASSWORD"), database=database or "", charset="utf8mb4",
-                           local_infile=1)
-
-
 def mysql_client_cmd(user: str, database: str, sql: str) -> list[str]:
     return [shutil.which("mysql") or "mysql", "--no-defaults", "-h", env("MYSQL_HOST", "127.0.0.1"),
             "-P", env("MYSQL_PORT"), "-u", user, "--quick", "--batch", "-e", sql, database]
-
-
-def ensure_table(rows: int, database: str, seed: int) -> dict:
-    """The scratch database with `rows` generated members: reused when its tag says it holds exactly those."""
-    from dev.seed_members import generate_members, load_members, setup_schema
-
-    tag = f"extract_bench seed={seed} rows={rows} today={SEED_TODAY}"
-    conn = connect_root()
-    try:
-        setup_schema(conn, database, env("MYSQL_EXTRACT_USER"), env("MYSQL_EXTRACT_PASSWORD"))
-        cur = conn.cursor()
-        cur.execute("SELECT TABLE_COMMENT FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'member'", (database,))
-        comment = cur.fetchone()[0]
-        seeded_s = None
-        if comment != tag:
-            print(f"  seeding {database}.member with {rows:,} rows (seed {seed}) ...", flush=True)
-            started = time.monotonic()
-            cur.execute("TRUNCATE TABLE member")
-            cur.execute("ALTER TABLE member COMMENT = ''")
-            conn.commit()
-            load_members(conn, generate_members(rows, seed=seed, today=SEED_TODAY))
-            cur.execute("ALTER TABLE member COMMENT = %s", (tag,))
-            conn.commit()
-            seeded_s = round(time.monotonic() - started, 1)
-        cur.execute("SELECT COUNT(*) FROM member")
-        count = cur.fetchone()[0]
-        if count != rows:
-            raise RuntimeError(f"{database}.member holds {count} rows, expected {rows}")
-        cur.execute("ANALYZE TABLE member")
-        cur.fetchall()
-        cur.execute("SELECT DATA_LENGTH, INDEX_LENGTH FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'member'", (database,))
-        data_length, index_length = cur.fetchone()
-    finally:
-        conn.close()
-    return {"rows": rows, "database": database, "seed": seed, "seeded_s": seeded_s,
-            "reused": seeded_s is None, "innodb_data_bytes": int(data_length),
-            "innodb_index_bytes": int(index_length)}
 
 
 def warm_up(database: str) -> dict:
@@ -251,19 +105,13 @@ def warm_up(database: str) -> dict:
 # -------------------------------------------------------------------------------------------------- runs
 class Bench:
     def __init__(self, bucket: str, tmp: Path, stamp: str):
-        import boto3
-
         self.bucket, self.tmp, self.stamp = bucket, tmp, stamp
-        self.s3 = boto3.client(
-            "s3", endpoint_url=env("S3_ENDPOINT_URL"), region_name=env("S3_REGION", "us-east-1"),
-            aws_access_key_id=env("S3_ACCESS_KEY_ID"), aws_secret_access_key=env("S3_SECRET_ACCESS_KEY"))
+        self.s3 = s3_client()
         try:
             self.s3.create_bucket(Bucket=bucket)
         except (self.s3.exceptions.BucketAlreadyOwnedByYou, self.s3.exceptions.BucketAlreadyExists):
             pass
         self.find_servers()
-        self.secrets = [env(n) for n in
-                        ("MYSQL_EXTRACT_PASSWORD", "MYSQL_ROOT_PASSWORD", "S3_SECRET_ACCESS_KEY")]
 
     def find_servers(self) -> None:
         # looked up before every run: someone else may restart the shared stack meanwhile
@@ -300,17 +148,13 @@ class Bench:
             started = time.perf_counter()
             stdout = log if c.kind == "python" else subprocess.DEVNULL  # the mysql floor writes to /dev/null
             proc = subprocess.Popen(cmd, cwd=REPO, env=child_env, stdout=stdout, stderr=log)
-            sampler = TreeSampler(proc.pid)
-            sampler.start()
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.perf_counter() - started
+            with PeakRss(proc.pid, SAMPLE_S) as sampler:
+                _, status, usage = os.wait4(proc.pid, 0)
+                wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
-        sampler.stop()
         after = self._counters()
         if proc.returncode:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            for secret in self.secrets:
-                tail = tail.replace(secret, "***")
+            tail = redact(log_path.read_text(errors="replace")[-3000:])
             raise RuntimeError(f"{c.label} failed (exit {proc.returncode}):\n{tail}")
         child = json.loads(result_path.read_text()) if c.kind == "python" else {}
         out = self.collect_output(c, batch)
@@ -392,18 +236,11 @@ def summarize(runs: list[dict], sizes: list[int], contenders: list[str]) -> dict
             mine = [r for r in runs if r["rows"] == rows and r["contender"] == key]
             if not mine:
                 continue
-
-            def stat(field):
-                values = [r[field] for r in mine if r[field] is not None]
-                if not values:
-                    return None
-                return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
             summary[str(rows)][key] = {
                 "runs": len(mine),
-                **{f: stat(f) for f in ("wall_s", "work_s", "import_s", "rows_per_s", "peak_rss_tree_mib",
-                                        "max_rss_kernel_mib", "output_bytes", "cpu_child_s", "cpu_mariadb_s",
-                                        "cpu_minio_s", "cpu_other_processes_s")},
+                **{f: stat([r[f] for r in mine]) for f in (
+                    "wall_s", "work_s", "import_s", "rows_per_s", "peak_rss_tree_mib", "max_rss_kernel_mib",
+                    "output_bytes", "cpu_child_s", "cpu_mariadb_s", "cpu_minio_s", "cpu_other_processes_s")},
                 "rows_per_s_work": statistics.median(rows / r["work_s"] for r in mine),
             }
     return summary
@@ -451,14 +288,9 @@ def evaluate_targets(summary: dict, sizes: list[int]) -> list[dict]:
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for dist in ("pyarrow", "connectorx", "mysqlclient", "pandas", "boto3", "apache-airflow",
-                 "apache-airflow-providers-amazon", "apache-airflow-providers-mysql",
-                 "apache-airflow-providers-common-sql"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
+    out = package_versions("pyarrow", "connectorx", "mysqlclient", "pandas", "boto3", "apache-airflow",
+                           "apache-airflow-providers-amazon", "apache-airflow-providers-mysql",
+                           "apache-airflow-providers-common-sql")
     conn = connect_root()
     cur = conn.cursor()
     cur.execute("SELECT VERSION(), @@innodb_buffer_pool_size, @@innodb_flush_method")
@@ -472,27 +304,6 @@ def versions() -> dict:
             out["minio"] = Path(f.read().split(b"\0")[0].decode()).name
     out["server_settings"] = {"innodb_buffer_pool_size": int(pool), "innodb_flush_method": flush}
     return out
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as f:
-        mem_kib = int(f.readline().split()[1])
-    return {"cpu_model": cpu, "nproc": os.cpu_count(), "memory_gib": round(mem_kib / 1024 / 1024, 1),
-            "kernel": platform.release()}
-
-
-def fmt_stat(s: dict | None, fmt: str = "{:.2f}", spread: bool = True) -> str:
-    if not s:
-        return "–"
-    if not spread or s["min"] == s["max"]:
-        return fmt.format(s["median"])
-    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
 
 
 def markdown(report: dict) -> str:
@@ -637,8 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": started_at.date().isoformat(),
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(duration, 1),
-        "command": " ".join(["python -m benchmarks.extract_bench",
-                             *(sys.argv[1:] if argv is None else argv)]),
+        "command": command_line("benchmarks.extract_bench", argv),
         "repeats": args.repeats,
         "machine": machine(),
         "versions": versions(),
@@ -654,11 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report)
     print("\n" + text)
     if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        base = out_dir / f"extract-{report['date']}"
-        base.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-        base.with_suffix(".md").write_text(text)
-        print(f"wrote {base}.json and {base}.md")
+        write_result(out_dir, "extract", report, text)
     print(f"took {duration / 60:.1f} min")
     return 0
 

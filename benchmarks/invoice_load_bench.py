@@ -32,10 +32,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.extract_bench import loadavg, machine, system_cpu
+from benchmarks.harness.processes import loadavg, system_cpu
+from benchmarks.harness.results import REPO, RESULTS_DIR, command_line, machine, write_result
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO / "benchmarks" / "results"
 STEP_LINE = re.compile(r"step (\w+): ([0-9.]+) s")
 SEED = 12
 
@@ -154,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             "facts_s": statistics.median(r["steps"].get("facts", 0.0) for r in mine),
             "busy": statistics.median(r["machine_busy_share"] for r in mine), "loaded": mine[0]["invoices_loaded"]}
     report = {"benchmark": "invoice_load", "date": started.date().isoformat(),
-              "command": " ".join(["python -m benchmarks.invoice_load_bench",
-                                   *(sys.argv[1:] if argv is None else argv)]),
+              "command": command_line("benchmarks.invoice_load_bench", argv),
               "duration_s": round(time.monotonic() - t0, 1), "machine": machine(), "load_before": load_before,
               "data": data, "runs": runs, "summary": summary,
               "speedup": summary["2"]["per_s"] / summary["1"]["per_s"],
@@ -163,10 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report)
     print("\n" + text)
     if args.out != "-":
-        base = Path(args.out) / f"invoice-load-{report['date']}"
-        base.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-        base.with_suffix(".md").write_text(text)
-        print(f"wrote {base}.json and {base}.md")
+        write_result(args.out, "invoice-load", report, text)
     return 0
 
 

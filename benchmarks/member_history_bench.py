@@ -32,45 +32,33 @@ failed; the targets are reported, never asserted.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
-import platform
-import re
-import secrets
 import statistics
-import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from importlib import metadata
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.extract_bench import cpu_seconds, fmt_stat, loadavg, machine, process_tree, system_cpu, vm_rss_kib
+from benchmarks.harness import delta_log
+from benchmarks.harness.delta_log import commit_facts
+from benchmarks.harness.processes import cpu_seconds, loadavg, process_tree, system_cpu, vm_rss_kib
+from benchmarks.harness.results import REPO, RESULTS_DIR, MiB, command_line, fmt_stat, machine, stat, write_result
+from benchmarks.harness.sampler import PeriodicSampler
+from benchmarks.harness.spark_job import local_session, pii_keys, spark_versions, step_times
+from benchmarks.harness.synthetic_batches import generate_batches
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from pyspark.sql import SparkSession
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS_DIR = REPO / "benchmarks" / "results"
 SEED = 42
 SAMPLE_S = 0.2
-MiB = 1024 * 1024
-ROWS_PER_FILE = 1_000_000  # the extract's defaults (include/extract/engine.extract_table)
-ROW_GROUP_ROWS = 128 * 1024
-BATCH_A = ("extract_date=2026-01-01", "2026-01-01T19:00:00.000000+00:00")
-BATCH_B = ("extract_date=2026-01-02", "2026-01-02T19:00:00.000000+00:00")
 JOB_TABLES = ("member", "dim_member", "member_quarantine", "member_batches")
-JOB_LOGGER = "lakehouse_jobs.member_merge"
-STEP_LINE = re.compile(r"^step (\w+): ([0-9.]+) s$")
 
 TARGETS = {
     "change_vs_overwrite": 1.0,  # the job applying a 5% change <= the overwrite's wall time
@@ -87,188 +75,16 @@ ORDERS = (("overwrite", "job_change", "job_replay"), ("job_change", "job_replay"
           ("job_change", "overwrite", "job_replay"))
 
 
-# ------------------------------------------------------------------------------------------- synthetic data
-FIRST_NAMES = ("Aiko", "Hiroshi", "Emma", "Liam", "Zoë", "José", "Ananya", "Chloé", "李小龍", "Noah", "Olivia",
-               "Lukas", "Mia", "Ravi", "Sofia", "Yuki")
-LAST_NAMES = ("Sato", "Suzuki", "Smith", "Müller", "Dubois", "Silva", "Patel", "O'Brien", "García", "Kim",
-              "Nguyen", "Rossi", "小林", "Taylor", "Schmidt", "Tanaka")
-STREETS = ("Main Street", "Oak Avenue", "Station Road", "Sakura-dori", "Rue de la Paix", "Hauptstraße",
-           "Rua Augusta", "MG Road")
-# (country as the source spells it, cities, phone number: literal text and runs of random digits)
-COUNTRIES = (
-    ("Japan", ("Tokyo", "Osaka", "Sapporo"), ("+81 3-", 4, "-", 4)),
-    ("United States", ("Springfield", "Los Angeles", "Austin"), ("+1 213-948-", 4)),
-    ("Germany", ("Berlin", "Hamburg", "Munich"), ("+49 30 ", 8)),
-    ("France", ("Paris", "Lyon", "Lille"), ("+33 1 42 ", 2, " ", 2, " ", 2)),
-    ("United Kingdom", ("London", "Leeds", "Bristol"), ("+44 20 7946 0", 3)),
-    ("Brazil", ("São Paulo", "Campinas", "Santos"), ("+55 11 9", 4, "-", 4)),
-    ("India", ("Mumbai", "Pune", "Chennai"), ("+91 98765 ", 5)),
-    ("Australia", ("Sydney", "Newcastle", "Wollongong"), ("+61 2 9374 ", 4)),
-)
-FIRST_DAY, LAST_DAY = dt.date(2000, 1, 1), dt.date(2025, 12, 31)  # registration dates
-
-
-def member_ids(rng, n: int) -> pa.Array:
-    """n distinct random UUIDs (version 4) as lower-case text, in ascending order (the extract reads the
-    table in primary-key order): built as bytes in numpy, never one Python string per row."""
-    import numpy as np
-    import pyarrow as pa
-
-    raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    # lower-case hex sorts as its bytes do ('0'-'9' < 'a'-'f'), so sort the bytes as two big-endian words
-    words = raw.view(">u8")
-    raw = raw[np.lexsort((words[:, 1], words[:, 0]))]
-    if n > 1 and (raw[1:] == raw[:-1]).all(axis=1).any():
-        raise RuntimeError("duplicate UUIDs generated")  # 122 random bits: never, but the benchmark counts on it
-    hexdigits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-    hexed = np.empty((n, 32), dtype=np.uint8)
-    hexed[:, 0::2], hexed[:, 1::2] = hexdigits[raw >> 4], hexdigits[raw & 0x0F]
-    text = np.full((n, 36), ord("-"), dtype=np.uint8)
-    for start, stop, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
-        text[:, at:at + stop - start] = hexed[:, start:stop]
-    offsets = np.arange(0, 36 * (n + 1), 36, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
-
-
-def _digits(rng, n: int, width: int) -> pa.Array:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return pc.utf8_lpad(pa.array(rng.integers(0, 10 ** width, n)).cast(pa.string()), width, "0")
-
-
-def _concat(*parts) -> pa.Array:
-    """Element-wise string concatenation of arrays and str literals."""
-    import pyarrow.compute as pc
-
-    return pc.binary_join_element_wise(*parts, "")
-
-
-def generate_members(n: int, seed: int) -> pa.Table:
-    """Batch A: n valid members in the landed schema (lakehouse_jobs.contracts.arrow_schema(MEMBER,
-    landed=True)), deterministic for a seed. Valid means the job quarantines none: lower-case UUIDs, emails
-    m<i>@example.com, registration dates 2000-2025, real country names with phone numbers of that country."""
-    import numpy as np
-    import pyarrow as pa
-
-    from lakehouse_jobs.contracts import MEMBER, arrow_schema
-
-    rng = np.random.default_rng(seed)
-    ids = member_ids(rng, n)
-    country = rng.integers(0, len(COUNTRIES), n)
-    # phone numbers country by country, then put back in row order
-    by_country = np.argsort(country, kind="stable")
-    chunks = []
-    for c, (_, _, template) in enumerate(COUNTRIES):
-        m = int((country == c).sum())
-        chunks.append(_concat(*(p if isinstance(p, str) else _digits(rng, m, p) for p in template)))
-    position = np.empty(n, dtype=np.int64)
-    position[by_country] = np.arange(n)
-    phone = pa.concat_arrays(chunks).take(pa.array(position))
-    cities = pa.array([city for _, names, _ in COUNTRIES for city in names])
-    city = cities.take(pa.array(country * 3 + rng.integers(0, 3, n)))
-    address = _concat(pa.array(rng.integers(1, 10_000, n)).cast(pa.string()), " ",
-                      pa.array(STREETS).take(pa.array(rng.integers(0, len(STREETS), n))))
-    days = rng.integers((FIRST_DAY - dt.date(1970, 1, 1)).days, (LAST_DAY - dt.date(1970, 1, 1)).days + 1, n)
-    columns = {
-        "member_id": ids,
-        "first_name": pa.array(FIRST_NAMES).take(pa.array(rng.integers(0, len(FIRST_NAMES), n))),
-        "last_name": pa.array(LAST_NAMES).take(pa.array(rng.integers(0, len(LAST_NAMES), n))),
-        "email": _concat("m", pa.array(np.arange(n)).cast(pa.string()), "@example.com"),
-        "phone_number": phone,
-        "address": address,
-        "city": city,
-        "country": pa.array([name for name, _, _ in COUNTRIES]).take(pa.array(country)),
-        "registration_date": pa.array(days.astype(np.int32)).cast(pa.date32()),
-        "registration_date_raw": pa.nulls(n, pa.string()),
-    }
-    schema = arrow_schema(MEMBER, landed=True)
-    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
-
-
-def change_members(table: pa.Table, share: float, seed: int) -> tuple[pa.Table, int]:
-    """Batch B: `table` with the email and address of a random `share` of its rows changed (to other valid
-    values); (the table, how many rows changed)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = table.num_rows
-    changed = round(n * share)
-    rng = np.random.default_rng(seed + 1)
-    mask = np.zeros(n, dtype=bool)
-    mask[rng.choice(n, size=changed, replace=False)] = True
-    mask = pa.array(mask)
-    email = _concat("m", pa.array(np.arange(n)).cast(pa.string()), "@example.net")
-    table = table.set_column(table.schema.get_field_index("email"), table.schema.field("email"),
-                             pc.if_else(mask, email, table["email"]))
-    table = table.set_column(table.schema.get_field_index("address"), table.schema.field("address"),
-                             pc.if_else(mask, _concat("Flat 2, ", table["address"]), table["address"]))
-    return table, changed
-
-
-def write_batch(table: pa.Table, landing: Path, batch_id: str, extracted_at: str) -> dict:
-    """Write `table` as the extract publishes a batch: zstd Parquet files of ROWS_PER_FILE rows under
-    landing/member/<batch_id>/attempt=.../, then _manifest.json (lakehouse_jobs.manifest) naming them with
-    their true rows, bytes and sha256. Returns facts about the batch, with the manifest's path."""
-    import pyarrow.parquet as pq
-
-    from include.extract.schema_drift import schema_hash, schema_json, select_sql
-    from lakehouse_jobs.contracts import MEMBER
-    from lakehouse_jobs.manifest import MANIFEST_NAME, BatchManifest, FileEntry
-
-    batch_dir = landing / "member" / batch_id
-    attempt = batch_dir / "attempt=member-history-bench"
-    attempt.mkdir(parents=True)
-    files = []
-    for i, start in enumerate(range(0, table.num_rows, ROWS_PER_FILE)):
-        path = attempt / f"part-{i:05d}.parquet"
-        part = table.slice(start, ROWS_PER_FILE)
-        with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
-            writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 22):
-                digest.update(chunk)
-        files.append(FileEntry(path=str(path), rows=part.num_rows, bytes=path.stat().st_size,
-                               sha256=digest.hexdigest()))
-    manifest = BatchManifest(
-        table="member", batch_id=batch_id, run_id="member_history_bench", mode="snapshot",
-        source_query=select_sql(MEMBER), row_count=table.num_rows, schema=schema_json(table.schema),
-        schema_hash=schema_hash(table.schema), files=files, extracted_at=extracted_at,
-        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    )
-    manifest_path = batch_dir / MANIFEST_NAME
-    manifest_path.write_text(manifest.to_json())
-    return {"batch_id": batch_id, "extracted_at": extracted_at, "manifest": str(manifest_path),
-            "rows": table.num_rows, "files": [f.path for f in files], "bytes": sum(f.bytes for f in files)}
-
-
-def generate_batches(landing: str, members: int, share: float, seed: int) -> dict:
-    """Batches A and B under `landing` (run in a child process, so that the benchmark's own process holds no
-    Arrow memory while it is measured)."""
-    started = time.perf_counter()
-    a = generate_members(members, seed)
-    b, changed = change_members(a, share, seed)
-    generated = time.perf_counter() - started
-    facts = {"a": write_batch(a, Path(landing), *BATCH_A), "b": write_batch(b, Path(landing), *BATCH_B)}
-    return {**facts, "changed": changed, "generate_s": round(generated, 2),
-            "write_s": round(time.perf_counter() - started - generated, 2)}
-
-
 # ---------------------------------------------------------------------------------------- measurement
-class TreeSampler(threading.Thread):
+class TreeSampler(PeriodicSampler):
     """Peak summed VmRSS, and CPU time, of this process and all its descendants (driver JVM, Python workers),
     sampled from /proc every SAMPLE_S; machine-wide busy CPU around it, so that others' use shows."""
 
     def __init__(self):
-        super().__init__(daemon=True)
+        super().__init__(SAMPLE_S)
         self.root, self.peak_kib, self.samples = os.getpid(), 0, 0
-        self.first: dict[int, float] = {}
+        self.first: dict[int, float] | None = None
         self.last: dict[int, float] = {}
-        self._done = threading.Event()
 
     def sample(self) -> None:
         tree = process_tree(self.root)
@@ -278,22 +94,13 @@ class TreeSampler(threading.Thread):
             if cpu is not None:
                 self.last[pid] = cpu
         self.samples += 1
+        if self.first is None:
+            self.first = dict(self.last)
 
-    def __enter__(self) -> TreeSampler:
+    def entered(self) -> None:
         self.busy_before, self.load_before = system_cpu()[0], loadavg()
-        self.sample()
-        self.first = dict(self.last)
-        self.start()
-        return self
 
-    def run(self) -> None:
-        while not self._done.wait(SAMPLE_S):
-            self.sample()
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self.join()
-        self.sample()
+    def exited(self) -> None:
         busy = system_cpu()[0] - self.busy_before
         # processes first seen after the start were born during the run: all their CPU time is the run's
         self.cpu_s = sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
@@ -306,96 +113,20 @@ class TreeSampler(threading.Thread):
                 "loadavg_before": self.load_before}
 
 
-class StepTimes(logging.Handler):
-    """Collects the job's "step <name>: <seconds> s" lines (lakehouse_jobs.steps.timed)."""
-
-    def __init__(self):
-        super().__init__(level=logging.INFO)
-        self.steps: dict[str, float] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if m := STEP_LINE.match(record.getMessage()):
-            self.steps[m[1]] = round(self.steps.get(m[1], 0.0) + float(m[2]), 1)
-
-
-@contextlib.contextmanager
-def step_times():
-    """The job's step lines, whatever the root logger's level (pytest leaves it at WARNING), kept off the
-    console (the benchmark prints its own line per run)."""
-    logger = logging.getLogger(JOB_LOGGER)
-    handler, saved = StepTimes(), (logger.level, logger.propagate)
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
-        yield handler.steps
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(saved[0])
-        logger.propagate = saved[1]
-
-
-@contextlib.contextmanager
-def pii_keys():
-    """Random PII keys in the environment while the job runs (it reads them there, as on a cluster); the
-    previous values, if any, back afterwards (a test session's other tests use theirs)."""
-    from lakehouse_jobs import pii
-
-    names = (pii.HMAC_KEY_ENV, pii.ENCRYPTION_KEY_ENV)
-    saved = {n: os.environ.get(n) for n in names}
-    for n in names:
-        os.environ[n] = base64.b64encode(secrets.token_bytes(pii.KEY_BYTES)).decode()
-    try:
-        yield
-    finally:
-        for n, value in saved.items():
-            if value is None:
-                os.environ.pop(n, None)
-            else:
-                os.environ[n] = value
-
-
 def delta_version(path: str) -> int:
     """The table's latest version, from its _delta_log (local disk)."""
     return max(int(p.stem) for p in (Path(path) / "_delta_log").glob("*.json") if p.stem.isdigit())
 
 
 def commits_since(path: str, version: int) -> list[dict]:
-    """What each commit after `version` did, from its log entry: data files written (an `add` of a new
-    path), deletion vectors written (an `add` of a path the commit also removes, with a deletion vector),
-    files dropped, and the operation's row metrics."""
-    commits = []
-    for v in range(version + 1, delta_version(path) + 1):
-        actions = [json.loads(line) for line in
-                   (Path(path) / "_delta_log" / f"{v:020d}.json").read_text().splitlines() if line.strip()]
-        adds = [a["add"] for a in actions if "add" in a]
-        removed = {a["remove"]["path"] for a in actions if "remove" in a}
-        info = next(a["commitInfo"] for a in actions if "commitInfo" in a)
-        metrics = info.get("operationMetrics", {})
-        new = [a for a in adds if a["path"] not in removed]
-        commits.append({
-            "version": v, "operation": info.get("operation"),
-            "data_files_added": len(new), "data_bytes_added": sum(a["size"] for a in new),
-            "deletion_vectors_written": sum(1 for a in adds if a["path"] in removed and a.get("deletionVector")),
-            "files_dropped": len(removed - {a["path"] for a in adds}),
-            **{k: int(metrics[k]) for k in ("numTargetRowsInserted", "numTargetRowsUpdated", "numTargetRowsDeleted",
-                                           "numTargetRowsCopied", "numOutputRows") if k in metrics},
-        })
-    return commits
+    """What each commit after `version` did (benchmarks.harness.delta_log.commit_facts)."""
+    log = Path(path) / "_delta_log"
+    return [commit_facts(v, (log / f"{v:020d}.json").read_text()) for v in range(version + 1, delta_version(path) + 1)]
 
 
 def commit_totals(commits: list[dict]) -> dict:
-    return {"commits": len(commits), "operations": [c["operation"] for c in commits],
-            **{k: sum(c.get(k, 0) for c in commits) for k in (
-                "data_files_added", "data_bytes_added", "deletion_vectors_written", "files_dropped",
-                "numTargetRowsInserted", "numTargetRowsUpdated", "numOutputRows")}}
-
-
-def _stat(values: list[float]) -> dict | None:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return delta_log.commit_totals(commits, (*delta_log.TOTALS, "numTargetRowsInserted", "numTargetRowsUpdated",
+                                             "numOutputRows"))
 
 
 class Bench:
@@ -541,16 +272,16 @@ def summarize(runs: list[dict]) -> dict:
         mine = [r for r in runs if r["contender"] == key]
         if not mine:
             continue
-        entry = {"runs": len(mine), **{f: _stat([r[f] for r in mine]) for f in (
+        entry = {"runs": len(mine), **{f: stat([r[f] for r in mine]) for f in (
             "wall_s", "peak_rss_tree_mib", "cpu_ours_s", "cpu_other_s", "other_cpu_share")}}
         if key != "overwrite":
             steps = sorted({s for r in mine for s in r["steps"]})
-            entry["steps_s"] = {s: _stat([r["steps"].get(s) for r in mine]) for s in steps}
-            entry["commits"] = {t: {k: _stat([r["commits"][t][k] for r in mine]) for k in (
-                "commits", "data_files_added", "data_bytes_added", "deletion_vectors_written", "files_dropped",
+            entry["steps_s"] = {s: stat([r["steps"].get(s) for r in mine]) for s in steps}
+            entry["commits"] = {t: {k: stat([r["commits"][t][k] for r in mine]) for k in (
+                "commits", "data_files_added", "data_bytes_added", "deletion_vectors_written", "files_removed",
                 "numTargetRowsInserted", "numTargetRowsUpdated")} for t in ("member", "dim_member")}
         else:
-            entry["commits"] = {"overwrite": {k: _stat([r["commits"]["overwrite"][k] for r in mine])
+            entry["commits"] = {"overwrite": {k: stat([r["commits"]["overwrite"][k] for r in mine])
                                               for k in ("data_files_added", "data_bytes_added")}}
         summary[key] = entry
     return summary
@@ -587,19 +318,6 @@ def evaluate_targets(summary: dict, runs: list[dict]) -> list[dict]:
                         "goal": f"<= {TARGETS['scd2_vs_overwrite']:g}x", "met": ratio <= TARGETS["scd2_vs_overwrite"],
                         "note": f"{scd2['median']:.1f} s vs {overwrite:.1f} s"})
     return targets
-
-
-def versions(spark: SparkSession) -> dict:
-    out = {"python": platform.python_version(), "spark": spark.version,
-           "java": spark.sparkContext._jvm.System.getProperty("java.version")}
-    for dist in ("pyspark", "delta-spark", "pyarrow", "numpy", "lakehouse-jobs"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    jars = spark.sparkContext.getConf().get("spark.jars", "")
-    out["delta_jar"] = next((Path(j).name for j in jars.split(",") if Path(j).name.startswith("delta-spark")), None)
-    return out
 
 
 def spark_facts(spark: SparkSession) -> dict:
@@ -664,9 +382,9 @@ def markdown(report: dict) -> str:
     rows = [(CONTENDERS[k], summary[k]) for k in CONTENDERS if k in summary]
     if first:
         rows.insert(0, ("job: first load of A (once)", {
-            "wall_s": _stat([first["wall_s"]]), "peak_rss_tree_mib": _stat([first["peak_rss_tree_mib"]]),
-            "cpu_ours_s": _stat([first["cpu_ours_s"]]), "cpu_other_s": _stat([first["cpu_other_s"]]),
-            "commits": {t: {k: _stat([first["commits"][t][k]]) for k in ("data_files_added",
+            "wall_s": stat([first["wall_s"]]), "peak_rss_tree_mib": stat([first["peak_rss_tree_mib"]]),
+            "cpu_ours_s": stat([first["cpu_ours_s"]]), "cpu_other_s": stat([first["cpu_other_s"]]),
+            "commits": {t: {k: stat([first["commits"][t][k]]) for k in ("data_files_added",
                                                                        "deletion_vectors_written")}
                         for t in ("member", "dim_member")}}))
     for label, e in rows:
@@ -752,20 +470,6 @@ def markdown(report: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- main
-def local_session(driver_memory: str, extra_conf: dict[str, str] | None = None) -> SparkSession:
-    """local[2] with the conf the local runner and the tests use (dev/local_spark.py), plus `extra_conf`."""
-    from pyspark.sql import SparkSession
-
-    from dev.local_spark import local_spark_conf
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = (SparkSession.builder.master("local[2]").appName("member_history_bench")
-               .config("spark.driver.memory", driver_memory).config("spark.ui.showConsoleProgress", "false"))
-    for key, value in (local_spark_conf() | (extra_conf or {})).items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=5_000_000)
@@ -816,7 +520,7 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> in
         stack.enter_context(pii_keys())
         bench = Bench(spark, work, data)
         bench.run_all(args.repeats)
-        spark_info, version_info = spark_facts(spark), versions(spark)
+        spark_info, version_info = spark_facts(spark), spark_versions(spark)
     duration = time.monotonic() - t0
     runs = bench.runs
     measured = [r for r in runs if r["contender"] != "warmup"]
@@ -828,7 +532,7 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> in
         "date": started_at.date().isoformat(),
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(duration, 1),
-        "command": " ".join(["python -m benchmarks.member_history_bench", *(sys.argv[1:] if argv is None else argv)]),
+        "command": command_line("benchmarks.member_history_bench", argv),
         "members": args.members,
         "changed": data["changed"],
         "change_share": args.change_share,
@@ -851,12 +555,7 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> in
     text = markdown(report)
     print("\n" + text)
     if args.out != "-":
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        base = out / f"member-history-{report['date']}"
-        base.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-        base.with_suffix(".md").write_text(text)
-        print(f"wrote {base}.json and {base}.md")
+        write_result(args.out, "member-history", report, text)
     if args.workdir is None:
         print("scratch data removed")
     print(f"took {duration / 60:.1f} min")

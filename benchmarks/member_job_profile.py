@@ -26,29 +26,22 @@ import datetime as dt
 import io
 import json
 import logging
+import os
 import pstats
-import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
-from benchmarks.extract_bench import machine, process_tree, vm_rss_kib
-from benchmarks.member_history_bench import (
-    JOB_LOGGER,
-    RESULTS_DIR,
-    SEED,
-    STEP_LINE,
-    generate_batches,
-    local_session,
-    pii_keys,
-    versions,
-)
+from benchmarks.harness.processes import process_tree, vm_rss_kib
+from benchmarks.harness.results import RESULTS_DIR, MiB, command_line, machine, write_result
+from benchmarks.harness.sampler import PeriodicSampler
+from benchmarks.harness.spark_job import STEP_LINE, job_log, local_session, pii_keys, spark_versions
+from benchmarks.harness.synthetic_batches import generate_batches
 
-MiB = 1 << 20
+SEED = 42
 RUNS = (("first_load", "a"), ("change_5pct", "b"), ("replay", "b"))
 
 
@@ -65,22 +58,15 @@ class StepClock(logging.Handler):
             self.steps.append((self.run, m[1], record.created - float(m[2]), record.created))
 
 
-class RssSeries(threading.Thread):
+class RssSeries(PeriodicSampler):
     """(epoch s, summed VmRSS of this process tree in MiB) every `period` seconds."""
 
     def __init__(self, period: float = 0.25):
-        super().__init__(daemon=True)
-        self.period, self.series, self._done = period, [], threading.Event()
+        super().__init__(period)
+        self.series: list[tuple[float, float]] = []
 
-    def run(self) -> None:
-        import os
-
-        while not self._done.wait(self.period):
-            self.series.append((time.time(), sum(vm_rss_kib(p) for p in process_tree(os.getpid())) / 1024))
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
+    def sample(self) -> None:
+        self.series.append((time.time(), sum(vm_rss_kib(p) for p in process_tree(os.getpid())) / 1024))
 
 
 def read_event_log(directory: Path) -> dict[int, dict]:
@@ -213,14 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             "spark.eventLog.logStageExecutorMetrics": "true", "spark.executor.processTreeMetrics.enabled": "true",
             "spark.sql.pyspark.udf.profiler": "perf",
         })
-        clock, sampler = StepClock(), RssSeries()
-        logger = logging.getLogger(JOB_LOGGER)
-        logger.addHandler(clock)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-        sampler.start()
         runs = []
-        with pii_keys():
+        with job_log(StepClock()) as clock, RssSeries() as sampler, pii_keys():
             for run, batch in RUNS:
                 clock.run = run
                 start = time.time()
@@ -230,13 +210,12 @@ def main(argv: list[str] | None = None) -> int:
                 peak = max((m for t, m in sampler.series if start <= t <= end), default=0.0)
                 runs.append({"run": run, "wall_s": round(end - start, 2), "rss_tree_peak_mib": round(peak)})
                 print(f"  {run}: {end - start:.1f} s, peak RSS tree {peak:.0f} MiB", flush=True)
-        sampler.stop()
-        profile, version_info = udf_profile(spark), versions(spark)
+        profile, version_info = udf_profile(spark), spark_versions(spark)
         spark.stop()  # flushes the event log
         steps = attribute(read_event_log(work / "events"), clock.steps, sampler.series)
     report = {
         "benchmark": "member_job_profile", "date": started_at.date().isoformat(),
-        "command": " ".join(["python -m benchmarks.member_job_profile", *(sys.argv[1:] if argv is None else argv)]),
+        "command": command_line("benchmarks.member_job_profile", argv),
         "duration_s": round(time.monotonic() - t0, 1), "members": args.members, "changed": data["changed"],
         "driver_memory": args.driver_memory, "machine": machine(), "versions": version_info,
         "runs": runs, "steps": steps, "udf_profile": profile,
@@ -244,10 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report)
     print("\n" + text)
     if args.out != "-":
-        base = Path(args.out) / f"member-job-profile-{report['date']}"
-        base.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-        base.with_suffix(".md").write_text(text)
-        print(f"wrote {base}.json and {base}.md")
+        write_result(args.out, "member-job-profile", report, text)
     return 0
 
 
