@@ -28,7 +28,7 @@ def change_the_source() -> None:
     """One deleted member, one changed email and one new member, as a day at the source might bring."""
     conn = connect_root(os.environ["MYSQL_DATABASE"])
     cur = conn.cursor()
-    dirty = [row[0] for row in DIRTY_MEMBERS]
+    dirty = [row["member_id"] for row in DIRTY_MEMBERS]
     keep = ", ".join(["%s"] * len(dirty))
     cur.execute(f"SELECT member_id FROM member WHERE member_id NOT IN ({keep}) ORDER BY member_id LIMIT 2", dirty)
     gone, moved = (row[0] for row in cur.fetchall())

@@ -25,7 +25,7 @@ import random
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import MySQLdb
 from faker import Faker
@@ -41,8 +41,8 @@ SEED_INVOICE_CARD = "11134891"
 COLUMNS = tuple(MEMBER.column_names)
 
 
-def generate_members(rows: int, seed: int = 42, pool: int = 20_000, today: dt.date | None = None) -> Iterator[tuple]:
-    """Yield `rows` member tuples in COLUMNS order, deterministic for a given seed."""
+def generate_members(rows: int, seed: int = 42, pool: int = 20_000, today: dt.date | None = None) -> Iterator[dict]:
+    """Yield `rows` members, each a dict by column name (COLUMNS), deterministic for a given seed."""
     fake = Faker("en_US")
     fake.seed_instance(seed)
     rng = random.Random(seed)
@@ -59,22 +59,22 @@ def generate_members(rows: int, seed: int = 42, pool: int = 20_000, today: dt.da
     today = today or dt.date.today()
     first_day = today - dt.timedelta(days=730)  # Faker's date_between("-2y", "today")
     days = (today - first_day).days
-    fields = list(pools.values())
     for _ in range(rows):
-        member_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        values = [p[rng.randrange(size)] for p in fields]
-        yield (member_id, *values, first_day + dt.timedelta(days=rng.randint(0, days)))
+        # the draws in this order (id, each pool, date), so a seed keeps giving the same members
+        member = {"member_id": str(uuid.UUID(int=rng.getrandbits(128), version=4))}
+        member |= {column: values[rng.randrange(size)] for column, values in pools.items()}
+        member["registration_date"] = first_day + dt.timedelta(days=rng.randint(0, days))
+        yield member
 
 
-def _dirty(name: str, **values) -> tuple:
-    """A member row with a stable id (so --dirty is idempotent) and plausible defaults."""
-    row = {"member_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"lakehouse-ref/dirty/{name}")), "first_name": "Dirty",
-           "last_name": name, "email": f"{name}@example.com", "phone_number": "(213) 948-8645", "address": "1 Main St",
-           "city": "Springfield", "country": "United States of America", "registration_date": "2024-05-01", **values}
-    return tuple(row[c] for c in COLUMNS)
+def _dirty(name: str, **values) -> dict:
+    """A member with a stable id (so --dirty is idempotent) and plausible defaults for what `values` leaves out."""
+    return {"member_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"lakehouse-ref/dirty/{name}")), "first_name": "Dirty",
+            "last_name": name, "email": f"{name}@example.com", "phone_number": "(213) 948-8645", "address": "1 Main St",
+            "city": "Springfield", "country": "United States of America", "registration_date": "2024-05-01", **values}
 
 
-# What the pipeline must do with each is in the comment; tests/e2e checks the demo's outcome.
+# What the pipeline must do with each is in the comment; tests/e2e checks the outcome.
 DIRTY_MEMBERS = (
     _dirty("zero-date", registration_date="0000-00-00"),  # quarantined: invalid_registration_date
     _dirty("no-valid-day", registration_date="2024-02-00"),  # quarantined: invalid_registration_date
@@ -93,7 +93,7 @@ def load_dirty_members(conn) -> int:
     sql_mode, as the legacy schemas that hold them had."""
     cur = conn.cursor()
     cur.execute("SET SESSION sql_mode = ''")
-    placeholders = ", ".join(["%s"] * len(COLUMNS))
+    placeholders = ", ".join(f"%({c})s" for c in COLUMNS)
     added = cur.executemany(f"INSERT IGNORE INTO member ({', '.join(COLUMNS)}) VALUES ({placeholders})",
                             DIRTY_MEMBERS)
     conn.commit()
@@ -154,12 +154,13 @@ def issue_cards(conn) -> int:
     return issued
 
 
-def load_members(conn, rows: Iterator[tuple]) -> int:
-    """Bulk-load rows through a temporary TSV file; returns the number of rows loaded."""
+def load_members(conn, rows: Iterable[Mapping[str, object]]) -> int:
+    """Bulk-load members (dicts by column name, as generate_members yields them) through a temporary TSV file;
+    returns the number of rows loaded. A column a row lacks raises KeyError."""
     count = 0
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".tsv") as f:
         for row in rows:
-            f.write("\t".join(_tsv_field(v) for v in row) + "\n")
+            f.write("\t".join(_tsv_field(row[c]) for c in COLUMNS) + "\n")
             count += 1
         f.flush()
         cur = conn.cursor()

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from dev.seed_members import generate_members, load_members, setup_schema
+from dev.seed_members import COLUMNS, generate_members, load_members, setup_schema
 
 TODAY = dt.date(2026, 11, 26)
 
@@ -18,11 +18,12 @@ def test_generation_is_reproducible_and_brief_shaped():
     first = list(generate_members(500, seed=3, today=TODAY))
     assert first == list(generate_members(500, seed=3, today=TODAY))
     assert first != list(generate_members(500, seed=4, today=TODAY))
-    ids = [row[0] for row in first]
+    assert all(list(row) == list(COLUMNS) for row in first)
+    ids = [row["member_id"] for row in first]
     assert len(set(ids)) == 500 and all(uuid.UUID(i).version == 4 for i in ids)
-    assert all(TODAY - dt.timedelta(days=730) <= row[8] <= TODAY for row in first)
-    assert all("@" in row[3] for row in first)
-    assert all(isinstance(v, str) and v for row in first for v in row[1:8])
+    assert all(TODAY - dt.timedelta(days=730) <= row["registration_date"] <= TODAY for row in first)
+    assert all("@" in row["email"] for row in first)
+    assert all(isinstance(row[c], str) and row[c] for row in first for c in COLUMNS[1:-1])
 
 
 @pytest.mark.integration
