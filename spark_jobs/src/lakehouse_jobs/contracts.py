@@ -82,7 +82,7 @@ MEMBER = SourceContract(
 )
 
 
-# Membership cards: the "Member No." printed on an invoice (lakehouse_jobs.invoice_load) is a card number, not
+# Membership cards: the "Member No." printed on an invoice (lakehouse_jobs.invoice.job) is a card number, not
 # the member's UUID. A member may hold several cards (a replacement keeps the old number valid for old
 # invoices); a card belongs to one member. Digits as text: an identifier, never summed, leading zeros kept.
 MEMBER_CARD = SourceContract(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from lakehouse_jobs.contracts import MEMBER, PiiClass
+from lakehouse_jobs.keys import UUID_PATTERN
 
 # the open end of the current row's validity in dim_member (Kimball: a far-future date, not null, so
 # that "as of" joins need no null handling)
@@ -40,7 +41,7 @@ COMMON_PROPERTIES = {
 }
 
 SqlType = Literal["STRING", "BINARY", "DATE", "TIMESTAMP", "BIGINT", "BOOLEAN", "INT",
-                  # the invoice tables' money, quantities and rates (lakehouse_jobs.invoice_tables)
+                  # the invoice tables' money, quantities and rates (lakehouse_jobs.invoice.tables)
                   "DECIMAL(18,2)", "DECIMAL(18,6)", "DECIMAL(9,6)"]
 
 
@@ -76,6 +77,12 @@ class TableSpec:
 
     def field(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
+
+    @property
+    def schema_ddl(self) -> str:
+        """The columns as a Spark DDL schema string ("`a` STRING, `b` BIGINT"), for rows built in Python
+        (``spark.createDataFrame([{column: value}], spec.schema_ddl)`` places values by column name)."""
+        return ", ".join(f"`{f.name}` {f.type}" for f in self.fields)
 
 
 def encrypted_name(column: str) -> str:
@@ -116,13 +123,12 @@ MEMBER_ATTRIBUTES = _protected([
 ])
 
 _HEX64 = "^[0-9a-f]{64}$"
-_UUID = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _EMAIL_HASH = Field("email_hash", "STRING", pii="quasi",
                     comment="HMAC-SHA-256 (hex) of the lower-cased normalised email: the join key for email")
 _ATTRIBUTE_HASH = Field("attribute_hash", "STRING", nullable=False,
                         comment="HMAC-SHA-256 (hex) of the standardised attributes: SCD2 change detection")
 _MEMBER_CHECKS = {
-    "member_id_is_uuid": f"member_id RLIKE '{_UUID}'",
+    "member_id_is_uuid": f"member_id RLIKE '{UUID_PATTERN}'",
     "email_hash_is_hmac": f"email_hash IS NULL OR email_hash RLIKE '{_HEX64}'",
     "attribute_hash_is_hmac": f"attribute_hash RLIKE '{_HEX64}'",
     "registration_date_from_1900": "registration_date >= DATE'1900-01-01'",

@@ -51,7 +51,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from lakehouse_jobs.invoice_tables import INVOICE_TABLES
+from lakehouse_jobs.invoice.tables import INVOICE_TABLES
 from lakehouse_jobs.tables import TABLES, Field, TableSpec, encrypted_name
 
 # the groups (account-level, as is_account_group_member tests them); docs/pii.md says who is in each
@@ -91,7 +91,7 @@ TABLE_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
     "member_batches": ((ENGINEERS, "SELECT, MODIFY"), (ANALYSTS, "SELECT"), (STEWARDS, "SELECT")),
     # the erasure audit trail (keyed hashes and counts): the jobs write it, data stewards answer for it
     "erasure_requests": ((ENGINEERS, "SELECT, MODIFY"), (STEWARDS, "SELECT")),
-    # the invoice star schema (lakehouse_jobs.invoice_tables): facts and dimensions for analysts (bill-to and
+    # the invoice star schema (lakehouse_jobs.invoice.tables): facts and dimensions for analysts (bill-to and
     # ship-to names and addresses are ciphertext, masked); the quarantine and the ledger for stewards
     **{name: ((ENGINEERS, "SELECT, MODIFY"), (ANALYSTS, "SELECT")) for name in (
         "fact_invoice", "fact_invoice_line", "dim_date", "dim_product", "dim_payment_method", "dim_seller",

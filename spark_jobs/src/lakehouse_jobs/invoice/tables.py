@@ -28,18 +28,20 @@ Shape of the model (docs/invoice-star-schema.md says why):
 
 from __future__ import annotations
 
-from lakehouse_jobs.invoice_pdf import REASONS as PARSER_REASONS
+from lakehouse_jobs.invoice.pdf import REASONS as PARSER_REASONS
 from lakehouse_jobs.tables import Field, TableSpec
 
 MONEY = "DECIMAL(18,2)"
 QUANTITY = "DECIMAL(18,6)"
 RATE = "DECIMAL(9,6)"
 
+
 # dim_date's range: invoices dated outside it are quarantined (date_out_of_range), so every date key joins
 FIRST_DATE = "2000-01-01"
 LAST_DATE = "2035-12-31"
 
 _HEX64 = "^[0-9a-f]{64}$"
+
 
 # How an invoice's member number became member_sk (invoice_load.resolve_members gives the rules).
 MEMBER_RESOLUTIONS = (
@@ -55,6 +57,7 @@ RESOLVED = ("resolved", "resolved_nearest_version")
 # re-resolved on every run: the member card or the member may arrive later (late-arriving dimension rows)
 UNRESOLVED = ("unknown_card", "ambiguous_card", "member_not_loaded")
 
+
 # the codes of invoice_document.check_arithmetic (its docstring), without their ":<where>" suffix
 ARITHMETIC_REASONS = (
     "required_field_missing", "unknown_currency", "line_number_sequence", "minor_unit_mismatch",
@@ -66,7 +69,9 @@ ARITHMETIC_REASONS = (
 JOB_REASONS = ("date_out_of_range", "amount_out_of_range", "parser_error", "changed_during_run")
 QUARANTINE_REASONS = tuple(sorted(set(PARSER_REASONS) | set(ARITHMETIC_REASONS) | set(JOB_REASONS)))
 
+
 LEDGER_STATUSES = ("loaded", "quarantined", "superseded")
+
 
 PAYMENT_CATEGORIES = ("card", "cash", "cheque", "bank_transfer", "e_wallet", "stored_value", "other")
 
@@ -126,6 +131,7 @@ _KEY_CHECKS = {
 
 # ---------------------------------------------------------------------------------------------- facts
 
+
 FACT_INVOICE_LINE = TableSpec(
     name="fact_invoice_line",
     description="Retail invoice lines: one row per line printed on an invoice (invoice_number, line_number), "
@@ -160,6 +166,7 @@ FACT_INVOICE_LINE = TableSpec(
     stats_columns=("invoice_number", "line_number", "invoice_date_key", "product_key", "currency_code",
                    "_batch_id", "_updated_at"),
 )
+
 
 FACT_INVOICE = TableSpec(
     name="fact_invoice",
@@ -206,10 +213,12 @@ FACT_INVOICE = TableSpec(
 
 # ------------------------------------------------------------------------------------------ dimensions
 
+
 _AUDIT = (
     Field("_batch_id", "STRING", nullable=False, comment="the invoice_load run that inserted the row"),
     Field("_updated_at", "TIMESTAMP", nullable=False, comment="when the row was last written"),
 )
+
 
 DIM_DATE = TableSpec(
     name="dim_date",
@@ -242,6 +251,7 @@ DIM_DATE = TableSpec(
     stats_columns=("date_key", "full_date", "year", "year_month"),
 )
 
+
 DIM_PRODUCT = TableSpec(
     name="dim_product",
     description="Products as invoices describe them: one row per normalised line description (SCD type 1: "
@@ -256,6 +266,7 @@ DIM_PRODUCT = TableSpec(
     constraints={"product_nk_normalised": "product_nk = upper(regexp_replace(trim(product_nk), '\\\\s+', ' '))"},
     stats_columns=("product_nk", "_batch_id", "_updated_at"),
 )
+
 
 DIM_PAYMENT_METHOD = TableSpec(
     name="dim_payment_method",
@@ -273,6 +284,7 @@ DIM_PAYMENT_METHOD = TableSpec(
     constraints={"payment_category_known": _in("payment_category", PAYMENT_CATEGORIES)},
     stats_columns=("payment_method_nk", "payment_category", "_batch_id"),
 )
+
 
 DIM_SELLER = TableSpec(
     name="dim_seller",
@@ -292,6 +304,7 @@ DIM_SELLER = TableSpec(
                  "country_code_is_iso": "country_code IS NULL OR country_code RLIKE '^[A-Z]{2}$'"},
     stats_columns=("country_code", "_batch_id", "_updated_at"),
 )
+
 
 DIM_PARTY_ADDRESS = TableSpec(
     name="dim_party_address",
@@ -316,6 +329,7 @@ DIM_PARTY_ADDRESS = TableSpec(
     stats_columns=("country_code", "_batch_id", "_updated_at"),
 )
 
+
 DIM_CURRENCY = TableSpec(
     name="dim_currency",
     description="Currencies the invoice parser knows (invoice_document.CURRENCY_EXPONENTS), one row per ISO "
@@ -337,6 +351,7 @@ DIM_CURRENCY = TableSpec(
 )
 
 # -------------------------------------------------------------------------------------- bookkeeping
+
 
 INVOICE_QUARANTINE = TableSpec(
     name="invoice_quarantine",
@@ -360,6 +375,7 @@ INVOICE_QUARANTINE = TableSpec(
     stats_columns=("source_sha256", "reason", "_batch_id", "quarantined_at"),
 )
 
+
 INVOICE_LEDGER = TableSpec(
     name="invoice_ledger",
     description="Every invoice file the job processed, one row per content (source_sha256): a file whose "
@@ -381,6 +397,7 @@ INVOICE_LEDGER = TableSpec(
     stats_columns=("source_sha256", "source_path", "status", "processed_at", "_batch_id"),
 )
 
+
 INVOICE_TABLES: dict[str, TableSpec] = {t.name: t for t in (
     FACT_INVOICE_LINE, FACT_INVOICE, DIM_DATE, DIM_PRODUCT, DIM_PAYMENT_METHOD, DIM_SELLER, DIM_PARTY_ADDRESS,
     DIM_CURRENCY, INVOICE_QUARANTINE, INVOICE_LEDGER,
@@ -390,6 +407,7 @@ INVOICE_TABLES: dict[str, TableSpec] = {t.name: t for t in (
 # Delta enforces none of these; the job keeps them (MERGE on the primary and natural keys, dimension rows
 # inserted before the facts that reference them) and tests/spark_jobs/test_invoice_load.py checks them on
 # loaded data. informational_constraints_ddl() declares them to Unity Catalog.
+
 
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "fact_invoice_line": ("invoice_number", "line_number"),
@@ -412,6 +430,7 @@ UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
     "dim_seller": ("seller_hash",),
     "dim_party_address": ("party_hash",),
 }
+
 
 _FACT_FOREIGN_KEYS = {
     "invoice_date_key": ("dim_date", "date_key"),

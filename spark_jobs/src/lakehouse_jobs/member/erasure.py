@@ -21,25 +21,26 @@ removes nothing more and changes nothing but completed_at.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import hmac
 import json
 import logging
-import re
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse_jobs import hadoop_fs, pii
+from lakehouse_jobs import pii
 from lakehouse_jobs.delta import ensure_table, retry_on_conflict
-from lakehouse_jobs.quality import UUID_PATTERN, trimmed
+from lakehouse_jobs.entry import TablePaths, run_job
+from lakehouse_jobs.keys import is_member_id, member_key_column
+from lakehouse_jobs.results import ErasureParams, ErasureResult
 from lakehouse_jobs.tables import ERASURE_REQUESTS, MEMBER_PII_TABLES, TableSpec
 
 log = logging.getLogger(__name__)
+
 
 RETENTION_CHECK_CONF = "spark.databricks.delta.retentionDurationCheck.enabled"
 
@@ -55,10 +56,10 @@ def erase_ids(spark: SparkSession, member_id: str) -> DataFrame:
 
 
 def delete_member(spark: SparkSession, spec: TableSpec, path: str, member_id: str) -> int:
-    """Delete the member's rows from one table (the quarantine's raw ids compared trimmed and lower-cased);
+    """Delete the member's rows from one table (the quarantine's raw ids compared as keys.member_key);
     the number of rows deleted."""
     ensure_table(spark, spec, path)
-    target_id = F.lower(trimmed("member_id")) if spec.name == "member_quarantine" else F.col("member_id")
+    target_id = member_key_column("member_id") if spec.name == "member_quarantine" else F.col("member_id")
     source = erase_ids(spark, member_id)
 
     def delete() -> int:
@@ -83,8 +84,8 @@ def purge(spark: SparkSession, path: str) -> None:
 
 
 def remaining_rows(df: DataFrame, ids: DataFrame, raw_ids: bool) -> int:
-    """Rows of `df` whose member_id (trimmed and lower-cased when `raw_ids`) is in `ids` (``_erase_id``)."""
-    column = F.lower(trimmed("member_id")) if raw_ids else F.col("member_id")
+    """Rows of `df` whose member_id (as keys.member_key when `raw_ids`) is in `ids` (``_erase_id``)."""
+    column = member_key_column("member_id") if raw_ids else F.col("member_id")
     return df.join(ids, column == ids["_erase_id"], "left_semi").count()
 
 
@@ -92,9 +93,10 @@ def record_request(spark: SparkSession, path: str, digest: str, request_id: str,
     """Upsert the request's row: the removal counts are kept from the run that removed something."""
     ensure_table(spark, ERASURE_REQUESTS, path)
     now = datetime.now(timezone.utc)
-    row = spark.createDataFrame([(digest, now, now, request_id, json.dumps(removed, sort_keys=True))],
-                                "request_hash string, first_requested_at timestamp, completed_at timestamp, "
-                                "request_id string, removed string")
+    row = spark.createDataFrame([{
+        "request_hash": digest, "first_requested_at": now, "completed_at": now, "request_id": request_id,
+        "removed": json.dumps(removed, sort_keys=True),
+    }], ERASURE_REQUESTS.schema_ddl)
     removed_something = any(v for v in removed.get("rows", {}).values())
 
     def upsert() -> None:
@@ -107,42 +109,28 @@ def record_request(spark: SparkSession, path: str, digest: str, request_id: str,
     retry_on_conflict(upsert, f"record erasure request in {path}")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="member_erasure", description=__doc__.splitlines()[0])
-    parser.add_argument("--member-id", required=True, help="the member's UUID (lower case)")
-    parser.add_argument("--tables-root", required=True, help="where the Delta tables live")
-    parser.add_argument("--request-id", required=True, help="the Airflow run that asks (recorded)")
-    parser.add_argument("--landing", default="{}",
-                        help="JSON counts of the landing erasure that ran before (recorded with the request)")
-    parser.add_argument("--result-path", required=True, help="JSON file of counts, written last")
-    return parser.parse_args(argv)
+def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -> ErasureResult:
+    """The entry point: run_job(ErasureParams, erase); `spark` for tests (lakehouse_jobs.entry)."""
+    return run_job(ErasureParams, erase, argv, spark)
 
 
-def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> dict[str, Any]:
-    """The job. Returns (and writes to --result-path) counts only: rows removed and rows left per table
-    (left must be 0), and the request's hash. Raises ValueError for a member id that is not a lower-case
-    UUID, PiiKeyError without a usable key."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    member_id = args.member_id
-    if not re.match(UUID_PATTERN, member_id):
+def erase(spark: SparkSession, params: ErasureParams, paths: TablePaths) -> ErasureResult:
+    """The job: counts only, rows removed and rows left per table (left must be 0), and the request's
+    hash. Raises ValueError for a member id that is not a lower-case UUID, PiiKeyError without a usable key."""
+    member_id = params.member_id
+    if not is_member_id(member_id):
         raise ValueError("--member-id must be a lower-case UUID")  # the value is not echoed: it may be anything
     keys = pii.PiiKeys.from_env()
     digest = request_hash(member_id, keys)
-    spark = spark or SparkSession.builder.getOrCreate()
-    root = args.tables_root.rstrip("/")
-
     removed, left = {}, {}
     for spec in MEMBER_PII_TABLES:
-        path = f"{root}/{spec.name}"
+        path = paths[spec.name]
         removed[spec.name] = delete_member(spark, spec, path, member_id)
         purge(spark, path)
         left[spec.name] = remaining_rows(spark.read.format("delta").load(path), erase_ids(spark, member_id),
                                          raw_ids=spec.name == "member_quarantine")
         log.info("erasure %s: %s removed %d rows, %d left", digest[:12], spec.name, removed[spec.name],
                  left[spec.name])
-    record_request(spark, f"{root}/{ERASURE_REQUESTS.name}", digest, args.request_id,
-                   {"rows": removed, "landing": json.loads(args.landing)})
-    result = {"request_hash": digest, "rows_removed": removed, "rows_left": left}
-    hadoop_fs.write_text(spark, args.result_path, json.dumps(result, sort_keys=True))
-    return result
+    record_request(spark, paths[ERASURE_REQUESTS.name], digest, params.request_id,
+                   {"rows": removed, "landing": json.loads(params.landing)})
+    return ErasureResult(request_hash=digest, rows_removed=removed, rows_left=left)

@@ -51,6 +51,7 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "TWD": 2, "MOP": 2, "JPY": 0, "KRW": 0,
 }
 
+
 # fields without which an invoice is not usable (check_arithmetic reports them; the parser raises)
 REQUIRED_FIELDS = ("invoice_number", "invoice_date", "currency", "subtotal", "total", "balance_due")
 

@@ -47,7 +47,7 @@ from typing import NamedTuple
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from lakehouse_jobs.invoice_document import (
+from lakehouse_jobs.invoice.document import (
     ADJUSTMENT_SIGNS,
     CENT,
     CURRENCY_EXPONENTS,
@@ -75,6 +75,7 @@ REASONS = frozenset({
     "page_sequence",           # "Page i of n" or a continued invoice number disagrees with the document
 })
 
+
 MAX_PAGES = 20
 
 # money prefixes as this layout prints them (CLDR English symbols, disambiguated), to ISO 4217 codes
@@ -97,6 +98,7 @@ TOTAL_LABEL = re.compile(
 TABLE_HEADER = ("Item", "Quantity", "Unit Price", "Amount")
 BLOCK_LABELS = {"Notes:": "notes", "Terms:": "terms"}
 
+
 # values of "Payment Terms:" that name a payment method (the seed prints "Payment Terms: Visa")
 PAYMENT_METHODS = frozenset(m.casefold() for m in (
     "Visa", "Mastercard", "American Express", "UnionPay", "JCB", "Diners Club", "Discover", "Cash", "Cheque",
@@ -104,16 +106,19 @@ PAYMENT_METHODS = frozenset(m.casefold() for m in (
     "Apple Pay", "Google Pay", "Credit Card", "Debit Card",
 ))
 
+
 MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 FULL_MONTHS = {m: i for i, m in enumerate(
     ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
      "november", "december"), 1)}
 
+
 LINE_TOLERANCE = 0.3    # x character height: baselines closer than this are one line
 CELL_GAP = 0.5          # x character height: a wider gap starts a new cell (a space is ~0.25)
 SPACE_GAP = 0.15        # x character height: a wider gap inside a cell is a space
 ALIGN_TOLERANCE = 3.0   # points: a cell edge this close to a column's edge is in the column
+
 
 _MONEY = re.compile(r"^(?P<sign>-)?(?P<prefix>\D+?)(?P<int>\d{1,3}(?:,\d{3})*|\d+)(?:\.(?P<frac>\d+))?$")
 _QUANTITY = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{1,6})?$")

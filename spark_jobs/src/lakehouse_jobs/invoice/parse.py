@@ -1,0 +1,208 @@
+"""Parsing (invoice_load step 4): each file's bytes -> one row of PARSED_SCHEMA, on the executors
+(``mapInArrow``): lakehouse_jobs.invoice.pdf's parser, document.check_arithmetic, then
+allocate_adjustments; a refused file gets a stable reason code instead."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import math
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse_jobs.invoice.document import (
+    ADJUSTMENT_SIGNS,
+    InvoiceDocument,
+    Party,
+    allocate_adjustments,
+    check_arithmetic,
+)
+from lakehouse_jobs.invoice.files import Listed, read_files
+from lakehouse_jobs.invoice.pdf import InvoiceParseError, parse_invoice_pdf
+from lakehouse_jobs.invoice.tables import FACT_INVOICE, FACT_INVOICE_LINE, FIRST_DATE, LAST_DATE, MONEY, QUANTITY, RATE
+
+# files per parse task: ~30 ms per page (benchmarks/invoice_parse_bench.py), so a task takes about a second,
+# long beside Spark's per-task overhead and short enough to spread a batch over every core
+FILES_PER_TASK = 16
+
+
+# the largest magnitudes DECIMAL(18,2) and DECIMAL(18,6) hold
+MONEY_LIMIT = Decimal(10) ** 16
+QUANTITY_LIMIT = Decimal(10) ** 12
+_FIRST, _LAST = dt.date.fromisoformat(FIRST_DATE), dt.date.fromisoformat(LAST_DATE)
+
+
+def spark_type(sql_type: str) -> T.DataType:
+    """The Spark type of a declared column type (tables.SqlType). Built in Python, not parsed by the JVM:
+    the executors build PARSED_SCHEMA too, and they have no JVM session."""
+    if m := re.fullmatch(r"DECIMAL\((\d+),(\d+)\)", sql_type):
+        return T.DecimalType(int(m[1]), int(m[2]))
+    return {"STRING": T.StringType(), "INT": T.IntegerType(), "BIGINT": T.LongType(), "DATE": T.DateType(),
+            "TIMESTAMP": T.TimestampType(), "BOOLEAN": T.BooleanType()}[sql_type]
+
+
+# The numbers the parser reads are the facts' measures, so their names and types come from the table
+# declarations: a line's quantity and amounts (fact_invoice_line), the header's rates and amounts
+# (fact_invoice); a line also carries its description (dim_product's natural key).
+LINE_TYPE = T.StructType([
+    T.StructField("line_number", T.IntegerType()),
+    T.StructField("description", T.StringType()),
+    *[T.StructField(f.name, spark_type(f.type)) for f in FACT_INVOICE_LINE.fields if f.type in (MONEY, QUANTITY)],
+])
+HEADER_MEASURES = [T.StructField(f.name, spark_type(f.type)) for f in FACT_INVOICE.fields if f.type in (MONEY, RATE)]
+
+
+# the document's own header fields (dataclass fields; parties, adjustments and lines are mapped by hand)
+_DOCUMENT_HEADER = {f.name for f in dataclasses.fields(InvoiceDocument)} - {"lines", "seller", "bill_to", "ship_to"}
+
+
+_PARTY_FIELDS = [T.StructField(f"{role}_{part}", t) for role in ("seller", "bill_to", "ship_to")
+                 for part, t in (("name", T.StringType()), ("address", T.ArrayType(T.StringType())),
+                                 ("country_code", T.StringType()))]
+
+# parse_files' rows: one per file. status "parsed" (every invoice field set) or "quarantined" (reason, detail
+# and detail_full set; invoice_number when the file was read that far).
+PARSED_SCHEMA = T.StructType([
+    T.StructField("source_path", T.StringType()),
+    T.StructField("source_sha256", T.StringType()),
+    T.StructField("status", T.StringType()),
+    T.StructField("reason", T.StringType()),
+    T.StructField("detail", T.StringType()),        # quoted document text replaced by '…'
+    T.StructField("detail_full", T.StringType()),   # as the parser said it: may quote personal data
+    T.StructField("invoice_number", T.StringType()),
+    T.StructField("invoice_date", T.DateType()),
+    T.StructField("due_date", T.DateType()),
+    T.StructField("currency", T.StringType()),
+    T.StructField("payment_terms", T.StringType()),
+    T.StructField("payment_method", T.StringType()),
+    T.StructField("member_number", T.LongType()),
+    T.StructField("po_number", T.StringType()),
+    T.StructField("terms", T.StringType()),
+    *_PARTY_FIELDS,
+    *HEADER_MEASURES,
+    T.StructField("lines", T.ArrayType(LINE_TYPE)),
+])
+
+
+# a Python repr of a string, as the parser quotes the document's text in its details
+_QUOTED = re.compile(r"""'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*\"""")
+
+
+def redact(detail: str | None) -> str | None:
+    """`detail` with every quoted text ('Chris Wong', "Jan 32, 2024") replaced by '…': the parser quotes the
+    document, which may be a name or an address."""
+    return None if detail is None else _QUOTED.sub("'…'", detail)
+
+
+def _quarantined(reason: str, detail: str, invoice_number: str | None = None) -> dict:
+    return {"status": "quarantined", "reason": reason, "detail": redact(detail), "detail_full": detail,
+            "invoice_number": invoice_number}
+
+
+def _country(party: Party | None) -> str | None:
+    from lakehouse_jobs.standardise import country_to_code  # pandas and friends: only where parsing runs
+
+    return country_to_code(party.address[-1]) if party and party.address else None
+
+
+def _range_problem(doc: InvoiceDocument) -> tuple[str, str] | None:
+    """(reason, detail) when a value does not fit its column or dim_date."""
+    for name, value in (("invoice_date", doc.invoice_date), ("due_date", doc.due_date)):
+        if value is not None and not _FIRST <= value <= _LAST:
+            return "date_out_of_range", f"{name} {value.isoformat()} is outside dim_date ({FIRST_DATE}..{LAST_DATE})"
+    amounts = {"subtotal": doc.subtotal, "total": doc.total, "balance_due": doc.balance_due,
+               "amount_paid": doc.amount_paid,
+               **{f"adjustment:{i}": a.amount for i, a in enumerate(doc.adjustments, 1)}}
+    for line in doc.lines:
+        amounts |= {f"line:{line.line_number}": line.amount, f"unit_price:{line.line_number}": line.unit_price}
+        if abs(line.quantity) >= QUANTITY_LIMIT:
+            return "amount_out_of_range", f"quantity of line {line.line_number} does not fit DECIMAL(18,6)"
+    for name, value in amounts.items():
+        if value is not None and abs(value) >= MONEY_LIMIT:
+            return "amount_out_of_range", f"{name} does not fit DECIMAL(18,2)"
+    return None
+
+
+def parse_invoice_file(data: bytes) -> dict:
+    """One file's row of PARSED_SCHEMA (without source_path and source_sha256), in plain Python.
+
+    status "quarantined" with the parser's reason (InvoiceParseError), check_arithmetic's first code
+    (the detail lists them all), date_out_of_range, amount_out_of_range, or parser_error for any other
+    exception (a parser bug must not stop the other files of the run). Otherwise status "parsed": the
+    document's fields, the header's adjustments summed per kind (a rate only when exactly one adjustment
+    of the kind is printed), and the lines with their parts of each adjustment (allocate_adjustments:
+    None for a kind the invoice does not print) and net amounts, which sum exactly to the total.
+    """
+    try:
+        doc = parse_invoice_pdf(data)
+    except InvoiceParseError as e:
+        return _quarantined(e.reason, e.detail)
+    except Exception as e:  # noqa: BLE001 - any other failure is a parser bug: quarantine the file, go on
+        return _quarantined("parser_error", f"{type(e).__name__}: {e}")
+    try:
+        problems = check_arithmetic(doc)
+        if problems:
+            return _quarantined(problems[0].split(":")[0], "; ".join(problems), doc.invoice_number)
+        if problem := _range_problem(doc):
+            return _quarantined(*problem, doc.invoice_number)
+        allocations = allocate_adjustments(doc)
+        # the header's fields the document holds under the same name (parties, adjustments and lines below)
+        row: dict[str, Any] = {"status": "parsed"} | {
+            f.name: getattr(doc, f.name) for f in PARSED_SCHEMA.fields if f.name in _DOCUMENT_HEADER}
+        for role in ("seller", "bill_to", "ship_to"):
+            party: Party | None = getattr(doc, role)
+            row[f"{role}_name"] = party.name if party else None
+            row[f"{role}_address"] = list(party.address) if party else None
+            row[f"{role}_country_code"] = _country(party)
+        for kind in ADJUSTMENT_SIGNS:
+            of_kind = [a for a in doc.adjustments if a.kind == kind]
+            row[f"{kind}_amount"] = sum((a.amount for a in of_kind), Decimal("0.00")) if of_kind else None
+            row[f"{kind}_rate"] = of_kind[0].rate if len(of_kind) == 1 else None
+        row["lines"] = [
+            {"line_number": line.line_number, "description": line.description, "quantity": line.quantity,
+             "unit_price": line.unit_price, "line_amount": line.amount,
+             **{f"{kind}_amount": allocation.part(kind) for kind in ADJUSTMENT_SIGNS},
+             "net_amount": allocation.net_amount}
+            for line, allocation in zip(doc.lines, allocations)
+        ]
+        return row
+    except Exception as e:  # noqa: BLE001
+        return _quarantined("parser_error", f"{type(e).__name__}: {e}", doc.invoice_number)
+
+
+@functools.cache
+def _parsed_arrow_schema() -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(PARSED_SCHEMA)
+
+
+def parse_arrow_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: (source_path, source_sha256, content) batches -> PARSED_SCHEMA batches, one row per file.
+    PDFium is not thread-safe: Spark's Python workers are processes, one file at a time each."""
+    schema = _parsed_arrow_schema()
+    for batch in batches:
+        paths, hashes, contents = (batch.column(c) for c in ("source_path", "source_sha256", "content"))
+        rows = [{"source_path": paths[i].as_py(), "source_sha256": hashes[i].as_py(),
+                 **parse_invoice_file(contents[i].as_py())} for i in range(batch.num_rows)]
+        yield pa.RecordBatch.from_pylist(rows, schema=schema)
+
+
+def parse_files(spark: SparkSession, paths: list[str], listed: Listed | None = None) -> DataFrame:
+    """PARSED_SCHEMA rows of `paths` (read_files): read again (the content is not kept between steps), hashed
+    again (the hash of exactly the bytes parsed), spread over ceil(len(paths) / FILES_PER_TASK) tasks and
+    parsed."""
+    if not paths:
+        return spark.createDataFrame([], PARSED_SCHEMA)
+    files = read_files(spark, paths, listed).select(
+        F.col("path").alias("source_path"), F.sha2("content", 256).alias("source_sha256"), "content")
+    return files.repartition(max(1, math.ceil(len(paths) / FILES_PER_TASK))).mapInArrow(
+        parse_arrow_batches, PARSED_SCHEMA)

@@ -1,0 +1,182 @@
+"""Apply one published `member` batch to the Delta tables `member` (current state) and `dim_member` (SCD2).
+
+Entry point `member_merge` of the jobs wheel (``main``; each step a module of lakehouse_jobs.member): a
+Databricks `python_wheel_task`, run the same way by the
+local runner (spark_jobs/README.md).
+
+Steps, each a function below:
+1. ``read_manifest`` / ``read_batch``: the batch's ``_manifest.json`` (docs/conventions.md) and exactly the
+   files it names, checked against it (sizes, row count).
+2. ``check_order``: refuse a batch extracted before the last one applied (history only moves forward).
+3. ``plan_changes``: compare a keyed hash of each source row (lakehouse_jobs.pii.row_hash, over the row as
+   landed and RULES_VERSION) with the hash the member table kept, per member_id: unchanged rows go no
+   further; new, changed and duplicated keys are the candidates; with a snapshot, members absent from it
+   are deletions. The per-row Python work (email, phone, country) therefore runs on what changed.
+4. ``clean_members`` and ``split_valid_quarantine`` on the candidates: normalise the rows (rules below)
+   and give each bad row the first quarantine reason that applies.
+5. ``write_quarantine``: replace this batch's rows in the quarantine table, direct identifiers encrypted.
+6. Fail (BatchError, tables unchanged) when the quarantined share exceeds ``--max-quarantine-ratio`` or a
+   snapshot would delete more than ``--max-delete-ratio`` of the table.
+7. ``protect``: email_hash, attribute_hash, and direct identifiers encrypted (lakehouse_jobs.pii).
+8. ``merge_dim_member``: SCD type 2. A member whose standardised attributes changed gets its current row
+   closed at the batch's extraction time and a new current row; a new member gets its first row; a member
+   deleted at the source gets its current row closed. Runs before the member table's MERGE, so that a
+   retry after a failure between the two finds the change again (it is detected against the member table).
+9. ``merge_members``: the current-state table, upserts and deletions on member_id. Nothing is committed
+   when nothing changed, so an unchanged replay writes no file.
+10. ``record_batch`` in member_batches, then ``write_result``: counts for the DAG's reconciliation
+   (manifest_rows = unchanged_rows + valid_rows + quarantined_rows), written last.
+
+Cleaning rules:
+- All strings: leading/trailing whitespace trimmed; blank -> null. Nothing else is changed, so names in
+  any script (CJK, emoji, combining accents) keep their exact bytes.
+- member_id: lower-cased, because UUID text is case-insensitive and the key must have one spelling.
+- email: email-validator's normalised form (standardise.email_to_normalised: domain lower-cased and in
+  Unicode, the local part's case kept but for role names like info@), internationalised addresses
+  included. Null is allowed (the column is nullable); a non-null address the library rejects
+  quarantines the row.
+- country_code (new column): ISO 3166-1 alpha-2 code, or XK for Kosovo, resolved exactly
+  (standardise.country_to_code), else null; the raw ``country`` is always kept.
+- phone_e164 (new column): the phone number in E.164 (standardise.phone_to_e164: read in the member's
+  exactly resolved country and as a US number; null when valid in neither or when the two readings
+  differ), else null; the raw ``phone_number`` is kept. An unknown country or phone number is not a
+  quarantine reason.
+
+Quarantine reasons, in the order checked (a row gets the first that applies):
+missing_member_id, invalid_member_id (not a UUID), duplicate_member_id (the id appears with different
+contents more than once in the batch: every copy is quarantined), duplicate_row (an extra exact copy of
+a row that is kept once), invalid_email, invalid_registration_date (the source held a date with no
+calendar equivalent, such as MySQL's 0000-00-00: it landed as null with its text in
+registration_date_raw), missing_registration_date, registration_date_in_future (after the run's UTC
+date), registration_date_too_old (before 1900-01-01).
+Quarantine rows keep the source columns as read (direct identifiers encrypted), plus quarantine_reason
+(one of the codes above), quarantine_detail (for invalid_email, email-validator's message with the
+address's own parts replaced by placeholders, such as "An email address must have an @-sign."; for
+invalid_registration_date, the source text; else null), batch_id, quarantined_at.
+
+Tables (declared in lakehouse_jobs.tables, created on first use) live under ``--tables-root``:
+member, dim_member, member_quarantine and member_batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse_jobs import pii
+from lakehouse_jobs.batch import BatchError, read_batch, read_manifest
+from lakehouse_jobs.contracts import MEMBER
+from lakehouse_jobs.delta import ensure_table
+from lakehouse_jobs.entry import TablePaths, run_job
+from lakehouse_jobs.member.batches import check_order, record_batch
+from lakehouse_jobs.member.clean import clean_members
+from lakehouse_jobs.member.merge_dim_member import merge_dim_member
+from lakehouse_jobs.member.merge_member import merge_members
+from lakehouse_jobs.member.plan import hash_source, plan_changes
+from lakehouse_jobs.member.protect import protect, protect_quarantine
+from lakehouse_jobs.member.quarantine import write_quarantine
+from lakehouse_jobs.member.table_facts import table_facts
+from lakehouse_jobs.member.validate import flag_rows, split_flagged
+from lakehouse_jobs.results import MemberMergeParams, MemberMergeResult
+from lakehouse_jobs.steps import materialise, timed
+from lakehouse_jobs.tables import DIM_MEMBER, MEMBER_QUARANTINE, MEMBER_TABLE
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -> MemberMergeResult:
+    """The entry point: run_job(MemberMergeParams, apply_batch); `spark` for tests (lakehouse_jobs.entry)."""
+    return run_job(MemberMergeParams, apply_batch, argv, spark)
+
+
+def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePaths) -> MemberMergeResult:
+    """The job, steps 1-10 of the module docstring. The PII keys come from the environment
+    (lakehouse_jobs.pii.PiiKeys.from_env); a session setting carries the commit tag, so concurrent jobs
+    need sessions of their own.
+
+    Returns the facts the DAG reconciles: the batch's row counts, the versions and tag of the MERGE commits,
+    and the member table's rows before and after (run_job writes them to --result-path, last).
+    Raises PiiKeyError without a usable key, and BatchError, leaving the tables unchanged (the quarantine
+    table aside), for an unusable or out-of-order batch, too many quarantined rows, or a snapshot that would
+    delete more than --max-delete-ratio of the table.
+    """
+    keys = pii.PiiKeys.from_env()
+    manifest = read_manifest(spark, params.manifest, MEMBER)
+    batch_id = manifest.batch_id
+    manifest_rows = manifest.row_count
+    snapshot = manifest.mode == "snapshot"
+    extracted_at = datetime.fromisoformat(manifest.extracted_at)
+    log.info("batch %s: %d rows in %d files (%s)", batch_id, manifest_rows, len(manifest.files), manifest.mode)
+    with timed("check_order", log):
+        check_order(spark, paths["member_batches"], batch_id, extracted_at)
+        for spec in (MEMBER_TABLE, DIM_MEMBER, MEMBER_QUARANTINE):
+            ensure_table(spark, spec, paths[spec.name])
+
+    with timed("read_batch", log):
+        batch = read_batch(spark, manifest, MEMBER)
+    with timed("plan_changes", log):
+        table_version = DeltaTable.forPath(spark, paths["member"]).history(1).first()["version"]
+        table = spark.read.format("delta").option("versionAsOf", table_version).load(paths["member"])
+        rows_before = table.count()
+        plan = plan_changes(hash_source(pii.with_keys(spark, batch, keys)), table, table_version, snapshot)
+    deleted_rows = plan.counts.get("deleted", 0)
+    log.info("batch %s: rows by change %s", batch_id, plan.counts)
+    with timed("clean", log):
+        cleaned = materialise(clean_members(hash_source(pii.with_keys(spark, plan.candidates(batch), keys))))
+    with timed("validate", log):
+        flagged = materialise(flag_rows(cleaned, today=datetime.now(timezone.utc).date()))
+    valid, quarantine = split_flagged(flagged)
+    with timed("quarantine", log):
+        write_quarantine(spark, protect_quarantine(pii.with_keys(spark, quarantine, keys)),
+                         paths["member_quarantine"], batch_id)
+        by_reason = quarantine.groupBy("quarantine_reason").count().collect()
+        reasons = {r["quarantine_reason"]: r["count"] for r in by_reason}
+        quarantined_rows = sum(reasons.values())
+        valid_rows = valid.count()
+    log.info("batch %s: %d unchanged, %d valid changes, %d quarantined, %d deletions", batch_id,
+             plan.counts.get("unchanged", 0), valid_rows, quarantined_rows, deleted_rows)
+
+    if manifest_rows and quarantined_rows / manifest_rows > params.max_quarantine_ratio:
+        raise BatchError(
+            f"batch {batch_id}: {quarantined_rows} of {manifest_rows} rows quarantined, more than "
+            f"--max-quarantine-ratio {params.max_quarantine_ratio}; see {paths['member_quarantine']} "
+            f"where batch_id = '{batch_id}'. The member tables were not changed."
+        )
+    if rows_before and deleted_rows / rows_before > params.max_delete_ratio:
+        raise BatchError(
+            f"batch {batch_id}: the snapshot would delete {deleted_rows} of {rows_before} members, more than "
+            f"--max-delete-ratio {params.max_delete_ratio}; an empty or partial extract is likelier than "
+            "a mass deletion. The member tables were not changed."
+        )
+    with timed("protect", log):
+        changes = materialise(pii.drop_keys(protect(pii.with_keys(spark, valid, keys))))
+    deleted = plan.deleted_keys()
+    commit_tag = f"member_merge {batch_id} {uuid.uuid4()}"
+    with timed("merge_dim_member", log):
+        dim_version = merge_dim_member(spark, changes, deleted, paths["dim_member"], batch_id,
+                                       extracted_at, commit_tag)
+    with timed("merge_members", log):
+        version, source_rows = merge_members(spark, changes, deleted, paths["member"], batch_id,
+                                             commit_tag)
+    with timed("table_facts", log):
+        facts = table_facts(spark, paths["member"], version, plan, snapshot)
+        dim = spark.read.format("delta").load(paths["dim_member"]).agg(
+            F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col("is_current"), 1)).alias("current")).first()
+        facts |= {"dim_member_rows": dim["rows"], "dim_member_current_rows": dim["current"]}
+
+    result = MemberMergeResult(
+        batch_id=batch_id, manifest_rows=manifest_rows, unchanged_rows=plan.counts.get("unchanged", 0),
+        valid_rows=valid_rows, quarantined_rows=quarantined_rows, quarantine_reasons=reasons,
+        deleted_rows=deleted_rows, merge_source_rows=source_rows, delta_version=version,
+        dim_member_version=dim_version, commit_tag=commit_tag, **facts,
+    )
+    with timed("record_batch", log):
+        record_batch(spark, paths["member_batches"], extracted_at, result)
+    log.info("batch %s applied: %s", batch_id, result)
+    return result

@@ -1,0 +1,36 @@
+"""The member job's column lists and rules version, derived from the contract and the table declarations."""
+
+from __future__ import annotations
+
+from lakehouse_jobs.contracts import MEMBER, spark_schema
+from lakehouse_jobs.tables import DIM_MEMBER, MEMBER_ATTRIBUTES, MEMBER_TABLE, TableSpec
+
+# the columns of a landed batch: the contract's, then registration_date_raw (the source text of a date
+# with no calendar equivalent, which landed as null; see lakehouse_jobs.contracts.raw_columns)
+SOURCE_COLUMNS = spark_schema(MEMBER, landed=True).fieldNames()
+
+# the standardised member columns, in plaintext, as clean_members produces them; protect() turns the direct
+# identifiers among them into ciphertext (tables.MEMBER_ATTRIBUTES)
+MEMBER_COLUMNS = ["member_id"] + [f.name.removesuffix("_enc") for f in MEMBER_ATTRIBUTES]
+
+
+DIRECT_COLUMNS = [f.name.removesuffix("_enc") for f in MEMBER_ATTRIBUTES if f.pii == "direct"]
+
+# Part of every row hash: change it when a cleaning or validation rule changes, and the next batch
+# reprocesses every row instead of keeping what the old rules made of unchanged source rows.
+RULES_VERSION = "member-rules-1"
+
+
+# Up to this many member ids (~40 MB as strings) are shipped to every task (broadcast) rather than shuffled.
+BROADCAST_KEYS_MAX = 1_000_000
+
+
+def _types(spec: TableSpec) -> dict[str, str]:
+    return {f.name: f.type for f in spec.fields}
+
+
+MEMBER_TYPES = _types(MEMBER_TABLE)
+
+
+DIM_MEMBER_TYPES = _types(DIM_MEMBER)
+
