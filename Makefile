@@ -71,6 +71,6 @@ docs-check: install ## render every Mermaid diagram of the docs (dev/check_merma
 bench-lock: ## recompile requirements/bench.lock (dlt, deltalake, connectorx for the daily benchmark)
 	@cd requirements && ../.venv/bin/uv pip compile -q bench.in $(LOCK_ARGS) -o bench.lock
 
-daily-bench: up ## the daily run through the DAG, the job alone, dlt and a notebook at 1M and 5M members (benchmarks/member_daily_bench.py)
-	@$(STACK) run python -c 'from benchmarks.member_daily_bench import ensure_bench_venv, ensure_jdbc_jar; ensure_bench_venv(); ensure_jdbc_jar()'
-	@$(STACK) run python -m benchmarks.member_daily_bench --members 1000000 5000000 --repeats 3 $(BENCH_ARGS)
+daily-bench: up ## the daily run through the DAG, the job alone, dlt and a notebook at 1M and 5M members (benchmarks/member_daily/)
+	@$(STACK) run python -c 'from benchmarks.member_daily.installs import ensure_bench_venv, ensure_jdbc_jar; ensure_bench_venv(); ensure_jdbc_jar()'
+	@$(STACK) run python -m benchmarks.member_daily --members 1000000 5000000 --repeats 3 $(BENCH_ARGS)

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from benchmarks import member_daily_bench
+from benchmarks.member_daily import cli
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ MEMBERS = 1000
 def test_harness_measures_checks_and_writes_results(mysql_env, s3_env, tmp_path):
     out = tmp_path / "results"
 
-    assert member_daily_bench.main(["--quick", "--members", str(MEMBERS), "--contenders", "dlt", "notebook",
+    assert cli.main(["--quick", "--members", str(MEMBERS), "--contenders", "dlt", "notebook",
                                     "--bucket-prefix", "bench-daily-smoke",
                                     "--database-prefix", "bench_daily_smoke", "--out", str(out)]) == 0
 
@@ -53,5 +53,5 @@ def test_harness_measures_checks_and_writes_results(mysql_env, s3_env, tmp_path)
 
     # --render rewrites the same Markdown from the JSON
     json_file.with_suffix(".md").unlink()
-    assert member_daily_bench.main(["--render", str(json_file)]) == 0
+    assert cli.main(["--render", str(json_file)]) == 0
     assert json_file.with_suffix(".md").read_text() == markdown
