@@ -32,7 +32,7 @@ from include import settings
 DAG_ID = "member_pipeline"
 MAINTENANCE_DAG_ID = "lakehouse_maintenance"
 RESULTS = Path(__file__).parent / "results"
-LOG_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) INFO lakehouse_jobs\.member_merge: (.*)$", re.M)
+LOG_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}) INFO lakehouse_jobs\.member\.job: (.*)$", re.M)
 TASKS = ("extract_members", "wait_for_manifest", "merge_members", "reconcile")
 
 

@@ -34,11 +34,13 @@ from benchmarks.harness.processes import cpu_seconds, find_server, loadavg, syst
 from benchmarks.harness.results import (
     REPO,
     RESULTS_DIR,
+    TARGETS_TABLE,
     MiB,
-    command_line,
     fmt_stat,
+    load_facts,
     machine,
     package_versions,
+    run_header,
     stat,
     write_result,
 )
@@ -331,10 +333,7 @@ def markdown(report: dict) -> str:
         f"MariaDB {v['mariadb']} (InnoDB buffer pool {server['innodb_buffer_pool_size'] // MiB} MiB, "
         f"{server['innodb_flush_method']}); client `{v['mysql_client']}`; {v.get('minio', 'MinIO')}.",
         "",
-        "## Targets (ratios of medians, same run)",
-        "",
-        "| target | measured | goal | met? | detail |",
-        "|---|---|---|---|---|",
+        *TARGETS_TABLE,
     ]
     for t in report["targets"]:
         met = "met" if t["met"] else "**not met**"
@@ -437,24 +436,17 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  r{repeat} {c.label:<40} {run['wall_s']:7.2f} s  "
                           f"{run['rows_per_s']:>10,} rows/s  peak RSS {run['peak_rss_tree_mib']:7.0f} MiB  "
                           f"out {run['output_bytes'] or 0:>12,} B", flush=True)
-    load_after = loadavg()
     duration = time.monotonic() - t0
 
     shares = [r["cpu_other_processes_s"] / (r["wall_s"] * os.cpu_count()) for r in runs
               if r["cpu_other_processes_s"] is not None]
     summary = summarize(runs, sizes, [c.key for c in contenders])
     report = {
-        "benchmark": "extract",
-        "date": started_at.date().isoformat(),
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "duration_s": round(duration, 1),
-        "command": command_line("benchmarks.extract_bench", argv),
+        **run_header("extract", started_at, duration, "benchmarks.extract_bench", argv),
         "repeats": args.repeats,
         "machine": machine(),
         "versions": versions(),
-        "load": {"before": load_before, "after": load_after,
-                 "other_cpu_share_median": statistics.median(shares) if shares else 0.0,
-                 "other_cpu_share_max": max(shares) if shares else 0.0},
+        "load": load_facts(load_before, shares),
         "contenders": {c.key: c.label for c in contenders},
         "sizes": size_info,
         "targets": evaluate_targets(summary, sizes),

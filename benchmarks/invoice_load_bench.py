@@ -60,7 +60,7 @@ def write_inputs(folder: Path, invoices: int) -> dict:
 def worker(cores: int, folder: Path) -> dict:
     """One load in a fresh session with `cores` cores (runs in the child process)."""
     from benchmarks.member_history_bench import local_session, pii_keys
-    from lakehouse_jobs import invoice_load
+    from lakehouse_jobs.invoice import job as invoice_load
 
     spark = local_session("3g", {"spark.master": f"local[{cores}]"})
     steps: dict[str, float] = {}
@@ -70,7 +70,7 @@ def worker(cores: int, folder: Path) -> dict:
             if m := STEP_LINE.match(record.getMessage()):
                 steps[m[1]] = steps.get(m[1], 0.0) + float(m[2])
 
-    logger = logging.getLogger("lakehouse_jobs.invoice_load")
+    logger = logging.getLogger("lakehouse_jobs.invoice.job")
     logger.addHandler(Steps())
     logger.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory(dir=folder) as tables, pii_keys():
@@ -87,8 +87,8 @@ def worker(cores: int, folder: Path) -> dict:
         busy = system_cpu()[0] - busy_before
     spark.stop()
     return {"cores": cores, "wall_s": round(wall, 2), "steps": {k: round(v, 2) for k, v in steps.items()},
-            "invoices_loaded": result["invoices_loaded"], "lines_loaded": result["lines_loaded"],
-            "quarantined": result["quarantined"], "machine_busy_share": round(busy / (wall * (os.cpu_count() or 1)), 2)}
+            "invoices_loaded": result.invoices_loaded, "lines_loaded": result.lines_loaded,
+            "quarantined": result.quarantined, "machine_busy_share": round(busy / (wall * (os.cpu_count() or 1)), 2)}
 
 
 def markdown(report: dict) -> str:

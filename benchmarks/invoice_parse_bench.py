@@ -4,7 +4,7 @@
     python -m benchmarks.invoice_parse_bench --invoices 60 --repeats 3   # a quick look
     python -m benchmarks.invoice_parse_bench --json /tmp/invoice-bench.json
 
-The question (issue 12): which PDF library should ``lakehouse_jobs.invoice_pdf`` use, given a target of 30
+The question (issue 12): which PDF library should ``lakehouse_jobs.invoice.pdf`` use, given a target of 30
 invoices per second on 2 cores end to end including Spark, i.e. a parser well under ~30 ms per invoice per
 core? Contenders, each given the PDF's bytes:
 
@@ -41,7 +41,7 @@ from pathlib import Path
 import pdfplumber
 
 from dev.invoice_pdfs import generate_invoices, render_invoice_pdf
-from lakehouse_jobs.invoice_pdf import Char, PageText, extract_pages, parse_invoice_pdf, parse_pages
+from lakehouse_jobs.invoice.pdf import Char, PageText, extract_pages, parse_invoice_pdf, parse_pages
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_PDF = REPO / "tests" / "data" / "invoice.pdf"

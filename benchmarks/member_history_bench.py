@@ -48,7 +48,18 @@ from typing import TYPE_CHECKING
 from benchmarks.harness import delta_log
 from benchmarks.harness.delta_log import commit_facts
 from benchmarks.harness.processes import cpu_seconds, loadavg, process_tree, system_cpu, vm_rss_kib
-from benchmarks.harness.results import REPO, RESULTS_DIR, MiB, command_line, fmt_stat, machine, stat, write_result
+from benchmarks.harness.results import (
+    REPO,
+    RESULTS_DIR,
+    TARGETS_TABLE,
+    MiB,
+    fmt_stat,
+    load_facts,
+    machine,
+    run_header,
+    stat,
+    write_result,
+)
 from benchmarks.harness.sampler import PeriodicSampler
 from benchmarks.harness.spark_job import local_session, pii_keys, spark_versions, step_times
 from benchmarks.harness.synthetic_batches import generate_batches
@@ -154,7 +165,7 @@ class Bench:
         return run
 
     def job(self, kind: str, repeat: int | None, position: int | None, batch: dict) -> dict:
-        from lakehouse_jobs import member_merge
+        from lakehouse_jobs.member import job as member_merge
 
         before = {name: delta_version(p) for name, p in self.tables.items() if (Path(p) / "_delta_log").exists()}
         result_path = self.work / "lakehouse" / "_results" / f"{kind}-r{repeat or 0}.json"
@@ -163,7 +174,7 @@ class Bench:
             with step_times() as steps:
                 result = member_merge.main(["--manifest", batch["manifest"], "--tables-root", str(self.root),
                                             "--result-path", str(result_path)], spark=self.spark)
-            return {"steps": dict(steps), "result": {k: v for k, v in result.items() if k != "commit_tag"}}
+            return {"steps": dict(steps), "result": {k: v for k, v in result.to_dict().items() if k != "commit_tag"}}
 
         run = self.measure(kind, repeat, position, apply)
         run["commits"] = {name: commit_totals(commits_since(p, before.get(name, -1)))
@@ -363,10 +374,7 @@ def markdown(report: dict) -> str:
         f"A {d['a']['bytes'] / MiB:.0f} MiB, B {d['b']['bytes'] / MiB:.0f} MiB; generated in {d['generate_s']:.1f} s, "
         f"written in {d['write_s']:.1f} s (seed {report['seed']}).",
         "",
-        "## Targets (ratios of medians, same run)",
-        "",
-        "| target | measured | goal | met? | detail |",
-        "|---|---|---|---|---|",
+        *TARGETS_TABLE,
     ]
     for t in report["targets"]:
         lines.append(f"| {t['target']} | {t['ratio']:.2f}x | {t['goal']} | {'met' if t['met'] else '**not met**'} "
@@ -528,11 +536,7 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> in
     summary = summarize(runs)
     checks = [c for r in runs for c in r.get("checks", [])]
     report = {
-        "benchmark": "member_history",
-        "date": started_at.date().isoformat(),
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "duration_s": round(duration, 1),
-        "command": command_line("benchmarks.member_history_bench", argv),
+        **run_header("member_history", started_at, duration, "benchmarks.member_history_bench", argv),
         "members": args.members,
         "changed": data["changed"],
         "change_share": args.change_share,
@@ -541,8 +545,7 @@ def main(argv: list[str] | None = None, spark: SparkSession | None = None) -> in
         "machine": machine(),
         "versions": version_info,
         "spark": spark_info,
-        "load": {"before": load_before, "after": loadavg(),
-                 "other_cpu_share_median": statistics.median(shares), "other_cpu_share_max": max(shares)},
+        "load": load_facts(load_before, shares),
         "data": {**data, **{k: {**data[k], "manifest": None, "files": len(data[k]["files"])} for k in ("a", "b")}},
         "contenders": {"warmup": "overwrite of A (warm-up, discarded)", "first_load": "job: A on empty tables",
                        **CONTENDERS},

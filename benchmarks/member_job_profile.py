@@ -183,7 +183,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lakehouse_jobs import member_merge
+    from lakehouse_jobs.member import job as member_merge
 
     args = parse_args(argv)
     started_at, t0 = dt.datetime.now(dt.timezone.utc), time.monotonic()

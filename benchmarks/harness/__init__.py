@@ -7,5 +7,5 @@
 - `results`: statistics over repeats, the machine's description, and the JSON + Markdown result files;
 - `member_table`: the seeded MySQL `member` table (dev/seed_members.py's generator) the MySQL benchmarks read;
 - `synthetic_batches`: landed member batches generated without MySQL, for the job-only benchmarks;
-- `spark_job`: running lakehouse_jobs.member_merge in this process (session, PII keys, its step lines).
+- `spark_job`: running lakehouse_jobs.member.job (member_merge) in this process (session, PII keys, its step lines).
 """

@@ -72,3 +72,24 @@ def write_result(out: Path | str, stem: str, report: dict, text: str, default=No
     base.with_suffix(".md").write_text(text)
     print(f"wrote {base}.json and {base}.md")
     return base
+
+
+TARGETS_TABLE = ["## Targets (ratios of medians, same run)", "", "| target | measured | goal | met? | detail |",
+                 "|---|---|---|---|---|"]
+
+
+def run_header(benchmark: str, started_at, duration_s: float, module: str, argv: list[str] | None) -> dict:
+    """The first keys of a result: its mark (what `--render` checks), date, start (UTC), minutes, command."""
+    return {"benchmark": benchmark, "date": started_at.date().isoformat(),
+            "started_at": started_at.isoformat(timespec="seconds"), "duration_s": round(duration_s, 1),
+            "command": command_line(module, argv)}
+
+
+def load_facts(before: float, other_shares: list[float]) -> dict:
+    """The machine's load around a run: load average before and now, and the median and highest share of the
+    machine's CPU that other processes used during the measured runs (0.0 without any)."""
+    from benchmarks.harness.processes import loadavg
+
+    return {"before": before, "after": loadavg(),
+            "other_cpu_share_median": statistics.median(other_shares) if other_shares else 0.0,
+            "other_cpu_share_max": max(other_shares) if other_shares else 0.0}

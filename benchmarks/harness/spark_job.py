@@ -1,4 +1,4 @@
-"""Running lakehouse_jobs.member_merge in this process, as the job-only benchmarks do: a local session with
+"""Running lakehouse_jobs.member.job (member_merge) in this process, as the job-only benchmarks do: a local session with
 the runner's conf, random PII keys in the environment, and the job's own "step <name>: <s> s" log lines."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from benchmarks.harness.results import package_versions
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-JOB_LOGGER = "lakehouse_jobs.member_merge"
+JOB_LOGGER = "lakehouse_jobs.member.job"
 STEP_LINE = re.compile(r"^step (\w+): ([0-9.]+) s$")  # lakehouse_jobs.steps.timed
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import benchmarks.member_daily as package
 from benchmarks.harness.member_table import SEED
 from benchmarks.harness.processes import loadavg
-from benchmarks.harness.results import REPO, RESULTS_DIR, command_line, machine, write_result
+from benchmarks.harness.results import REPO, RESULTS_DIR, load_facts, machine, run_header, write_result
 from benchmarks.member_daily.config import CHANGE_SHARE, CONTENDERS, SAMPLE_S
 from benchmarks.member_daily.contenders import driver_memory
 from benchmarks.member_daily.report import markdown, versions
@@ -109,11 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(runs)
     checks = [c for r in runs for c in r.get("checks", [])]
     report = {
-        "benchmark": "member_daily",
-        "date": started_at.date().isoformat(),
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "duration_s": round(duration, 1),
-        "command": command_line("benchmarks.member_daily", argv),
+        **run_header("member_daily", started_at, duration, "benchmarks.member_daily", argv),
         "repeats": args.repeats,
         "seed": args.seed,
         "settings": {"driver_memory": job_driver_memory, "notebook_partitions": args.notebook_partitions,
@@ -122,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                      "source": f"{bench.source.live_db}.member"},
         "machine": machine(),
         "versions": versions(bench),
-        "load": {"before": load_before, "after": loadavg(),
-                 "other_cpu_share_median": statistics.median(shares) if shares else 0.0,
-                 "other_cpu_share_max": max(shares) if shares else 0.0},
+        "load": load_facts(load_before, shares),
         "contenders": {k: CONTENDERS[k] for k in args.contenders},
         "startup": bench.startup,
         "sizes": size_info,
