@@ -10,7 +10,7 @@ from benchmarks import extract_bench
 
 pytestmark = pytest.mark.integration
 
-ROWS = 5000
+ROWS = 1000
 
 
 def test_harness_measures_every_contender_and_writes_results(mysql_env, s3_env, tmp_path, capsys):

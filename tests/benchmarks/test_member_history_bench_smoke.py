@@ -1,4 +1,4 @@
-"""The member history benchmark runs end to end on 2,000 members, once, in the test session's Spark: it
+"""The member history benchmark runs end to end on 200 members, once, in the test session's Spark: it
 checks the harness (results written, the job's tables counted right), never how fast anything is."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from benchmarks import member_history_bench
 
 pytestmark = pytest.mark.integration
 
-MEMBERS = 2000
+MEMBERS = 200
 
 
 def test_harness_runs_every_contender_checks_the_tables_and_writes_results(spark, tmp_path):

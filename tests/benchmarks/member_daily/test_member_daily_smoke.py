@@ -17,7 +17,7 @@ from benchmarks.member_daily import cli
 
 pytestmark = pytest.mark.integration
 
-MEMBERS = 1000
+MEMBERS = 200
 
 
 def test_harness_measures_checks_and_writes_results(mysql_env, s3_env, tmp_path):
