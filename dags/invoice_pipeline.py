@@ -36,40 +36,26 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from include import layout, settings
 from include.assets import INVOICE_TABLES
+from include.dag_defaults import DAG_ARGS, databricks_run_task, default_args
 from include.databricks_runs import invoice_load_run
-from include.databricks_submit import API_RETRY_DELAY, API_RETRY_LIMIT, DatabricksSubmitRun, execution_timeout_for
+from include.databricks_submit import execution_timeout_for
 from include.invoice_landing import INCOMING_PREFIX, has_incoming_files
+from include.landing.batch_id import interval_end, run_batch_id
 
 CLAIM = "{{ ti.xcom_pull(task_ids='claim_invoices')['batch_id'] }}"
 CARDS = "{{ ti.xcom_pull(task_ids='extract_member_cards')['batch_id'] }}"
 LOAD_RUN = invoice_load_run(CLAIM, CARDS)
 LOAD_TRIES = 3
 
-default_args = {
-    "owner": "data-platform",
-    "retries": 3,
-    "retry_delay": dt.timedelta(seconds=20),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": dt.timedelta(minutes=10),
-    "execution_timeout": dt.timedelta(minutes=30),
-}
-
-
-def batch_id_for(context) -> str:
-    """One batch per DAG run, named by its interval's end (a manual run: when it was triggered)."""
-    at = context.get("data_interval_end") or context["dag_run"].run_after
-    return f"ingest_ts={at:%Y%m%dT%H%M%S}"
-
 
 @dag(
     schedule="@hourly",
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
+    **DAG_ARGS,
     max_active_runs=1,
     # every task's tries, timeouts and backoff along the chain (tests/dags/test_dag_integrity.py); runs of an
     # hour that overrun queue behind it (max_active_runs) and the next claim takes what arrived meanwhile
     dagrun_timeout=dt.timedelta(hours=7) + LOAD_TRIES * execution_timeout_for(LOAD_RUN),
-    default_args=default_args,
+    default_args=default_args(retries=3),
     tags=["invoice", "pdf", "databricks", "delta"],
     doc_md=__doc__,
 )
@@ -94,11 +80,12 @@ def invoice_pipeline():
     def claim_invoices(**context) -> dict:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        from include.extract.s3_upload import sse_args
         from include.invoice_landing import claim_incoming, close_batches
+        from include.landing.s3_writer import sse_args
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
-        claimed = claim_incoming(s3, settings.LANDING_BUCKET, batch_id_for(context),
+        # one batch per DAG run, named by its interval's end (a manual run: when it was triggered)
+        claimed = claim_incoming(s3, settings.LANDING_BUCKET, run_batch_id(interval_end(context)),
                                  sse_args=sse_args(settings.S3_SSE, settings.S3_SSE_KMS_KEY_ID))
         if not claimed["batch_files"]:  # another run took what the sensor saw: nothing is open, nothing to load
             close_batches(s3, settings.LANDING_BUCKET, claimed["open_batches"])
@@ -110,19 +97,9 @@ def invoice_pipeline():
         from include.extract.run import extract_batch
         from lakehouse_jobs.contracts import MEMBER_CARD
 
-        return extract_batch(MEMBER_CARD, batch_id_for(context), context["run_id"])
+        return extract_batch(MEMBER_CARD, run_batch_id(interval_end(context)), context["run_id"])
 
-    load_invoices = DatabricksSubmitRun(
-        task_id="load_invoices",
-        databricks_conn_id=settings.DATABRICKS_CONN_ID,
-        json=LOAD_RUN,
-        deferrable=settings.DATABRICKS.deferrable,
-        polling_period_seconds=settings.DATABRICKS.poll_seconds,
-        databricks_retry_limit=API_RETRY_LIMIT,
-        databricks_retry_delay=API_RETRY_DELAY,
-        execution_timeout=execution_timeout_for(LOAD_RUN),
-        retries=LOAD_TRIES - 1,
-    )
+    load_invoices = databricks_run_task("load_invoices", LOAD_RUN, retries=LOAD_TRIES - 1)
 
     @task(execution_timeout=dt.timedelta(minutes=5), outlets=INVOICE_TABLES)
     def check_load(claimed: dict) -> dict:

@@ -7,7 +7,7 @@ pipeline's `reconcile` task updates), never beside a writer of them (the pool of
 1. **optimize_and_vacuum**: a Databricks run of `table_maintenance` (`spark_jobs`): `OPTIMIZE` (compaction
    of the small files each daily MERGE adds) and `VACUUM` with the 7-day safety retention, never less.
 2. **expire_landing_batches**: deletes landed batches extracted more than `LANDING_RETENTION_DAYS` (14) ago,
-   manifest last, which the landing bucket's lifecycle rule would also do (`include/landing_retention.py`):
+   manifest last, which the landing bucket's lifecycle rule would also do (`include/landing/retention.py`):
    the snapshots hold plaintext personal data.
 """
 
@@ -19,51 +19,32 @@ from airflow.sdk import dag, task
 
 from include import settings
 from include.assets import MEMBER, MEMBER_TABLES_POOL
+from include.dag_defaults import DAG_ARGS, SAFE_RUN_ID, databricks_run_task, default_args
 from include.databricks_runs import table_maintenance_run
-from include.databricks_submit import API_RETRY_DELAY, API_RETRY_LIMIT, DatabricksSubmitRun, execution_timeout_for
+from include.databricks_submit import execution_timeout_for
 
-MAINTENANCE_RUN = table_maintenance_run("{{ run_id | replace(':', '_') | replace('+', '_') }}")
-
-default_args = {
-    "owner": "data-platform",
-    "retries": 2,
-    "retry_delay": dt.timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": dt.timedelta(minutes=10),
-    "execution_timeout": dt.timedelta(minutes=30),
-}
+MAINTENANCE_RUN = table_maintenance_run(SAFE_RUN_ID)
 
 
 @dag(
     schedule=[MEMBER],
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
+    **DAG_ARGS,
     max_active_runs=1,
     # the worst case of every task's tries, timeouts and backoff (tests/dags/test_dag_integrity.py)
     dagrun_timeout=dt.timedelta(hours=3) + 3 * execution_timeout_for(MAINTENANCE_RUN),
-    default_args=default_args,
+    default_args=default_args(retry_delay=dt.timedelta(minutes=1)),
     tags=["maintenance", "delta", "retention"],
     doc_md=__doc__,
 )
 def lakehouse_maintenance():
-    optimize_and_vacuum = DatabricksSubmitRun(
-        task_id="optimize_and_vacuum",
-        databricks_conn_id=settings.DATABRICKS_CONN_ID,
-        json=MAINTENANCE_RUN,
-        deferrable=settings.DATABRICKS.deferrable,
-        polling_period_seconds=settings.DATABRICKS.poll_seconds,
-        databricks_retry_limit=API_RETRY_LIMIT,
-        databricks_retry_delay=API_RETRY_DELAY,
-        execution_timeout=execution_timeout_for(MAINTENANCE_RUN),
-        pool=MEMBER_TABLES_POOL,
-    )
+    optimize_and_vacuum = databricks_run_task("optimize_and_vacuum", MAINTENANCE_RUN, pool=MEMBER_TABLES_POOL)
 
     # the pool: never beside an erasure rewriting the same batches
     @task(execution_timeout=dt.timedelta(minutes=15), pool=MEMBER_TABLES_POOL)
     def expire_landing_batches() -> dict:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        from include.landing_retention import expire_batches
+        from include.landing.retention import expire_batches
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
         return expire_batches(s3, settings.LANDING_BUCKET, "member")

@@ -27,32 +27,23 @@ from airflow.sdk import Param, dag, task
 
 from include import settings
 from include.assets import MEMBER_TABLES, MEMBER_TABLES_POOL
+from include.dag_defaults import DAG_ARGS, SAFE_RUN_ID, databricks_run_task, default_args, safe_run_id
 from include.databricks_runs import member_erasure_run
-from include.databricks_submit import API_RETRY_DELAY, API_RETRY_LIMIT, DatabricksSubmitRun, execution_timeout_for
+from include.databricks_submit import execution_timeout_for
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 ERASURE_RUN = member_erasure_run(
-    "{{ params.member_id }}", "{{ run_id | replace(':', '_') | replace('+', '_') }}",
+    "{{ params.member_id }}", SAFE_RUN_ID,
     "{{ ti.xcom_pull(task_ids='erase_landing') | tojson }}",
 )
-
-default_args = {
-    "owner": "data-platform",
-    "retries": 2,
-    "retry_delay": dt.timedelta(seconds=20),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": dt.timedelta(minutes=5),
-    "execution_timeout": dt.timedelta(minutes=30),
-}
 
 
 @dag(
     schedule=None,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
+    **DAG_ARGS,
     # the worst case of every task's tries, timeouts and backoff (tests/dags/test_dag_integrity.py)
     dagrun_timeout=dt.timedelta(hours=4) + 3 * execution_timeout_for(ERASURE_RUN),
-    default_args=default_args,
+    default_args=default_args(max_retry_delay=dt.timedelta(minutes=5)),
     tags=["member", "gdpr", "erasure", "delta"],
     params={"member_id": Param(type="string", pattern=UUID_PATTERN,
                                description="the member's UUID, lower case, as in members.member")},
@@ -81,19 +72,9 @@ def member_erasure():
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
         # counts only: this return value is an XCom, and the member id must not be kept there
         return erase_from_landing(s3, settings.LANDING_BUCKET, "member", params["member_id"],
-                                  request_id=run_id.replace(":", "_").replace("+", "_"))
+                                  request_id=safe_run_id(run_id))
 
-    erase_lakehouse = DatabricksSubmitRun(
-        task_id="erase_lakehouse",
-        databricks_conn_id=settings.DATABRICKS_CONN_ID,
-        json=ERASURE_RUN,
-        deferrable=settings.DATABRICKS.deferrable,
-        polling_period_seconds=settings.DATABRICKS.poll_seconds,
-        databricks_retry_limit=API_RETRY_LIMIT,
-        databricks_retry_delay=API_RETRY_DELAY,
-        execution_timeout=execution_timeout_for(ERASURE_RUN),
-        pool=MEMBER_TABLES_POOL,
-    )
+    erase_lakehouse = databricks_run_task("erase_lakehouse", ERASURE_RUN, pool=MEMBER_TABLES_POOL)
 
     @task(execution_timeout=dt.timedelta(minutes=5), outlets=MEMBER_TABLES)
     def verify(run_id: str) -> dict:
@@ -103,7 +84,7 @@ def member_erasure():
         from include.reconcile import read_json
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
-        key = layout.result_key("member_erasure", run_id.replace(":", "_").replace("+", "_"))
+        key = layout.result_key("member_erasure", safe_run_id(run_id))
         result = read_json(s3, settings.LAKEHOUSE_BUCKET, key)
         if any(result["rows_left"].values()):
             raise RuntimeError(f"rows of the member are left after the erasure: {result['rows_left']}")

@@ -35,42 +35,28 @@ from airflow.sdk import Param, dag, task
 
 from include import settings
 from include.assets import MEMBER_TABLES, MEMBER_TABLES_POOL
+from include.dag_defaults import DAG_ARGS, databricks_run_task, default_args
 from include.databricks_runs import member_merge_run
-from include.databricks_submit import (
-    API_RETRY_DELAY,
-    API_RETRY_LIMIT,
-    DatabricksSubmitRun,
-    execution_timeout_for,
-)
+from include.databricks_submit import execution_timeout_for
 
 BATCH_ID = "{{ ti.xcom_pull(task_ids='extract_members')['batch_id'] }}"
 # run JSON from per-environment settings (pure: no I/O at parse time); token, timeouts, cancel:
-# include/databricks_submit.py
+# include/databricks_submit.py, include/dag_defaults.py
 MERGE_RUN = member_merge_run(BATCH_ID, max_delete_ratio="{{ params.max_delete_ratio }}",
                              max_quarantine_ratio="{{ params.max_quarantine_ratio }}")
 MERGE_TRIES = 3
 
-default_args = {
-    "owner": "data-platform",
-    "retries": 3,
-    "retry_delay": dt.timedelta(seconds=20),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": dt.timedelta(minutes=10),
-    "execution_timeout": dt.timedelta(minutes=30),
-}
-
 
 @dag(
     schedule="@daily",
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-    catchup=False,
+    **DAG_ARGS,
     max_active_runs=1,
     # the worst case of every task's tries, timeouts and backoff along the chain (checked by
     # tests/dags/test_dag_integrity.py): the run's timeout never cuts short a task still within its retries.
     # Under 5 hours for the other tasks and the MERGE's waits, plus every try of the MERGE, which grows
     # with DATABRICKS_RUN_TIMEOUT_SECONDS
     dagrun_timeout=dt.timedelta(hours=5) + MERGE_TRIES * execution_timeout_for(MERGE_RUN),
-    default_args=default_args,
+    default_args=default_args(retries=3),
     tags=["member", "mysql", "databricks", "delta"],
     # a deliberate purge at the source: trigger with {"max_delete_ratio": 1} (UI: "Trigger DAG w/ config")
     params={
@@ -84,11 +70,11 @@ default_args = {
 def member_pipeline():
     @task(execution_timeout=dt.timedelta(minutes=20))
     def extract_members(**context) -> dict:
-        from include.extract.run import batch_id_for, extract_member_batch
+        from include.extract.run import extract_member_batch
+        from include.landing.batch_id import daily_batch_id, interval_end
 
         # manual runs may carry no data interval; they then extract for the day they were triggered
-        interval_end = context.get("data_interval_end") or context["dag_run"].run_after
-        return extract_member_batch(batch_id_for(interval_end.date()), context["run_id"])
+        return extract_member_batch(daily_batch_id(interval_end(context).date()), context["run_id"])
 
     wait_for_manifest = S3KeySensor(
         task_id="wait_for_manifest",
@@ -101,18 +87,8 @@ def member_pipeline():
         execution_timeout=dt.timedelta(minutes=15),
     )
 
-    merge_members = DatabricksSubmitRun(
-        task_id="merge_members",
-        databricks_conn_id=settings.DATABRICKS_CONN_ID,
-        json=MERGE_RUN,
-        # the triggerer polls the run, no worker slot is held while Spark works (DATABRICKS_DEFERRABLE)
-        deferrable=settings.DATABRICKS.deferrable,
-        polling_period_seconds=settings.DATABRICKS.poll_seconds,
-        # API errors (5xx, 429, connection) are retried inside the hook; job failures by task retries
-        databricks_retry_limit=API_RETRY_LIMIT,
-        databricks_retry_delay=API_RETRY_DELAY,
-        # the run's own timeout_seconds plus a margin: Databricks' TIMEDOUT comes first
-        execution_timeout=execution_timeout_for(MERGE_RUN),
+    merge_members = databricks_run_task(
+        "merge_members", MERGE_RUN,
         # a failed job usually fails again the same way (API errors are retried inside the hook): two
         # retries, not three, keep the worst case of a 50-minute run bounded
         retries=MERGE_TRIES - 1,

@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 
 from dev.bootstrap import s3_client
 from include import layout, settings
-from include.extract.engine import read_manifest
+from include.landing.layout import manifest_uri
+from include.landing.manifest_io import read_manifest
 from lakehouse_jobs.manifest import BatchManifest
 
 
@@ -55,6 +56,6 @@ def counts_for_run(api, dag_id: str, run_id: str) -> dict:
         "mysql_rows": mysql_row_count(),
         "manifest_rows": manifest.row_count,
         "parquet_rows": parquet_row_count(manifest),
-        "manifest_uri": layout.manifest_uri("member", batch_id),
+        "manifest_uri": manifest_uri("member", batch_id),
         "delta_uri": layout.delta_table_uri("member"),
     }

@@ -309,7 +309,7 @@ start_minio() {
   wait_for minio 60 http_ok "$S3_ENDPOINT_URL/minio/health/live"
   "$PY" -m dev.bootstrap buckets
   # the landing batches hold plaintext PII: they expire after LANDING_RETENTION_DAYS (docs/conventions.md)
-  "$PY" -m include.landing_retention apply >"$STATE/logs/landing-retention.log" 2>&1 \
+  "$PY" -m include.landing.retention apply >"$STATE/logs/landing-retention.log" 2>&1 \
     || { tail -20 "$STATE/logs/landing-retention.log" >&2; die "applying the landing lifecycle rule failed"; }
 }
 

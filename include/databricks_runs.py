@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from include import invoice_landing, layout, settings
+from include.landing.layout import manifest_uri
 from include.settings import DatabricksSettings
 
 PACKAGE_NAME = "lakehouse_jobs"  # the import name of the spark_jobs wheel
@@ -118,7 +119,7 @@ def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
         "member_merge",
         "member_merge",
         {
-            "manifest": layout.manifest_uri("member", batch_id),
+            "manifest": manifest_uri("member", batch_id),
             "tables-root": layout.delta_root_uri(),
             "result-path": layout.result_uri("member", batch_id),
             "max-delete-ratio": max_delete_ratio,
@@ -140,7 +141,7 @@ def invoice_load_run(batch_id: str, member_cards_batch_id: str, db: DatabricksSe
         "invoice_load",
         {
             "manifest": f"s3://{settings.LANDING_BUCKET}/{invoice_landing.file_list_key(batch_id)}",
-            "member-cards": layout.manifest_uri("member_card", member_cards_batch_id),
+            "member-cards": manifest_uri("member_card", member_cards_batch_id),
             "tables-root": layout.delta_root_uri(),
             "batch-id": batch_id,
             "result-path": layout.result_uri("invoice", batch_id),

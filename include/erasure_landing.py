@@ -3,7 +3,7 @@ republished without the member's rows, with a manifest that stays true, and noth
 visible to a reader.
 
 For each batch ``<table>/<batch_id>/`` (one with a ``_manifest.json``, or with a ``_lease.json`` only: a
-first extract running or killed), holding the batch's lease all along (include/extract/lease.py):
+first extract running or killed), holding the batch's lease all along (include/landing/lease.py):
 
 1. scan: read only the key column of each file the manifest lists, one row group at a time, through ranged
    GETs (pyarrow reads the footer, then just that column's chunks); a row is the member's when its key,
@@ -11,8 +11,9 @@ first extract running or killed), holding the batch's lease all along (include/e
 2. rewrite each file that holds the member: download it (one file in memory at a time; its size and sha256
    checked against the manifest), write it again without those rows into
    ``<table>/<batch_id>/erasure=<request_id>/<the file's path below its attempt folder>`` (same Arrow
-   schema, same compression and row-group size as the file itself, i.e. the extract's), through the
-   extract's S3MultipartWriter with the extract's SSE and retention tag, set when each object is created;
+   schema, same compression and row-group size as the file itself, i.e. the extract's), through
+   include/landing/s3_writer.py's S3MultipartWriter with the extract's SSE and retention tag, set when each
+   object is created;
 3. confirm the lease is still ours (else publish nothing and delete what step 2 wrote), then replace
    ``_manifest.json`` (one PUT: files, rows, bytes, sha256, row_count, created_at; everything else as the
    extract wrote it) with a manifest that passes BatchManifest.from_json;
@@ -57,13 +58,15 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from include import settings
-from include.extract import lease
-from include.extract.engine import _remove as remove_unlisted  # the extract's clean-up after publishing
-from include.extract.s3_upload import S3MultipartWriter, sse_args
-from include.landing_retention import BATCH_OBJECT_TAGGING
-from include.layout import landing_prefix, manifest_key
+from include.landing import lease
+from include.landing.cleanup import remove_unlisted
+from include.landing.layout import landing_prefix, manifest_key
+from include.landing.listing import batch_ids
+from include.landing.manifest_io import publish_manifest, published_manifest
+from include.landing.retention import batch_object_args
+from include.landing.s3_writer import S3MultipartWriter, sse_args
 from lakehouse_jobs.contracts import MEMBER, SourceContract
-from lakehouse_jobs.manifest import MANIFEST_NAME, BatchManifest, FileEntry
+from lakehouse_jobs.manifest import BatchManifest, FileEntry
 
 log = logging.getLogger(__name__)
 
@@ -163,18 +166,6 @@ def member_in_source(hook, member_id: str, contract: SourceContract = MEMBER) ->
             conn.close()
 
 
-def batch_ids(s3, bucket: str, table: str) -> list[str]:
-    """Every batch of `table`: folders `<table>/<batch_id>/` holding a manifest or a lease (an extract that
-    has not published yet), in order."""
-    found = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{table}/"):
-        for obj in page.get("Contents", []):
-            parts = obj["Key"].split("/")
-            if len(parts) == 3 and parts[2] in (MANIFEST_NAME, lease.LEASE_NAME) and not parts[1].startswith("_"):
-                found.add(parts[1])
-    return sorted(found)
-
-
 def is_member(keys: pa.Array | pa.ChunkedArray, member_id: str) -> pa.Array:
     """True where the key, trimmed of whitespace and lower-cased, is `member_id`; never null."""
     return pc.fill_null(pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(keys)), member_id), False)
@@ -188,7 +179,7 @@ def _erase_batch(s3, bucket: str, table: str, batch_id: str, member_id: str, key
     held = lease.acquire(s3, bucket, prefix, run_id=LEASE_RUN_PREFIX + request_id, seconds=lease_seconds,
                          extra_args=extra)
     try:
-        manifest = _published_manifest(s3, bucket, table, batch_id)
+        manifest = published_manifest(s3, bucket, table, batch_id)
         if manifest is None:
             log.info("batch %s: no manifest; removing an unpublished extract's leftovers", batch_id)
             remove_unlisted(s3, bucket, prefix, keep=(held.key,))
@@ -209,9 +200,8 @@ def _erase_batch(s3, bucket: str, table: str, batch_id: str, member_id: str, key
         if affected:
             replaced, rows_removed = _rewrite_files(s3, bucket, prefix, affected, keys, key_column, member_id,
                                                     request_id=request_id, batch_id=batch_id,
-                                                    extra_args={**extra, "Tagging": BATCH_OBJECT_TAGGING},
-                                                    held=held)
-            manifest = _publish(s3, bucket, manifest, replaced, {**extra, "Tagging": BATCH_OBJECT_TAGGING})
+                                                    extra_args=batch_object_args(extra), held=held)
+            manifest = _publish(s3, bucket, manifest, replaced, batch_object_args(extra))
             log.info("batch %s: republished with %d of %d file(s) rewritten, %d row(s) removed", batch_id,
                      len(affected), len(manifest.files), rows_removed)
         listed = tuple(_key_of(bucket, entry.path, batch_id) for entry in manifest.files)
@@ -219,15 +209,6 @@ def _erase_batch(s3, bucket: str, table: str, batch_id: str, member_id: str, key
         return len(affected), rows_removed
     finally:
         held.release()
-
-
-def _published_manifest(s3, bucket: str, table: str, batch_id: str) -> BatchManifest | None:
-    key = manifest_key(table, batch_id)
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
-    return BatchManifest.from_json(body, source=f"s3://{bucket}/{key}")
 
 
 def _key_of(bucket: str, path: str, batch_id: str) -> str:
@@ -377,8 +358,5 @@ def _publish(s3, bucket: str, manifest: BatchManifest, replaced: dict[str, FileE
     files = [replaced.get(entry.path, entry) for entry in manifest.files]
     updated = dataclasses.replace(manifest, files=files, row_count=sum(f.rows for f in files),
                                   created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-    key = manifest_key(manifest.table, manifest.batch_id)
-    body = updated.to_json()
-    BatchManifest.from_json(body, source=f"s3://{bucket}/{key}")  # what we publish passes the readers' checks
-    s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json", **extra_args)
+    publish_manifest(s3, bucket, updated, extra_args)
     return updated

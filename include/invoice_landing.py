@@ -33,7 +33,7 @@ twice, is loaded once.
 Claimed objects are written with the extract's server-side encryption and are kept: an invoice is a
 financial record, which the business must be able to produce for years (Hong Kong's Inland Revenue
 Ordinance, s.51C: seven years), so unlike landed member batches they carry no landing-retention tag and the
-bucket's lifecycle rule (include/landing_retention.py) leaves them alone. They hold personal data
+bucket's lifecycle rule (include/landing/retention.py) leaves them alone. They hold personal data
 (bill-to and ship-to names and addresses): access to the landing bucket is the pipeline's and the data
 stewards' only (docs/pii.md), and their record-retention period is the business's rule to set.
 """
@@ -101,7 +101,7 @@ def claim_incoming(s3, bucket: str, batch_id: str, *, sse_args: dict[str, str]) 
     "batch_files" (in the list), "bytes" (their sum), "open_batches" (the batches the list covers, this
     one included: close_batches' argument)}.
 
-    `s3` is a boto3 S3 client; `sse_args` the extract's encryption arguments (include.extract.s3_upload.sse_args).
+    `s3` is a boto3 S3 client; `sse_args` the extract's encryption arguments (include.landing.s3_writer.sse_args).
     Raises botocore's ClientError when S3 refuses a copy, delete or put (the task's retry resumes). Logs counts
     only: file names can carry personal data (a customer's name in a PDF's name).
     """

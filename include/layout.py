@@ -1,21 +1,10 @@
-"""Where each dataset lives. One place, so the extract, the Spark job's parameters and the reconciliation
-can never disagree about a path."""
+"""Where each dataset lives in the lakehouse bucket (Delta tables, the jobs' result files). One place, so
+the Spark job's parameters, the Assets and the reconciliation can never disagree about a path. Landed
+batches in the landing bucket: include/landing/layout.py."""
 
 from __future__ import annotations
 
 from include import settings
-
-
-def landing_prefix(table: str, batch_id: str) -> str:
-    return f"{table}/{batch_id}/"
-
-
-def manifest_key(table: str, batch_id: str) -> str:
-    return landing_prefix(table, batch_id) + "_manifest.json"
-
-
-def manifest_uri(table: str, batch_id: str) -> str:
-    return f"s3://{settings.LANDING_BUCKET}/{manifest_key(table, batch_id)}"
 
 
 def delta_table_uri(table: str) -> str:

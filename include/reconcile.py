@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from include import layout
+from include.landing.manifest_io import read_manifest
 from lakehouse_jobs.manifest import BatchManifest
 
 
@@ -131,8 +132,6 @@ def reconcile_member_batch(s3, batch_id: str, *, landing_bucket: str, lakehouse_
     """reconcile_batch for one landed member batch, reading what it needs from S3 (`s3`, a boto3 client):
     the batch's manifest, the job's result file, and the Delta commits the result names (none for a table
     the batch did not change). Raises ReconciliationError, or botocore's ClientError for a missing object."""
-    from include.extract.engine import read_manifest  # pyarrow: only where a batch is reconciled
-
     manifest = read_manifest(s3, landing_bucket, "member", batch_id)
     result = read_json(s3, lakehouse_bucket, layout.result_key("member", batch_id))
 

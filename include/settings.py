@@ -64,11 +64,11 @@ EXTRACT_READER = os.getenv("EXTRACT_READER", "connectorx")
 EXTRACT_PARTITION_COLS = tuple(c.strip() for c in os.getenv("EXTRACT_PARTITION_COLS", "").split(",") if c.strip())
 
 # Days after which every object of a landed batch (its Parquet files and its _manifest.json) expires, by
-# the landing bucket's lifecycle rule (include/landing_retention.py; docs/conventions.md, "Retention").
+# the landing bucket's lifecycle rule (include/landing/retention.py; docs/conventions.md, "Retention").
 # The batches hold members' names, emails, phones and addresses in plaintext and a new one lands every
 # day. 14 is long enough to replay two weeks of batches (a fortnight of failed or wrong merges found and
 # re-run, across holidays), short enough that at most two weeks of daily plaintext snapshots exist at
-# once instead of all of them forever. Changing it takes `python -m include.landing_retention apply`.
+# once instead of all of them forever. Changing it takes `python -m include.landing.retention apply`.
 LANDING_RETENTION_DAYS = _int(os.environ, "LANDING_RETENTION_DAYS", 14, minimum=1)
 
 # ---------------------------------------------------------------------------------------- Databricks

@@ -9,7 +9,8 @@ import datetime as dt
 import json
 import logging
 
-from include.extract.run import batch_id_for, extract_member_batch
+from include.extract.run import extract_member_batch
+from include.landing.batch_id import daily_batch_id
 
 
 def main(argv=None) -> int:
@@ -17,11 +18,11 @@ def main(argv=None) -> int:
     parser.add_argument("--date", type=dt.date.fromisoformat, default=dt.date.today(),
                         help="the extraction interval's date (default: today)")
     # unique per invocation: two command-line extracts are two runs, and one must not take over the
-    # other's lease as if it were its own killed try (include/extract/lease.py)
+    # other's lease as if it were its own killed try (include/landing/lease.py)
     parser.add_argument("--run-id", default=f"cli__{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    print(json.dumps(extract_member_batch(batch_id_for(args.date), args.run_id)))
+    print(json.dumps(extract_member_batch(daily_batch_id(args.date), args.run_id)))
     return 0
 
 

@@ -2,16 +2,13 @@
 
     MySQL rows -> Arrow record batches -> ParquetWriter -> S3 multipart upload
 
-Two readers turn rows into record batches: ConnectorX (Rust, the default: about 5x faster) and
-mysqlclient's server-side cursor (pure DB-API, used when the connection needs options ConnectorX does not
-take, such as TLS client settings). Either way memory holds one fetch batch, one Parquet row group and one
-upload part, whatever the table size. A value a reader cannot convert fails the extract with
-UnreadableValue naming table, column and key (`locating`), not with the library's error.
+The rows come from a reader (include/extract/readers.py: ConnectorX or mysqlclient's server-side cursor).
+Memory holds one fetch batch, one Parquet row group and one upload part, whatever the table size.
 
 A batch is one extraction interval under ``s3://<bucket>/<table>/<batch_id>/``; every attempt at it
 writes beside the published batch, which stays readable and unchanged until the switch:
 
-1. take the batch's lease (include/extract/lease.py): two extracts of one batch never interleave;
+1. take the batch's lease (include/landing/lease.py): two extracts of one batch never interleave;
 2. write the data files under ``attempt=<id>/`` (``part-00000.parquet``, ...), <id> unique per attempt;
 3. publish: one PUT of ``_manifest.json`` naming them (atomic on S3), after confirming the lease is ours.
    Readers only ever read what a manifest lists, so files no manifest lists do not exist for them;
@@ -19,7 +16,7 @@ writes beside the published batch, which stays readable and unchanged until the 
    of killed attempts. A failed attempt removes its own files; one killed outright leaves them to the
    next attempt that publishes.
 
-The data files and the manifest are tagged as they are written (include/landing_retention.py): the landing
+The data files and the manifest are tagged as they are written (include/landing/retention.py): the landing
 bucket's lifecycle rule expires tagged objects after LANDING_RETENTION_DAYS. The lease and the
 high-watermark are written untagged and never expire.
 """
@@ -29,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
@@ -37,130 +34,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from include.extract import lease, watermark
-from include.extract.s3_upload import S3MultipartWriter, sse_args
+from include.extract import watermark
+from include.extract.readers import Reader, locating, stream_record_batches
 from include.extract.schema_drift import check_schema, live_columns, schema_hash, schema_json, select_sql
-from include.landing_retention import BATCH_OBJECT_TAGGING
-from include.layout import landing_prefix, manifest_key
+from include.landing import lease
+from include.landing.cleanup import remove_unlisted
+from include.landing.layout import landing_prefix
+from include.landing.manifest_io import publish_manifest, published_manifest
+from include.landing.retention import batch_object_args
+from include.landing.s3_writer import S3MultipartWriter, sse_args
 from lakehouse_jobs.contracts import SourceContract, arrow_schema
 from lakehouse_jobs.manifest import BatchManifest, FileEntry, Watermark
 
 log = logging.getLogger(__name__)
-
-Reader = Callable[[str, pa.Schema], Iterator[pa.RecordBatch]]
-
-
-def connectorx_reader(url: str, fetch_rows: int = 64 * 1024) -> Reader:
-    """Record batches straight from ConnectorX's Arrow stream, cast to the contract's types."""
-
-    def read(query: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-        import connectorx as cx
-
-        for batch in cx.read_sql(url, query, return_type="arrow_stream", batch_size=fetch_rows):
-            yield batch.cast(schema)
-
-    return read
-
-
-def stream_record_batches(conn, query: str, schema: pa.Schema, fetch_rows: int = 50_000) -> Iterator[pa.RecordBatch]:
-    """Rows of `query` as Arrow record batches, through an unbuffered (server-side) cursor.
-
-    mysqlclient's SSCursor uses mysql_use_result: rows stream from the server as they are fetched
-    instead of the whole result landing in client memory first.
-    """
-    from MySQLdb.cursors import SSCursor  # imported here so the module imports without mysqlclient
-
-    cur = conn.cursor(SSCursor)
-    try:
-        cur.execute(query)
-        while rows := cur.fetchmany(fetch_rows):
-            columns = zip(*rows)
-            yield pa.RecordBatch.from_arrays(
-                [pa.array(values, type=f.type) for values, f in zip(columns, schema)], schema=schema
-            )
-    finally:
-        cur.close()
-
-
-class UnreadableValue(RuntimeError):
-    """A source value the reader cannot convert to the batch's Arrow type; names table, column and key."""
-
-
-def _is_conversion_error(e: BaseException) -> bool:
-    # ConnectorX panics in Rust (pyo3's PanicException, a BaseException); pyarrow raises ArrowInvalid etc.
-    # Connection and SQL errors (MySQLdb, ConnectorX's RuntimeError) are none of these.
-    return type(e).__name__ == "PanicException" or isinstance(
-        e, (pa.ArrowException, ValueError, TypeError, OverflowError))
-
-
-def locating(read: Reader, table: str, key: str) -> Reader:
-    """`read`, failing with UnreadableValue instead of a reader's conversion error.
-
-    The value is found with the failing reader itself, so the row named is the row it chokes on: the
-    query's rows are bisected in `key` order (LIMIT/OFFSET probes over the query as a derived table)
-    down to the first unreadable row, whose columns are then read one at a time. If no column or every
-    column of it fails, the reader's own error is raised. Each failing probe of ConnectorX prints
-    Rust's panic message on stderr (about log2(rows) of them); the task fails with UnreadableValue.
-    """
-
-    def fails(query: str, schema: pa.Schema) -> bool:
-        try:
-            for _ in read(query, schema):
-                pass
-        except BaseException as e:
-            if not _is_conversion_error(e):
-                raise
-            return True
-        return False
-
-    def rows(query: str, columns: str, offset: int, limit: int) -> str:
-        return f"SELECT {columns} FROM ({query}) AS q ORDER BY `{key}` LIMIT {limit} OFFSET {offset}"
-
-    def value(query: str, type_: pa.DataType):
-        [batch] = [b for b in read(query, pa.schema([("v", type_)])) if b.num_rows]
-        return batch.column(0)[0].as_py()
-
-    def locate(query: str, schema: pa.Schema, error: BaseException) -> UnreadableValue | None:
-        lo, hi = 0, value(f"SELECT COUNT(*) AS v FROM ({query}) AS q", pa.int64())
-        while hi - lo > 1:  # the first unreadable row, in key order, lies in [lo, hi)
-            mid = (lo + hi) // 2
-            if fails(rows(query, "*", lo, mid - lo), schema):
-                hi = mid
-            else:
-                lo = mid
-        bad = [f"{f.name!r} ({f.type})" for f in schema if fails(rows(query, f"`{f.name}`", lo, 1), pa.schema([f]))]
-        if not bad or len(bad) == len(schema):  # no value, or every column: the reader's fault, not a value's
-            return None
-        row_key = value(rows(query, f"CAST(`{key}` AS CHAR) AS v", lo, 1), pa.string())
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        return UnreadableValue(f"table {table!r}: the reader cannot convert column {', '.join(bad)} "
-                               f"of the row {key} = {row_key!r}: {reason}")
-
-    def checked(query: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-        try:
-            yield from read(query, schema)
-        except BaseException as e:
-            if not _is_conversion_error(e):
-                raise
-            located = locate(query, schema, e)
-            if located is None:
-                raise
-            raise located from None  # the message says it all; no Rust panic text as the cause
-
-    return checked
-
-
-def _remove(s3, bucket: str, prefix: str, keep: tuple[str, ...] = ()) -> None:
-    """Delete every object under `prefix` whose key starts with none of `keep`; abort open uploads."""
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys = [{"Key": o["Key"]} for o in page.get("Contents", []) if not o["Key"].startswith(keep)]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
-        for upload in page.get("Uploads", []):
-            if not upload["Key"].startswith(keep):
-                s3.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-
 
 class _FileSequence:
     """Numbered Parquet files under one prefix, each of at most `rows_per_file` rows, written from a
@@ -288,7 +174,7 @@ def extract_table(
     written in parallel (files `part-r000-00000.parquet`, ...); it needs a `reader` that opens its own
     connections (ConnectorX).
     `conn` (DB-API, mysqlclient) checks the schema and, without a `reader`, reads the rows too.
-    `lease_seconds`: how long a crashed extract of another run blocks this batch (include/extract/lease.py).
+    `lease_seconds`: how long a crashed extract of another run blocks this batch (include/landing/lease.py).
 
     A snapshot is the table as it is now, whatever interval `batch_id` names: the manifest's
     extracted_at says when it was read, so a backfill or late re-run is recorded as what it is.
@@ -303,7 +189,7 @@ def extract_table(
     if key_ranges > 1 and reader is None:
         raise ValueError("parallel key ranges need a reader with its own connections (ConnectorX)")
     extra = sse_args(sse, sse_kms_key_id)  # every object: lease, data files, manifest, watermark
-    batch_extra = {**extra, "Tagging": BATCH_OBJECT_TAGGING}  # the batch's objects only: they expire
+    batch_extra = batch_object_args(extra)  # the batch's objects only: they expire
     prefix = landing_prefix(contract.table, batch_id)
     attempt = f"{prefix}attempt={dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}/"
     held = lease.acquire(s3, bucket, prefix, run_id=run_id, seconds=lease_seconds, extra_args=extra)
@@ -319,19 +205,17 @@ def extract_table(
             held.confirm()
         except BaseException:
             try:
-                _remove(s3, bucket, attempt)
+                remove_unlisted(s3, bucket, attempt)
             except Exception:
                 log.warning("could not remove the failed attempt's files under %s", attempt, exc_info=True)
             raise
         # from here on the attempt's files may be published: a failure leaves them for the next attempt
-        key = manifest_key(contract.table, batch_id)
-        s3.put_object(Bucket=bucket, Key=key, Body=manifest.to_json().encode(),
-                      ContentType="application/json", **batch_extra)
+        key = publish_manifest(s3, bucket, manifest, batch_extra)
         log.info("published s3://%s/%s: %d rows in %d file(s), read at %s", bucket, key, manifest.row_count,
                  len(manifest.files), manifest.extracted_at)
         if span and span.high is not None:
             watermark.write_high_watermark(s3, bucket, contract.table, span.high, extra)
-        _remove(s3, bucket, prefix, keep=(key, held.key, attempt))
+        remove_unlisted(s3, bucket, prefix, keep=(key, held.key, attempt))
     finally:
         held.release()
     return manifest
@@ -355,7 +239,7 @@ def _extract(conn, s3, *, contract: SourceContract, bucket: str, batch_id: str, 
         check_schema(contract, live_columns(conn, contract.table))
         span = None
         if mode == "incremental":
-            previous = _existing_manifest(s3, bucket, contract.table, batch_id)
+            previous = published_manifest(s3, bucket, contract.table, batch_id)
             previous_low = previous and previous.watermark.low
             span = watermark.plan_range(
                 conn, s3, bucket, contract.table, contract.watermark_column, overlap=overlap,
@@ -418,17 +302,3 @@ def split_key_ranges(conn, table: str, key: str, parts: int) -> list[str]:
         upper = f"`{key}` < {literals[i]}" if i < len(literals) else None
         predicates.append(" AND ".join(p for p in (lower, upper) if p) or "TRUE")
     return predicates
-
-
-def _existing_manifest(s3, bucket: str, table: str, batch_id: str) -> BatchManifest | None:
-    try:
-        return read_manifest(s3, bucket, table, batch_id)
-    except s3.exceptions.NoSuchKey:
-        return None
-
-
-def read_manifest(s3, bucket: str, table: str, batch_id: str) -> BatchManifest:
-    """The published manifest of a batch; raises NoSuchKey when there is none, ManifestError if invalid."""
-    key = manifest_key(table, batch_id)
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return BatchManifest.from_json(body, source=f"s3://{bucket}/{key}")

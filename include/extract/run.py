@@ -6,21 +6,16 @@ Airflow, so `python -m include.extract` behaves exactly like the task.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from urllib.parse import quote
 
 from include import settings
-from include.extract.engine import Reader, connectorx_reader, extract_table
-from include.layout import manifest_key
+from include.extract.engine import extract_table
+from include.extract.readers import Reader, connectorx_reader
+from include.landing.layout import manifest_key
 from lakehouse_jobs.contracts import MEMBER, SourceContract
 
 log = logging.getLogger(__name__)
-
-
-def batch_id_for(day: dt.date) -> str:
-    """The Hive-style batch key of one daily extraction interval."""
-    return f"extract_date={day:%Y-%m-%d}"
 
 
 def connectorx_url(conn) -> str:

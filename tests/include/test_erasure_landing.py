@@ -21,10 +21,10 @@ import pytest
 from dev.seed_members import COLUMNS, generate_members, load_members, setup_schema
 from include import erasure_landing
 from include.erasure_landing import erase_from_landing, member_in_source
-from include.extract import engine
+from include.extract import readers
 from include.extract.engine import extract_table
-from include.extract.lease import LeaseHeld
-from include.landing_retention import BATCH_OBJECT_TAGS
+from include.landing.lease import LeaseHeld
+from include.landing.retention import BATCH_OBJECT_TAGS
 from lakehouse_jobs.contracts import MEMBER, arrow_schema
 from lakehouse_jobs.manifest import BatchManifest
 from tests.services import mysql_connect
@@ -98,7 +98,7 @@ def landed(mysql_env, mysql_root, s3, scratch_bucket):
     def spelled_differently(query: str, schema: pa.Schema):
         """The source's rows as a sloppy source would have them: the member's id padded and upper case, and
         a second row of the member in another country."""
-        for batch in engine.stream_record_batches(conn, query, schema):
+        for batch in readers.stream_record_batches(conn, query, schema):
             rows = batch.to_pylist()
             for row in rows:
                 if row["member_id"] == ERASED:

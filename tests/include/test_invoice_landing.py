@@ -7,7 +7,6 @@ import re
 
 import pytest
 
-from include.extract.s3_upload import sse_args
 from include.invoice_landing import (
     INCOMING_PREFIX,
     batch_prefix,
@@ -17,7 +16,8 @@ from include.invoice_landing import (
     file_list_key,
     has_incoming_files,
 )
-from include.landing_retention import BATCH_OBJECT_TAGS
+from include.landing.retention import BATCH_OBJECT_TAGS
+from include.landing.s3_writer import sse_args
 from lakehouse_jobs.manifest import FILE_LIST_NAME, FileList
 
 

@@ -4,7 +4,7 @@ pyarrow's ParquetWriter writes into it directly, so a Parquet file goes from MyS
 ever existing whole in memory or on local disk: at most one part (``part_size`` bytes) is buffered.
 Every request carries the server-side-encryption headers (pyarrow's own S3 filesystem cannot send them),
 and the object's tags when `extra_args` has a `Tagging` (the landing bucket's retention rule selects batch
-objects by tag, include/landing_retention.py): both are set when the object is created, with no second
+objects by tag, include/landing/retention.py): both are set when the object is created, with no second
 request, so an object never exists without them.
 A failed write aborts the multipart upload, so no orphaned parts and no partial object are left behind.
 """

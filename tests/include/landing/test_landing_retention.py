@@ -1,4 +1,4 @@
-"""Retention of landed batches (include/landing_retention.py): the lifecycle configuration is valid for S3,
+"""Retention of landed batches (include/landing/retention.py): the lifecycle configuration is valid for S3,
 MinIO stores it as given and applies it to exactly the batch objects an extract writes."""
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
-from include import landing_retention, settings
-from include.extract import lease
+from include import settings
 from include.extract.engine import extract_table
-from include.extract.s3_upload import MiB, S3MultipartWriter, sse_args
-from include.landing_retention import (
+from include.landing import lease, retention
+from include.landing.retention import (
     ABORT_RULE_ID,
     BATCH_OBJECT_TAGS,
     EXPIRE_RULE_ID,
     apply_lifecycle,
+    expire_batches,
     lifecycle_configuration,
 )
+from include.landing.s3_writer import MiB, S3MultipartWriter, sse_args
 from lakehouse_jobs.contracts import MEMBER, Column, SourceContract, mysql_ddl
 from tests.services import mysql_connect, require_env
 
@@ -83,7 +84,7 @@ def test_retention_days_default_and_bounds():
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="at least 1"):
             lifecycle_configuration(bad)
-    assert landing_retention.BATCH_OBJECT_TAGGING == "lakehouse-retention=landing-batch"
+    assert retention.BATCH_OBJECT_TAGGING == "lakehouse-retention=landing-batch"
 
 
 # ---------------------------------------------------------------------------------- against MinIO
@@ -124,7 +125,7 @@ def test_minio_refuses_the_abort_rule(s3, scratch_bucket):
 def test_the_command_applies_it_through_the_airflow_connection(s3, scratch_bucket):
     require_env("AIRFLOW_CONN_AWS_LAKEHOUSE")
     env = {**os.environ, "LANDING_BUCKET": scratch_bucket, "LANDING_RETENTION_DAYS": "9"}
-    cmd = [sys.executable, "-m", "include.landing_retention", "apply"]
+    cmd = [sys.executable, "-m", "include.landing.retention", "apply"]
     for changed in (True, False):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -209,7 +210,7 @@ def test_an_extract_tags_its_batch_objects_and_nothing_else(source, s3, scratch_
 def test_a_multipart_upload_carries_the_tag(s3, scratch_bucket):
     """Files above one part (16 MiB in the extract) are multipart uploads: the tag rides on their creation."""
     apply_lifecycle(s3, scratch_bucket)
-    extra = {**sse_args("AES256"), "Tagging": landing_retention.BATCH_OBJECT_TAGGING}
+    extra = {**sse_args("AES256"), "Tagging": retention.BATCH_OBJECT_TAGGING}
     with S3MultipartWriter(s3, scratch_bucket, "member/b/attempt=x/part-00000.parquet", extra_args=extra,
                            part_size=5 * MiB) as out:
         out.write(b"x" * (6 * MiB))  # two parts
@@ -221,7 +222,6 @@ def test_a_multipart_upload_carries_the_tag(s3, scratch_bucket):
 def test_expire_batches_removes_whole_batches_older_than_the_retention(s3, scratch_bucket):
     """The maintenance DAG's sweep: a batch extracted 15 days ago goes, manifest included; a batch of
     yesterday and the extract's state stay."""
-    from include.landing_retention import expire_batches
     from lakehouse_jobs.manifest import BatchManifest
 
     now = dt.datetime(2026, 11, 30, 12, tzinfo=dt.timezone.utc)

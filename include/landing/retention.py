@@ -7,13 +7,13 @@ written, by a lifecycle rule of the bucket: S3 deletes them, not a task that cou
 
 S3 lifecycle filters select objects by key prefix and/or object tags, never by exclusion, and the objects
 that must stay (the extract's state ``<table>/_state/high_watermark.json``, and the lease ``_lease.json``
-inside the batch's own prefix) share the batch's prefixes. So the extract tags each batch object at
-upload (``BATCH_OBJECT_TAGS``; include/extract/engine.py) and the rule selects that tag; untagged objects
-never expire. A second rule aborts multipart uploads still open after a day (a killed extract's parts,
+inside the batch's own prefix) share the batch's prefixes. So the extract and the erasure tag each batch
+object as they write it (``batch_object_args``) and the rule selects that tag; untagged objects never
+expire. A second rule aborts multipart uploads still open after a day (a killed extract's parts,
 which no object lists and no tag reaches).
 
-    python -m include.landing_retention apply   # put the rules on LANDING_BUCKET through AWS_CONN_ID
-    python -m include.landing_retention show    # print the configuration, e.g. for infrastructure code
+    python -m include.landing.retention apply   # put the rules on LANDING_BUCKET through AWS_CONN_ID
+    python -m include.landing.retention show    # print the configuration, e.g. for infrastructure code
 
 Applying is idempotent and keeps rules of the bucket whose IDs are not ours (a PUT replaces the whole
 configuration, so they are read first and sent back). On AWS the worker's role needs
@@ -37,6 +37,9 @@ from urllib.parse import urlencode
 from botocore.exceptions import ClientError
 
 from include import settings
+from include.landing.cleanup import delete_batch
+from include.landing.listing import batch_ids
+from include.landing.manifest_io import published_manifest
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,13 @@ EXPIRE_RULE_ID = "lakehouse-landing-batch-expiry"
 ABORT_RULE_ID = "lakehouse-abort-incomplete-multipart-uploads"
 RULE_IDS = (EXPIRE_RULE_ID, ABORT_RULE_ID)  # the rules this module owns on the bucket
 ABORT_AFTER_DAYS = 1  # an extract runs for minutes (its task times out after 20): a day-old upload is dead
+
+
+def batch_object_args(extra_args: dict) -> dict:
+    """`extra_args` (a PUT's or multipart upload's boto3 arguments, e.g. s3_writer.sse_args) plus the
+    retention tag: for the objects of a batch (data files, manifest), which expire. Never for the lease or
+    the extract's state, which must not."""
+    return {**extra_args, "Tagging": BATCH_OBJECT_TAGGING}
 
 
 def lifecycle_configuration(days: int | None = None, *, abort_incomplete_uploads: bool = True) -> dict:
@@ -130,27 +140,17 @@ def expire_batches(s3, bucket: str, table: str, days: int | None = None, now: dt
     """Delete every object of each batch of `table` whose manifest says it was extracted more than `days`
     (LANDING_RETENTION_DAYS) ago: what the lifecycle rule does, done now and exactly, by the maintenance DAG.
     The manifest goes last, so a batch is never published with files missing. Returns counts only."""
-    from include.extract.engine import read_manifest  # here: the extract imports this module
-
     days = settings.LANDING_RETENTION_DAYS if days is None else days
     cutoff = (now or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=days)
     expired = objects = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{table}/", Delimiter="/"):
-        for prefix in (p["Prefix"] for p in page.get("CommonPrefixes", [])):
-            batch_id = prefix[len(table) + 1:].rstrip("/")
-            try:
-                manifest = read_manifest(s3, bucket, table, batch_id)
-            except s3.exceptions.NoSuchKey:
-                continue  # not a published batch (the extract's state, an attempt in progress)
-            if dt.datetime.fromisoformat(manifest.extracted_at) >= cutoff:
-                continue
-            keys = [o["Key"] for p in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-                    for o in p.get("Contents", []) if not o["Key"].endswith("/_manifest.json")]
-            for i in range(0, len(keys), 1000):
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
-            s3.delete_object(Bucket=bucket, Key=f"{prefix}_manifest.json")
-            expired += 1
-            objects += len(keys) + 1
+    for batch_id in batch_ids(s3, bucket, table):
+        manifest = published_manifest(s3, bucket, table, batch_id)
+        if manifest is None:
+            continue  # not a published batch (an attempt in progress)
+        if dt.datetime.fromisoformat(manifest.extracted_at) >= cutoff:
+            continue
+        objects += delete_batch(s3, bucket, table, batch_id)
+        expired += 1
     return {"batches_expired": expired, "objects_deleted": objects, "retention_days": days}
 
 

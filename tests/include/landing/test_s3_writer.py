@@ -1,8 +1,8 @@
-"""Server-side encryption arguments of the extract's S3 writes (include/extract/s3_upload.py)."""
+"""Server-side encryption arguments of the extract's S3 writes (include/landing/s3_writer.py)."""
 
 import pytest
 
-from include.extract.s3_upload import sse_args
+from include.landing.s3_writer import sse_args
 
 pytestmark = pytest.mark.unit
 

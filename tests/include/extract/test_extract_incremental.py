@@ -9,7 +9,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from include.extract.engine import connectorx_reader, extract_table
+from include.extract.engine import extract_table
+from include.extract.readers import connectorx_reader
 from include.extract.watermark import read_high_watermark
 from lakehouse_jobs.contracts import MEMBER, Column, SourceContract
 from lakehouse_jobs.manifest import BatchManifest, Watermark

@@ -1,4 +1,4 @@
-"""Two extracts of one batch never interleave (include/extract/lease.py), on the real MariaDB and MinIO."""
+"""Two extracts of one batch never interleave (include/landing/lease.py), on the real MariaDB and MinIO."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from dev.seed_members import generate_members, load_members, setup_schema
 from include.extract import engine
 from include.extract.engine import extract_table
-from include.extract.lease import LeaseHeld, LeaseLost
+from include.landing.lease import LeaseHeld, LeaseLost
 from lakehouse_jobs.contracts import MEMBER
 from tests.services import mysql_connect
 

@@ -17,9 +17,10 @@ import pytest
 
 from dev.seed_members import COLUMNS, generate_members, load_members, setup_schema
 from include.extract import engine
-from include.extract.engine import connectorx_reader, extract_table
-from include.extract.s3_upload import MiB, S3MultipartWriter
+from include.extract.engine import extract_table
+from include.extract.readers import connectorx_reader
 from include.extract.schema_drift import SchemaDriftError
+from include.landing.s3_writer import MiB, S3MultipartWriter
 from lakehouse_jobs.contracts import MEMBER
 from lakehouse_jobs.manifest import BatchManifest
 from tests.services import mysql_connect, require_env

@@ -14,7 +14,7 @@ from include.extract.run import make_reader
 
 pytestmark = pytest.mark.integration
 
-CA = Path(__file__).resolve().parents[2] / ".local" / "tls" / "ca.pem"
+CA = Path(__file__).resolve().parents[3] / ".local" / "tls" / "ca.pem"
 
 
 def hook_with(monkeypatch, mysql_env, extra: dict) -> MySqlHook:

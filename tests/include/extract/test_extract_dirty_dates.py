@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dev.seed_members import setup_schema
-from include.extract.engine import UnreadableValue, connectorx_reader, extract_table, locating
+from include.extract.engine import extract_table
+from include.extract.readers import UnreadableValue, connectorx_reader, locating
 from lakehouse_jobs.contracts import MEMBER, Column, SourceContract, mysql_ddl
 from tests.services import mysql_connect
 

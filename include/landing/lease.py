@@ -1,4 +1,5 @@
-"""One extract of a batch at a time: a lease object beside the batch, taken with a conditional PUT.
+"""One writer of a batch at a time (an extract, or an erasure): a lease object beside the batch, taken with
+a conditional PUT.
 
     s3://<bucket>/<table>/<batch_id>/_lease.json   {"run_id", "acquired_at", "expires_at"}
 

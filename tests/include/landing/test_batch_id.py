@@ -1,0 +1,31 @@
+"""Batch ids (include/landing/batch_id.py): the one place a landed batch gets its name."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from include.landing.batch_id import daily_batch_id, interval_end, run_batch_id
+from lakehouse_jobs.manifest import BATCH_ID_PATTERN
+
+pytestmark = pytest.mark.unit
+
+END = dt.datetime(2026, 11, 26, 13, 5, 9, 123456, tzinfo=dt.timezone.utc)
+
+
+def test_a_scheduled_run_is_named_by_its_interval_end_a_manual_run_by_when_it_was_triggered():
+    triggered = dt.datetime(2026, 11, 27, 8, tzinfo=dt.timezone.utc)
+    dag_run = SimpleNamespace(run_after=triggered)
+    assert interval_end({"data_interval_end": END, "dag_run": dag_run}) == END
+    assert interval_end({"data_interval_end": None, "dag_run": dag_run}) == triggered
+    assert interval_end({"dag_run": dag_run}) == triggered
+
+
+def test_daily_and_per_run_ids_are_hive_style_and_pass_the_manifest_check():
+    assert daily_batch_id(END.date()) == "extract_date=2026-11-26"
+    assert run_batch_id(END) == "ingest_ts=20261126T130509"  # to the second: a retry names the same batch
+    for batch_id in (daily_batch_id(END.date()), run_batch_id(END)):
+        assert re.match(BATCH_ID_PATTERN, batch_id)
