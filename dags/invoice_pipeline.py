@@ -12,7 +12,7 @@ Every hour (or when triggered):
 3. **extract_member_cards** extracts the MySQL `member_card` table (card number → member) with the same
    extract code as `member`: an invoice's "Member No." is a card number.
 4. **load_invoices** submits a Databricks run of the jobs wheel's `invoice_load` entry point
-   (lakehouse_jobs.invoice_load): it reads the listed files (`binaryFile`), skips files whose content hash is
+   (lakehouse_jobs.invoice.job): it reads the listed files (`binaryFile`), skips files whose content hash is
    already in the ledger, parses the PDFs in parallel, checks the arithmetic, quarantines what is unreadable
    or does not add up (with the reason and the file's path), encrypts bill-to and ship-to names and
    addresses, and MERGEs the rest into `fact_invoice`, `fact_invoice_line` and the dimensions
@@ -106,10 +106,12 @@ def invoice_pipeline():
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         from include.invoice_landing import close_batches
-        from include.reconcile import check_invoice_load, read_json
+        from include.reconcile import check_invoice_load, read_result
+        from lakehouse_jobs.results import InvoiceLoadResult
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
-        result = read_json(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("invoice", claimed["batch_id"]))
+        result = read_result(s3, settings.LAKEHOUSE_BUCKET, layout.result_key("invoice", claimed["batch_id"]),
+                             InvoiceLoadResult)
         counts = check_invoice_load(claimed, result)
         if not counts["files_deferred"]:  # deferred files keep their batches open for the next run
             close_batches(s3, settings.LANDING_BUCKET, claimed["open_batches"])

@@ -30,8 +30,8 @@ from include.assets import MEMBER_TABLES, MEMBER_TABLES_POOL
 from include.dag_defaults import DAG_ARGS, SAFE_RUN_ID, databricks_run_task, default_args, safe_run_id
 from include.databricks_runs import member_erasure_run
 from include.databricks_submit import execution_timeout_for
+from lakehouse_jobs.keys import UUID_PATTERN
 
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 ERASURE_RUN = member_erasure_run(
     "{{ params.member_id }}", SAFE_RUN_ID,
     "{{ ti.xcom_pull(task_ids='erase_landing') | tojson }}",
@@ -81,14 +81,15 @@ def member_erasure():
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         from include import layout
-        from include.reconcile import read_json
+        from include.reconcile import read_result
+        from lakehouse_jobs.results import ErasureResult
 
         s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
         key = layout.result_key("member_erasure", safe_run_id(run_id))
-        result = read_json(s3, settings.LAKEHOUSE_BUCKET, key)
-        if any(result["rows_left"].values()):
-            raise RuntimeError(f"rows of the member are left after the erasure: {result['rows_left']}")
-        return {"rows_removed": result["rows_removed"], "rows_left": result["rows_left"]}
+        result = read_result(s3, settings.LAKEHOUSE_BUCKET, key, ErasureResult)
+        if any(result.rows_left.values()):
+            raise RuntimeError(f"rows of the member are left after the erasure: {result.rows_left}")
+        return {"rows_removed": result.rows_removed, "rows_left": result.rows_left}
 
     check_source() >> erase_landing() >> erase_lakehouse >> verify()
 

@@ -51,7 +51,7 @@ from reportlab.pdfbase.pdfmetrics import registerFont, stringWidth
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from lakehouse_jobs.invoice_document import (
+from lakehouse_jobs.invoice.document import (
     ADJUSTMENT_SIGNS,
     CENT,
     Adjustment,

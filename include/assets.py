@@ -21,7 +21,7 @@ MEMBER_TABLES = [MEMBER, DIM_MEMBER, MEMBER_QUARANTINE]
 # created by dev/stack.sh and docker-compose's airflow-init: `airflow pools set <name> 1 ... --include-deferred`
 MEMBER_TABLES_POOL = "lakehouse_member_tables"
 
-# the invoice star schema (lakehouse_jobs.invoice_tables), updated by invoice_pipeline's check_load
+# the invoice star schema (lakehouse_jobs.invoice.tables), updated by invoice_pipeline's check_load
 FACT_INVOICE_LINE = Asset(name="delta_fact_invoice_line", uri=layout.delta_table_uri("fact_invoice_line"))
 FACT_INVOICE = Asset(name="delta_fact_invoice", uri=layout.delta_table_uri("fact_invoice"))
 INVOICE_QUARANTINE = Asset(name="delta_invoice_quarantine", uri=layout.delta_table_uri("invoice_quarantine"))

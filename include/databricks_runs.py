@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from include import invoice_landing, layout, settings
 from include.landing.layout import manifest_uri
 from include.settings import DatabricksSettings
+from lakehouse_jobs.results import ErasureParams, InvoiceLoadParams, MaintenanceParams, MemberMergeParams
 
 PACKAGE_NAME = "lakehouse_jobs"  # the import name of the spark_jobs wheel
 DEFAULT_SPARK_CONF = {"spark.sql.session.timeZone": "UTC"}
@@ -113,18 +114,18 @@ def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
     """The run that applies one landed member batch to the Delta tables `member` and `dim_member`.
 
     `batch_id` and the two ratios (shares of the table, 0 to 1; see the job's --help) may be Jinja
-    templates: the operator renders its `json` field.
+    templates: the operator renders its `json` field. The parameters are the job's own type
+    (lakehouse_jobs.results.MemberMergeParams): the run and the job's parser share every name.
     """
+    params = MemberMergeParams(
+        manifest=manifest_uri("member", batch_id), tables_root=layout.delta_root_uri(),
+        result_path=layout.result_uri("member", batch_id), max_delete_ratio=max_delete_ratio,
+        max_quarantine_ratio=max_quarantine_ratio,
+    )
     return wheel_run(
         "member_merge",
-        "member_merge",
-        {
-            "manifest": manifest_uri("member", batch_id),
-            "tables-root": layout.delta_root_uri(),
-            "result-path": layout.result_uri("member", batch_id),
-            "max-delete-ratio": max_delete_ratio,
-            "max-quarantine-ratio": max_quarantine_ratio,
-        },
+        params.ENTRY_POINT,
+        params.to_args(),
         run_name=f"member_merge {batch_id}",
         classic_only=True,
         db=db,
@@ -133,19 +134,18 @@ def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
 
 def invoice_load_run(batch_id: str, member_cards_batch_id: str, db: DatabricksSettings | None = None) -> dict:
     """The run that loads one claimed batch of invoice PDFs (include/invoice_landing.py) into the invoice
-    star schema (lakehouse_jobs.invoice_load), mapping card numbers with a landed member_card batch.
+    star schema (lakehouse_jobs.invoice.job), mapping card numbers with a landed member_card batch.
     Both ids may be Jinja templates. The PDF parser (pypdfium2) is a dependency of the wheel, installed
     with it on the cluster."""
+    params = InvoiceLoadParams(
+        manifest=f"s3://{settings.LANDING_BUCKET}/{invoice_landing.file_list_key(batch_id)}",
+        member_cards=manifest_uri("member_card", member_cards_batch_id), tables_root=layout.delta_root_uri(),
+        batch_id=batch_id, result_path=layout.result_uri("invoice", batch_id),
+    )
     return wheel_run(
         "invoice_load",
-        "invoice_load",
-        {
-            "manifest": f"s3://{settings.LANDING_BUCKET}/{invoice_landing.file_list_key(batch_id)}",
-            "member-cards": manifest_uri("member_card", member_cards_batch_id),
-            "tables-root": layout.delta_root_uri(),
-            "batch-id": batch_id,
-            "result-path": layout.result_uri("invoice", batch_id),
-        },
+        params.ENTRY_POINT,
+        params.to_args(),
         run_name=f"invoice_load {batch_id}",
         classic_only=True,
         db=db,
@@ -153,18 +153,16 @@ def invoice_load_run(batch_id: str, member_cards_batch_id: str, db: DatabricksSe
 
 
 def member_erasure_run(member_id: str, request_id: str, landing: str, db: DatabricksSettings | None = None) -> dict:
-    """The run that erases one member from the Delta tables, history included (lakehouse_jobs.member_erasure).
+    """The run that erases one member from the Delta tables, history included (lakehouse_jobs.member.erasure).
     `member_id`, `request_id` and `landing` (the landing erasure's counts, JSON) may be Jinja templates."""
+    params = ErasureParams(
+        member_id=member_id, tables_root=layout.delta_root_uri(), request_id=request_id, landing=landing,
+        result_path=layout.result_uri("member_erasure", request_id),
+    )
     return wheel_run(
         "member_erasure",
-        "member_erasure",
-        {
-            "member-id": member_id,
-            "tables-root": layout.delta_root_uri(),
-            "request-id": request_id,
-            "landing": landing,
-            "result-path": layout.result_uri("member_erasure", request_id),
-        },
+        params.ENTRY_POINT,
+        params.to_args(),
         run_name=f"member_erasure {request_id}",
         classic_only=True,
         db=db,
@@ -172,11 +170,13 @@ def member_erasure_run(member_id: str, request_id: str, landing: str, db: Databr
 
 
 def table_maintenance_run(request_id: str, db: DatabricksSettings | None = None) -> dict:
-    """The run that OPTIMIZEs and VACUUMs (7-day retention) every Delta table (lakehouse_jobs.table_maintenance)."""
+    """The run that OPTIMIZEs and VACUUMs (7-day retention) every Delta table (lakehouse_jobs.maintenance)."""
+    params = MaintenanceParams(tables_root=layout.delta_root_uri(),
+                               result_path=layout.result_uri("table_maintenance", request_id))
     return wheel_run(
         "table_maintenance",
-        "table_maintenance",
-        {"tables-root": layout.delta_root_uri(), "result-path": layout.result_uri("table_maintenance", request_id)},
+        params.ENTRY_POINT,
+        params.to_args(),
         run_name=f"table_maintenance {request_id}",
         classic_only=True,
         db=db,

@@ -66,11 +66,12 @@ from include.landing.manifest_io import publish_manifest, published_manifest
 from include.landing.retention import batch_object_args
 from include.landing.s3_writer import S3MultipartWriter, sse_args
 from lakehouse_jobs.contracts import MEMBER, SourceContract
+from lakehouse_jobs.keys import UUID_PATTERN, member_key_arrow
 from lakehouse_jobs.manifest import BatchManifest, FileEntry
 
 log = logging.getLogger(__name__)
 
-MEMBER_ID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+MEMBER_ID_PATTERN = re.compile(UUID_PATTERN)
 # request ids name a folder of every rewritten batch (and Hadoop paths refuse ':'), so only safe characters
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ERASURE_FOLDER = "erasure="
@@ -168,7 +169,7 @@ def member_in_source(hook, member_id: str, contract: SourceContract = MEMBER) ->
 
 def is_member(keys: pa.Array | pa.ChunkedArray, member_id: str) -> pa.Array:
     """True where the key, trimmed of whitespace and lower-cased, is `member_id`; never null."""
-    return pc.fill_null(pc.equal(pc.utf8_lower(pc.utf8_trim_whitespace(keys)), member_id), False)
+    return pc.fill_null(pc.equal(member_key_arrow(keys), member_id), False)
 
 
 def _erase_batch(s3, bucket: str, table: str, batch_id: str, member_id: str, key_column: str, *,

@@ -1,5 +1,5 @@
 """Invoice PDFs in the landing bucket: files arrive under an incoming prefix and each DAG run claims what
-has arrived into a batch of its own, which the Spark job (lakehouse_jobs.invoice_load) then reads.
+has arrived into a batch of its own, which the Spark job (lakehouse_jobs.invoice.job) then reads.
 
     s3://<landing>/invoices/incoming/<any name>          where senders put files (any name, any type)
     s3://<landing>/invoices/batches/<batch_id>/<hash>.<ext>   claimed by one DAG run; kept (the originals)

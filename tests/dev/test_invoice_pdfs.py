@@ -9,8 +9,8 @@ import random
 import pytest
 
 from dev import invoice_pdfs
-from lakehouse_jobs.invoice_document import check_arithmetic
-from lakehouse_jobs.invoice_pdf import InvoiceParseError, parse_invoice_pdf
+from lakehouse_jobs.invoice.document import check_arithmetic
+from lakehouse_jobs.invoice.pdf import InvoiceParseError, parse_invoice_pdf
 
 pytestmark = pytest.mark.unit
 

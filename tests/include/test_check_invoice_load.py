@@ -7,6 +7,7 @@ import re
 import pytest
 
 from include.reconcile import ReconciliationError, check_invoice_load
+from lakehouse_jobs.results import InvoiceLoadResult
 
 pytestmark = pytest.mark.unit
 
@@ -17,12 +18,13 @@ RESULT = {
     "invoices_loaded": 5, "invoices_new": 4, "invoices_replaced": 1, "invoices_unchanged": 0,
     "invoices_superseded": 0, "lines_loaded": 9, "lines_deleted": 1, "quarantined": 2,
     "quarantine_reasons": {"not_pdf": 1, "total_mismatch": 1}, "member_resolution": {"resolved": 5},
-    "members_fixed_up": {},
+    "members_fixed_up": {}, "commit_tag": "invoice_load x 1", "lines_inserted": 8, "lines_updated": 1,
+    "versions": {"fact_invoice": 3},
 }
 
 
 def test_a_consistent_result_passes_and_is_summarised():
-    summary = check_invoice_load(CLAIMED, RESULT)
+    summary = check_invoice_load(CLAIMED, InvoiceLoadResult.from_dict(RESULT))
     assert summary["invoices_loaded"] == 5 and summary["quarantine_reasons"] == {"not_pdf": 1, "total_mismatch": 1}
 
 
@@ -36,4 +38,4 @@ def test_a_consistent_result_passes_and_is_summarised():
 ])
 def test_each_inconsistency_is_named(change, message):
     with pytest.raises(ReconciliationError, match=re.escape(message)):
-        check_invoice_load(CLAIMED, RESULT | change)
+        check_invoice_load(CLAIMED, InvoiceLoadResult.from_dict(RESULT | change))

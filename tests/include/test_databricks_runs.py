@@ -167,7 +167,7 @@ def test_entry_points_of_the_runs_exist_in_the_wheel_metadata():
 
     scripts = tomllib.loads((REPO_ROOT / "spark_jobs" / "pyproject.toml").read_text())["project"]["scripts"]
     entry_point = member_merge_run(BATCH, db())["tasks"][0]["python_wheel_task"]["entry_point"]
-    assert scripts[entry_point] == "lakehouse_jobs.member_merge:main"
+    assert scripts[entry_point] == "lakehouse_jobs.member.job:main"
 
 
 def test_dag_params_do_not_collide_with_the_runs_parameters():

@@ -6,6 +6,7 @@ import pytest
 
 from include.reconcile import ReconciliationError, commit_info, reconcile_batch
 from lakehouse_jobs.manifest import BatchManifest, FileEntry
+from lakehouse_jobs.results import MemberMergeResult
 
 pytestmark = pytest.mark.unit
 
@@ -27,6 +28,11 @@ def result(**overrides):
             "dim_member_rows": 11, "dim_member_current_rows": 8, **overrides}
 
 
+def reconcile(manifest, result_dict, *commits):
+    """reconcile_batch of a result as its file holds it (parsed as the DAG parses it)."""
+    return reconcile_batch(manifest, MemberMergeResult.from_dict(result_dict), *commits)
+
+
 def commit(**metrics) -> dict:
     counts = {"numSourceRows": 8, "numTargetRowsInserted": 4, "numTargetRowsUpdated": 2,
               "numTargetRowsDeleted": 1, **metrics}
@@ -40,7 +46,7 @@ def dim_commit(**metrics) -> dict:
 
 
 def test_reconcile_accepts_matching_counts():
-    counts = reconcile_batch(MANIFEST, result(), commit(), dim_commit())
+    counts = reconcile(MANIFEST, result(), commit(), dim_commit())
     assert [counts[k] for k in ("landed_rows", "unchanged_rows", "inserted_rows", "deleted_rows", "delta_rows",
                                 "dim_member_versions_opened", "dim_member_versions_closed")] == [10, 2, 4, 1, 8, 6, 3]
 
@@ -48,11 +54,11 @@ def test_reconcile_accepts_matching_counts():
 def test_a_batch_that_changed_nothing_has_no_commit():
     unchanged = result(unchanged_rows=9, valid_rows=0, deleted_rows=0, merge_source_rows=0, delta_version=None,
                        dim_member_version=None, rows_before=8, rows_after=8)
-    assert reconcile_batch(MANIFEST, unchanged, None, None)["inserted_rows"] == 0
+    assert reconcile(MANIFEST, unchanged, None, None)["inserted_rows"] == 0
     with pytest.raises(ReconciliationError, match="table rows 8 -> 9, but the commit inserted 0"):
-        reconcile_batch(MANIFEST, unchanged | {"rows_after": 9}, None, None)
+        reconcile(MANIFEST, unchanged | {"rows_after": 9}, None, None)
     with pytest.raises(ReconciliationError, match="names no member commit, but one was given"):
-        reconcile_batch(MANIFEST, unchanged, commit(), None)
+        reconcile(MANIFEST, unchanged, commit(), None)
 
 
 @pytest.mark.parametrize(("bad_result", "bad_commit", "bad_dim", "error"), [
@@ -73,12 +79,12 @@ def test_a_batch_that_changed_nothing_has_no_commit():
 ])
 def test_reconcile_rejects_mismatches(bad_result, bad_commit, bad_dim, error):
     with pytest.raises(ReconciliationError, match=error):
-        reconcile_batch(MANIFEST, result(**bad_result), commit(**bad_commit), dim_commit(**bad_dim))
+        reconcile(MANIFEST, result(**bad_result), commit(**bad_commit), dim_commit(**bad_dim))
 
 
 def test_a_commit_that_is_not_a_merge_is_refused():
     with pytest.raises(ReconciliationError, match="is a DELETE tagged None"):
-        reconcile_batch(MANIFEST, result(), {"operation": "DELETE", "operationMetrics": {}}, dim_commit())
+        reconcile(MANIFEST, result(), {"operation": "DELETE", "operationMetrics": {}}, dim_commit())
 
 
 def test_commit_info_is_read_from_the_delta_log_lines():

@@ -1,4 +1,4 @@
-"""The invoice star schema's declarations (lakehouse_jobs.invoice_tables) against the tables ensure_table
+"""The invoice star schema's declarations (lakehouse_jobs.invoice.tables) against the tables ensure_table
 creates, and against docs/invoice-star-schema.md: its per-table column lists (names, types, nullability,
 keys), CHECK constraints and statistics columns, and its Mermaid ER diagram (entities, attributes, key
 markers, one relationship per foreign key)."""
@@ -12,9 +12,9 @@ import pytest
 from delta.tables import DeltaTable
 
 from lakehouse_jobs.delta import ensure_table
-from lakehouse_jobs.invoice_document import check_arithmetic
-from lakehouse_jobs.invoice_pdf import REASONS
-from lakehouse_jobs.invoice_tables import (
+from lakehouse_jobs.invoice.document import check_arithmetic
+from lakehouse_jobs.invoice.pdf import REASONS
+from lakehouse_jobs.invoice.tables import (
     ARITHMETIC_REASONS,
     FOREIGN_KEYS,
     INVOICE_TABLES,

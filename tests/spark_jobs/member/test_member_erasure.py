@@ -1,4 +1,4 @@
-"""The erasure proof: after lakehouse_jobs.member_erasure, the member cannot be recovered from any retained
+"""The erasure proof: after lakehouse_jobs.member.erasure, the member cannot be recovered from any retained
 version of any table (time travel), nor from any file left in the tables' folders, while every other
 member is untouched; rerunning the request changes nothing."""
 
@@ -12,9 +12,10 @@ import pytest
 from delta.tables import DeltaTable
 
 from dev.pii_scan import searchable
-from lakehouse_jobs import member_erasure, pii
+from lakehouse_jobs import pii
+from lakehouse_jobs.member import erasure as member_erasure
 from lakehouse_jobs.tables import MEMBER_PII_TABLES
-from tests.spark_jobs.test_member_merge import (
+from tests.spark_jobs.member.test_member_job import (
     AT_1,
     AT_2,
     BATCH_1,
@@ -94,7 +95,7 @@ def test_an_erased_member_is_unrecoverable_and_nobody_else_changes(spark, tmp_pa
 
     def erase() -> dict:
         return member_erasure.main(["--member-id", ERASED, "--tables-root", str(lake.root), "--request-id", "t",
-                                    "--result-path", str(tmp_path / "erasure.json")], spark=spark)
+                                    "--result-path", str(tmp_path / "erasure.json")], spark=spark).to_dict()
 
     result = erase()
 

@@ -1,11 +1,11 @@
-"""lakehouse_jobs.table_maintenance: compaction and a VACUUM that never goes below 7 days."""
+"""lakehouse_jobs.maintenance: compaction and a VACUUM that never goes below 7 days."""
 
 from __future__ import annotations
 
 import pytest
 from delta.tables import DeltaTable
 
-from lakehouse_jobs import table_maintenance
+from lakehouse_jobs import maintenance as table_maintenance
 from lakehouse_jobs.delta import ensure_table
 from lakehouse_jobs.tables import MEMBER_BATCHES
 
@@ -22,7 +22,7 @@ def test_small_files_are_compacted_and_recent_files_kept(spark, tmp_path):
     result = table_maintenance.main(["--tables-root", str(tmp_path), "--result-path", str(tmp_path / "r.json")],
                                     spark=spark)
 
-    assert result == {"member_batches": {"files_before": 3, "files_after": 1}}
+    assert result.to_dict() == {"member_batches": {"files_before": 3, "files_after": 1}}
     assert DeltaTable.forPath(spark, path).toDF().count() == 3
     # the compacted-away files are younger than 7 days: VACUUM keeps them for readers of older versions
     assert files_on_disk <= {p.name for p in (tmp_path / "member_batches").glob("*.parquet")}

@@ -9,8 +9,10 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from lakehouse_jobs import hadoop_fs, member_merge
-from tests.spark_jobs.test_member_merge import (
+from lakehouse_jobs import hadoop_fs
+from lakehouse_jobs.member import job as member_merge
+from lakehouse_jobs.member import merge_dim_member
+from tests.spark_jobs.member.test_member_job import (
     AT_1,
     AT_2,
     BATCH_1,
@@ -124,7 +126,7 @@ def assert_one_current_version_per_member(spark, dim_path: str, rows: int, membe
 def commit_between_the_plan_and_the_merge(monkeypatch, other_run) -> list[bool]:
     """Make `other_run` commit after this run has planned dim_member's MERGE and before the MERGE starts:
     the interleaving two drivers meet only sometimes. Returns a list that is non-empty once it happened."""
-    real_materialise = member_merge.materialise
+    real_materialise = merge_dim_member.materialise
     happened: list[bool] = []
 
     def materialise_then_let_the_other_run_commit(df):
@@ -134,7 +136,7 @@ def commit_between_the_plan_and_the_merge(monkeypatch, other_run) -> list[bool]:
             other_run()
         return planned
 
-    monkeypatch.setattr(member_merge, "materialise", materialise_then_let_the_other_run_commit)
+    monkeypatch.setattr(merge_dim_member, "materialise", materialise_then_let_the_other_run_commit)
     return happened
 
 

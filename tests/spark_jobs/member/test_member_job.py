@@ -1,4 +1,4 @@
-"""Tests of the member_merge job (lakehouse_jobs.member_merge).
+"""Tests of the member_merge job (lakehouse_jobs.member).
 
 unit: the pure functions on small in-memory DataFrames (and plain Python for the lookups).
 integration: `main()` end to end on local files: Parquet batch + manifest in, Delta tables + result out.
@@ -22,10 +22,13 @@ from pyspark.sql import types as T
 
 from include.extract.schema_drift import schema_hash, schema_json
 from include.reconcile import ReconciliationError, commit_info, reconcile_batch
-from lakehouse_jobs import member_merge, pii
+from lakehouse_jobs import pii
 from lakehouse_jobs.batch import BatchError, read_batch
 from lakehouse_jobs.contracts import MEMBER, arrow_schema, spark_schema
 from lakehouse_jobs.manifest import BatchManifest
+from lakehouse_jobs.member import clean, schema, validate
+from lakehouse_jobs.member import job as member_merge
+from lakehouse_jobs.results import MemberMergeResult
 
 TODAY = date(2026, 11, 26)
 # as Spark reads a batch: file sources make every field nullable, so a job must cope with a null key
@@ -61,7 +64,7 @@ def member_row(n: int, **changes: object) -> tuple:
         "registration_date_raw": None,  # set only when the source date had no calendar equivalent
     }
     row.update(changes)
-    return tuple(row[c] for c in member_merge.SOURCE_COLUMNS)
+    return tuple(row[c] for c in schema.SOURCE_COLUMNS)
 
 
 @pytest.mark.unit
@@ -98,13 +101,13 @@ def test_clean_members_normalises_and_keeps_raw_row(spark):
         ],
         T.StructType(
             [T.StructField(c, T.DateType() if c == "registration_date" else T.StringType())
-             for c in member_merge.MEMBER_COLUMNS]
+             for c in schema.MEMBER_COLUMNS]
         ),
     )
 
-    cleaned = member_merge.clean_members(raw)
+    cleaned = clean.clean_members(raw)
 
-    assert_df_equality(cleaned.select(*member_merge.MEMBER_COLUMNS), expected, ignore_row_order=True)
+    assert_df_equality(cleaned.select(*schema.MEMBER_COLUMNS), expected, ignore_row_order=True)
     assert_df_equality(cleaned.select("_raw.*"), raw, ignore_row_order=True)
     assert {r["member_id"]: r["_email_error"] for r in cleaned.collect()} == {
         member_id(1): None, member_id(2): None, member_id(3): None, member_id(5): None,
@@ -147,7 +150,7 @@ def test_split_gives_each_bad_row_its_first_reason(spark):
     }
     raw = spark.createDataFrame([row for row, _ in rows_and_reasons], SOURCE_ROW_SCHEMA)
 
-    valid, quarantine = member_merge.split_valid_quarantine(member_merge.clean_members(raw), TODAY)
+    valid, quarantine = validate.split_valid_quarantine(clean.clean_members(raw), TODAY)
 
     expected_quarantine = spark.createDataFrame(
         [row + (reason, details.get(row[0])) for row, reason in rows_and_reasons if reason],
@@ -186,7 +189,7 @@ def write_batch(landing: Path, batch_id: str, rows: list[tuple],
     batch_dir.mkdir(parents=True)
     data_file = batch_dir / "part-00000.parquet"
     schema = arrow_schema(MEMBER, landed=True)
-    records = [dict(zip(member_merge.SOURCE_COLUMNS, row)) for row in rows]
+    records = [dict(zip(schema.SOURCE_COLUMNS, row)) for row in rows]
     pq.write_table(pa.Table.from_pylist(records, schema=schema), data_file)
     content = data_file.read_bytes()
     manifest = {
@@ -230,7 +233,7 @@ class Lake:
             "--tables-root", str(self.root),
             "--result-path", str(self.result_path(batch_id)),
             *options,
-        ], spark=spark)
+        ], spark=spark).to_dict()
 
     def reconcile(self, manifest_path: str, result: dict) -> dict:
         """What the DAG's reconcile task does, on local files: manifest + result + the commits' log entries."""
@@ -240,8 +243,9 @@ class Lake:
             return commit_info((Path(path) / "_delta_log" / f"{version:020d}.json").read_text())
 
         manifest = BatchManifest.from_json(Path(manifest_path).read_text())
-        return reconcile_batch(manifest, result, commit(self.table, result["delta_version"]),
-                               commit(self.dim, result["dim_member_version"]))
+        typed = MemberMergeResult.from_dict(result)
+        return reconcile_batch(manifest, typed, commit(self.table, typed.delta_version),
+                               commit(self.dim, typed.dim_member_version))
 
 
 def delta_version(spark, path: str) -> int:
@@ -263,7 +267,7 @@ def decrypted(spark, path: str, *columns: str):
     return pii.drop_keys(df)
 
 
-DIRECT = member_merge.DIRECT_COLUMNS  # first_name, last_name, email, phone_number, phone_e164, address
+DIRECT = schema.DIRECT_COLUMNS  # first_name, last_name, email, phone_number, phone_e164, address
 BATCH_1 = "extract_date=2026-11-20"
 BATCH_2 = "extract_date=2026-11-21"
 AT_1 = "2026-11-20T19:00:00+00:00"
@@ -309,7 +313,7 @@ def test_first_run_then_rerun_of_the_same_batch(spark, tmp_path):
         T.StructType(QUARANTINE_ROW_SCHEMA.fields + [T.StructField("batch_id", T.StringType())]),
     )
     assert_df_equality(
-        quarantine.select(*member_merge.SOURCE_COLUMNS, "quarantine_reason", "batch_id"),
+        quarantine.select(*schema.SOURCE_COLUMNS, "quarantine_reason", "batch_id"),
         expected_quarantine,
         ignore_nullable=True, ignore_metadata=True,
     )

@@ -1,4 +1,4 @@
-"""The invoice PDF parser (lakehouse_jobs.invoice_pdf): the brief's invoice field by field, 1,000 generated
+"""The invoice PDF parser (lakehouse_jobs.invoice.pdf): the brief's invoice field by field, 1,000 generated
 invoices round-tripped, wrapped descriptions and multi-page invoices, and a stable reason for every bad input."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dev.invoice_pdfs import (
     generate_invoices,
     render_invoice_pdf,
 )
-from lakehouse_jobs.invoice_document import (
+from lakehouse_jobs.invoice.document import (
     Adjustment,
     InvoiceDocument,
     InvoiceLine,
@@ -29,7 +29,7 @@ from lakehouse_jobs.invoice_document import (
     check_arithmetic,
     round_money,
 )
-from lakehouse_jobs.invoice_pdf import (
+from lakehouse_jobs.invoice.pdf import (
     REASONS,
     InvoiceParseError,
     extract_pages,

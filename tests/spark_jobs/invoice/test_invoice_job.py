@@ -1,4 +1,4 @@
-"""Tests of the invoice_load job (lakehouse_jobs.invoice_load): PDFs in, the invoice star schema out.
+"""Tests of the invoice_load job (lakehouse_jobs.invoice): PDFs in, the invoice star schema out.
 
 Two lakes, each loaded once per module (job runs are the expensive part; tests read what they produced):
 - ``golden``: the brief's invoice.pdf and two invoices made by hand (HK-00002, US-00001) whose expected
@@ -36,9 +36,11 @@ from pyspark.sql import functions as F
 
 from dev.invoice_pdfs import bad_inputs, generate_invoice, render_invoice_pdf, with_wrong_number, write_batch
 from include.extract.schema_drift import schema_hash, schema_json
-from lakehouse_jobs import invoice_load, pii
+from lakehouse_jobs import pii
 from lakehouse_jobs.delta import ensure_table
-from lakehouse_jobs.invoice_document import (
+from lakehouse_jobs.invoice import job as invoice_load
+from lakehouse_jobs.invoice import members, parse
+from lakehouse_jobs.invoice.document import (
     ADJUSTMENT_SIGNS,
     Adjustment,
     InvoiceDocument,
@@ -47,7 +49,7 @@ from lakehouse_jobs.invoice_document import (
     check_arithmetic,
     money_unit,
 )
-from lakehouse_jobs.invoice_tables import FOREIGN_KEYS, INVOICE_TABLES, PRIMARY_KEYS, UNIQUE_KEYS
+from lakehouse_jobs.invoice.tables import FOREIGN_KEYS, INVOICE_TABLES, PRIMARY_KEYS, UNIQUE_KEYS
 from lakehouse_jobs.manifest import FileList, ListedFile
 from lakehouse_jobs.tables import DIM_MEMBER, OPEN_END
 from tests.conftest import REPO_ROOT
@@ -115,7 +117,7 @@ class Lake:
         result_path = self.root / f"result-{state}.json"
         self.results[state] = invoice_load.main(
             [*source, "--member-cards", str(cards), "--tables-root", str(self.root / "delta"),
-             "--result-path", str(result_path), "--batch-id", f"test-{state}"], spark=spark)
+             "--result-path", str(result_path), "--batch-id", f"test-{state}"], spark=spark).to_dict()
         self.versions[state] = {t: DeltaTable.forPath(spark, self.path(t)).history(1).first()["version"]
                                 for t in INVOICE_TABLES}
         return self.results[state]
@@ -611,7 +613,7 @@ def test_result_file_is_the_returned_result(batch):
 
 @pytest.mark.unit
 def test_parse_invoice_file_gives_the_seed_invoice_with_its_allocation():
-    row = invoice_load.parse_invoice_file(SEED_PDF.read_bytes())
+    row = parse.parse_invoice_file(SEED_PDF.read_bytes())
     assert (row["status"], row["invoice_number"], row["discount_rate"], row["discount_amount"], row["tax_amount"]) == (
         "parsed", "HK-00001", Decimal("0.1"), Decimal("488.00"), None)
     assert [(line["discount_amount"], line["tax_amount"], line["net_amount"]) for line in row["lines"]] == [
@@ -621,14 +623,14 @@ def test_parse_invoice_file_gives_the_seed_invoice_with_its_allocation():
 
 @pytest.mark.unit
 def test_parse_invoice_file_quarantines_with_stable_codes():
-    assert invoice_load.parse_invoice_file(b"hello")["reason"] == "not_pdf"
-    unbalanced = invoice_load.parse_invoice_file(render_invoice_pdf(with_wrong_number(DOC_A, "total")))
+    assert parse.parse_invoice_file(b"hello")["reason"] == "not_pdf"
+    unbalanced = parse.parse_invoice_file(render_invoice_pdf(with_wrong_number(DOC_A, "total")))
     assert (unbalanced["status"], unbalanced["reason"], unbalanced["invoice_number"]) == (
         "quarantined", "total_mismatch", "HK-00002")
     assert unbalanced["detail"] == "; ".join(check_arithmetic(with_wrong_number(DOC_A, "total")))
     old = dataclasses.replace(DOC_A, invoice_date=dt.date(1999, 12, 31))
-    assert invoice_load.parse_invoice_file(render_invoice_pdf(old))["reason"] == "date_out_of_range"
-    redacted = invoice_load.redact("""seller: 'Chris Wong' and "O'Brien" on one line""")
+    assert parse.parse_invoice_file(render_invoice_pdf(old))["reason"] == "date_out_of_range"
+    redacted = parse.redact("""seller: 'Chris Wong' and "O'Brien" on one line""")
     assert redacted == "seller: '…' and '…' on one line"
 
 
@@ -654,7 +656,7 @@ def test_resolve_members_rules(spark):
         ("not-loaded", dt.date(2024, 5, 1), 3), ("ambiguous", dt.date(2024, 5, 1), 4),
     ], "invoice_number string, invoice_date date, member_card_number bigint")
     got = {r["invoice_number"]: (r["member_sk"], r["member_resolution"])
-           for r in invoice_load.resolve_members(invoices, cards, versions).collect()}
+           for r in members.resolve_members(invoices, cards, versions).collect()}
     assert got == {
         "on-the-boundary": (2, "resolved"), "first-version": (1, "resolved"),
         "in-a-gap": (2, "resolved_nearest_version"),  # the latest version that began before the date
@@ -669,11 +671,11 @@ def test_member_cards_read_as_numbers_from_bigint_or_text(spark, tmp_path):
     write_cards(tmp_path / "text", {42: M1}, as_text=True)
     pq.write_table(pa.table({"card_number": [" 0043 ", "x44"], "member_id": [M2.upper(), M2]}),
                    tmp_path / "text" / "part-00001.parquet")
-    cards = invoice_load.read_member_cards(spark, str(tmp_path / "text"))
+    cards = members.read_member_cards(spark, str(tmp_path / "text"))
     assert sorted(tuple(r) for r in cards.collect()) == [(Decimal(42), M1), (Decimal(43), M2)]
     pq.write_table(pa.table({"card": [1]}), tmp_path / "wrong.parquet")
     with pytest.raises(ValueError, match="lack"):
-        invoice_load.read_member_cards(spark, str(tmp_path / "wrong.parquet"))
+        members.read_member_cards(spark, str(tmp_path / "wrong.parquet"))
 
 
 @pytest.mark.unit
@@ -693,12 +695,24 @@ def test_member_cards_from_a_batch_manifest_read_exactly_its_files(spark, tmp_pa
         "created_at": "2026-11-26T19:00:00+00:00", "extracted_at": "2026-11-26T19:00:00+00:00",
     }
     (batch_dir / "_manifest.json").write_text(json.dumps(manifest))
-    cards = invoice_load.read_member_cards(spark, str(batch_dir / "_manifest.json"))
+    cards = members.read_member_cards(spark, str(batch_dir / "_manifest.json"))
     assert [tuple(r) for r in cards.collect()] == [(Decimal(42), M1)]
     overstated = manifest | {"row_count": 2, "files": [manifest["files"][0] | {"rows": 2}]}
     (batch_dir / "_manifest.json").write_text(json.dumps(overstated))
     with pytest.raises(ValueError, match="read 1 rows, manifest says 2"):
-        invoice_load.read_member_cards(spark, str(batch_dir / "_manifest.json"))
+        members.read_member_cards(spark, str(batch_dir / "_manifest.json"))
     (batch_dir / "_manifest.json").write_text(json.dumps(manifest | {"table": "member"}))
     with pytest.raises(ValueError, match="not member_card"):
-        invoice_load.read_member_cards(spark, str(batch_dir / "_manifest.json"))
+        members.read_member_cards(spark, str(batch_dir / "_manifest.json"))
+
+
+@pytest.mark.unit
+def test_member_cards_key_members_as_the_member_job_does(spark, tmp_path):
+    """The invoice load once trimmed spaces only (Spark's trim()), the member job every white space: a card
+    whose member_id came padded with a tab or a no-break space named no member of dim_member. The member
+    job's rule is the right one (it made the keys dim_member holds), so the cards use it too
+    (lakehouse_jobs.keys.member_key)."""
+    pq.write_table(pa.table({"card_number": [1, 2, 3], "member_id": [f"\t{M1}", f"{M2.upper()}\u00a0", " \u3000 "]}),
+                   tmp_path / "cards.parquet")
+    cards = members.read_member_cards(spark, str(tmp_path / "cards.parquet"))
+    assert sorted(tuple(r) for r in cards.collect()) == [(Decimal(1), M1), (Decimal(2), M2)]

@@ -1,4 +1,4 @@
-"""Invoice arithmetic and allocation (lakehouse_jobs.invoice_document): every check catches its mismatch, and
+"""Invoice arithmetic and allocation (lakehouse_jobs.invoice.document): every check catches its mismatch, and
 header adjustments split over lines sum exactly, stay proportional within one minor unit, and break ties by
 line order."""
 
@@ -13,7 +13,7 @@ from fractions import Fraction
 import pytest
 
 from dev.invoice_pdfs import generate_invoices, with_wrong_number
-from lakehouse_jobs.invoice_document import (
+from lakehouse_jobs.invoice.document import (
     CENT,
     Adjustment,
     InvoiceDocument,
