@@ -58,7 +58,8 @@ def run_ours(args, reader_kind: str) -> dict:
 
     if reader_kind == "connectorx":
         import connectorx  # noqa: F401  (imported lazily by the reader; here so import time is counted apart)
-    from include.extract.engine import connectorx_reader, extract_table
+    from include.extract.engine import extract_table
+    from include.extract.readers import connectorx_reader
     from lakehouse_jobs.contracts import MEMBER
 
     imported = time.perf_counter()

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.contenders import mysql_settings, mysql_url
-from include.extract.engine import connectorx_reader, stream_record_batches
+from include.extract.readers import connectorx_reader, stream_record_batches
 from include.extract.schema_drift import select_sql
 from lakehouse_jobs.contracts import MEMBER, arrow_schema
 
