@@ -31,7 +31,7 @@ DELTA_CONFLICTS = tuple(getattr(delta_exceptions, name) for name in CONFLICT_NAM
 def is_conflict(exc: BaseException) -> bool:
     """True for a Delta commit conflict, whether delta-spark converted it to its Python class or it
     arrives as the JVM's io.delta.exceptions.* inside a Py4JJavaError (as a MERGE's conflict does under
-    Spark 4.0 classic: measured in tests/spark_jobs/test_member_merge_faults.py)."""
+    Spark 4.0 classic: measured in tests/spark_jobs/member/test_member_job_faults.py)."""
     if isinstance(exc, DELTA_CONFLICTS):
         return True
     if isinstance(exc, Py4JJavaError):

@@ -26,8 +26,9 @@ from lakehouse_jobs import pii
 from lakehouse_jobs.batch import BatchError, read_batch
 from lakehouse_jobs.contracts import MEMBER, arrow_schema, spark_schema
 from lakehouse_jobs.manifest import BatchManifest
-from lakehouse_jobs.member import clean, schema, validate
+from lakehouse_jobs.member import clean, validate
 from lakehouse_jobs.member import job as member_merge
+from lakehouse_jobs.member import schema as member_schema
 from lakehouse_jobs.results import MemberMergeResult
 
 TODAY = date(2026, 11, 26)
@@ -64,7 +65,7 @@ def member_row(n: int, **changes: object) -> tuple:
         "registration_date_raw": None,  # set only when the source date had no calendar equivalent
     }
     row.update(changes)
-    return tuple(row[c] for c in schema.SOURCE_COLUMNS)
+    return tuple(row[c] for c in member_schema.SOURCE_COLUMNS)
 
 
 @pytest.mark.unit
@@ -101,13 +102,13 @@ def test_clean_members_normalises_and_keeps_raw_row(spark):
         ],
         T.StructType(
             [T.StructField(c, T.DateType() if c == "registration_date" else T.StringType())
-             for c in schema.MEMBER_COLUMNS]
+             for c in member_schema.MEMBER_COLUMNS]
         ),
     )
 
     cleaned = clean.clean_members(raw)
 
-    assert_df_equality(cleaned.select(*schema.MEMBER_COLUMNS), expected, ignore_row_order=True)
+    assert_df_equality(cleaned.select(*member_schema.MEMBER_COLUMNS), expected, ignore_row_order=True)
     assert_df_equality(cleaned.select("_raw.*"), raw, ignore_row_order=True)
     assert {r["member_id"]: r["_email_error"] for r in cleaned.collect()} == {
         member_id(1): None, member_id(2): None, member_id(3): None, member_id(5): None,
@@ -189,7 +190,7 @@ def write_batch(landing: Path, batch_id: str, rows: list[tuple],
     batch_dir.mkdir(parents=True)
     data_file = batch_dir / "part-00000.parquet"
     schema = arrow_schema(MEMBER, landed=True)
-    records = [dict(zip(schema.SOURCE_COLUMNS, row)) for row in rows]
+    records = [dict(zip(member_schema.SOURCE_COLUMNS, row)) for row in rows]
     pq.write_table(pa.Table.from_pylist(records, schema=schema), data_file)
     content = data_file.read_bytes()
     manifest = {
@@ -267,7 +268,7 @@ def decrypted(spark, path: str, *columns: str):
     return pii.drop_keys(df)
 
 
-DIRECT = schema.DIRECT_COLUMNS  # first_name, last_name, email, phone_number, phone_e164, address
+DIRECT = member_schema.DIRECT_COLUMNS  # first_name, last_name, email, phone_number, phone_e164, address
 BATCH_1 = "extract_date=2026-11-20"
 BATCH_2 = "extract_date=2026-11-21"
 AT_1 = "2026-11-20T19:00:00+00:00"
@@ -313,7 +314,7 @@ def test_first_run_then_rerun_of_the_same_batch(spark, tmp_path):
         T.StructType(QUARANTINE_ROW_SCHEMA.fields + [T.StructField("batch_id", T.StringType())]),
     )
     assert_df_equality(
-        quarantine.select(*schema.SOURCE_COLUMNS, "quarantine_reason", "batch_id"),
+        quarantine.select(*member_schema.SOURCE_COLUMNS, "quarantine_reason", "batch_id"),
         expected_quarantine,
         ignore_nullable=True, ignore_metadata=True,
     )

@@ -8,7 +8,8 @@ modules of lakehouse_jobs.invoice):
                  --member-cards s3://<landing>/member_card/.../_manifest.json
                  --tables-root s3://<lakehouse>/delta --result-path s3://<lakehouse>/_results/invoice/<run>.json
 
-Steps, each a function below (shapes in their docstrings):
+Steps, in ``load``; each a function of its module of lakehouse_jobs.invoice (files, parse, dimensions,
+members, facts, ledger; shapes in their docstrings):
 1. ``list_files``: the files a ``--manifest`` lists (lakehouse_jobs.manifest.FileList, written by the DAG's
    claim), every one of them, or every file under ``--incoming`` (recursively; for local use: Spark hides
    names starting with ``_`` or ``.`` and zero-byte files): path, size and modification time, without

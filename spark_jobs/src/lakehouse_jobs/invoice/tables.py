@@ -1,7 +1,7 @@
 """The retail invoice star schema (Kimball) in Delta, declared once: two fact tables, six dimensions and the
 job's two bookkeeping tables. ``invoice_load`` creates them with ``delta.ensure_table``;
 docs/invoice-star-schema.md specifies them (its column tables and ER diagram are checked against these
-declarations by tests/spark_jobs/test_invoice_tables.py).
+declarations by tests/spark_jobs/invoice/test_invoice_tables.py).
 
 Shape of the model (docs/invoice-star-schema.md says why):
 - ``fact_invoice_line``: one row per printed invoice line; ``fact_invoice``: one row per invoice (the
@@ -405,7 +405,7 @@ INVOICE_TABLES: dict[str, TableSpec] = {t.name: t for t in (
 
 # ---------------------------------------------------------------------------------------------- keys
 # Delta enforces none of these; the job keeps them (MERGE on the primary and natural keys, dimension rows
-# inserted before the facts that reference them) and tests/spark_jobs/test_invoice_load.py checks them on
+# inserted before the facts that reference them) and tests/spark_jobs/invoice/test_invoice_job.py checks them on
 # loaded data. informational_constraints_ddl() declares them to Unity Catalog.
 
 

@@ -1,10 +1,10 @@
 """Apply one published `member` batch to the Delta tables `member` (current state) and `dim_member` (SCD2).
 
-Entry point `member_merge` of the jobs wheel (``main``; each step a module of lakehouse_jobs.member): a
-Databricks `python_wheel_task`, run the same way by the
-local runner (spark_jobs/README.md).
+Entry point `member_merge` of the jobs wheel (``main``): a Databricks `python_wheel_task`, run the same
+way by the local runner (spark_jobs/README.md).
 
-Steps, each a function below:
+Steps, in ``apply_batch``; each is a function of its own module of lakehouse_jobs.member (plan, clean,
+validate, quarantine, protect, merge_dim_member, merge_member, table_facts, batches):
 1. ``read_manifest`` / ``read_batch``: the batch's ``_manifest.json`` (docs/conventions.md) and exactly the
    files it names, checked against it (sizes, row count).
 2. ``check_order``: refuse a batch extracted before the last one applied (history only moves forward).
@@ -30,7 +30,8 @@ Steps, each a function below:
 Cleaning rules:
 - All strings: leading/trailing whitespace trimmed; blank -> null. Nothing else is changed, so names in
   any script (CJK, emoji, combining accents) keep their exact bytes.
-- member_id: lower-cased, because UUID text is case-insensitive and the key must have one spelling.
+- member_id: lakehouse_jobs.keys.member_key (any Unicode white space trimmed, lower-cased), because UUID
+  text is case-insensitive and the key must have one spelling everywhere, the erasures included.
 - email: email-validator's normalised form (standardise.email_to_normalised: domain lower-cased and in
   Unicode, the local part's case kept but for role names like info@), internationalised addresses
   included. Null is allowed (the column is nullable); a non-null address the library rejects
