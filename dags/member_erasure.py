@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from include import settings
 from include.assets import MEMBER_TABLES, MEMBER_TABLES_POOL
@@ -57,8 +58,9 @@ def member_erasure():
         from include.erasure_landing import member_in_source
 
         if member_in_source(MySqlHook(mysql_conn_id=settings.MYSQL_CONN_ID), params["member_id"]):
-            raise RuntimeError("the member is still in members.member: delete it at the source first, or the next "
-                               "snapshot brings it back")
+            # a refusal, not a fault: retrying would only make the requester wait for the same answer
+            raise AirflowFailException("the member is still in members.member: delete it at the source first, or "
+                                       "the next snapshot brings it back")
 
     # the pool: never beside the landing expiry of the maintenance DAG; retries outlast an extract's lease
     # of a batch (30 minutes at most), which the erasure waits for (include/erasure_landing.py)
