@@ -9,11 +9,15 @@ PYTEST_ARGS ?=
 demo: up ## install, start the local stack, run the member and invoice pipelines, print what each loaded
 	@$(STACK) run python -m dev.demo
 
-test: lint up ## install, start the local stack, lint, run the whole suite (unit, integration, end-to-end)
-	@$(STACK) run python -m pytest $(PYTEST_ARGS)
+# The suite runs on the stack's test profile (its own database, buckets and Airflow; dev/stack.sh), so it never
+# reads or changes the demo's data; the slowest tests are listed at the end of every run.
+test: lint ## install, start the local stack's test profile, lint, run the whole suite (unit, integration, end-to-end)
+	@LAKEHOUSE_PROFILE=test $(STACK) start
+	@LAKEHOUSE_PROFILE=test $(STACK) run python -m pytest --durations=25 $(PYTEST_ARGS)
 
-lint: install ## ruff, with Airflow's AIR rules (pyproject.toml)
+lint: install ## ruff, with Airflow's AIR rules, and the import contracts (both in pyproject.toml)
 	@.venv/bin/ruff check .
+	@.venv/bin/lint-imports --no-logo --no-cache
 
 install:
 	@$(STACK) install

@@ -8,6 +8,12 @@
 #   dev/stack.sh status    what runs, where
 #   dev/stack.sh run CMD   run CMD with the stack's environment (.env + Airflow settings)
 #
+# LAKEHOUSE_PROFILE picks whose data: `demo` (the default, `make demo`) or `test` (`make test`). Both share
+# the servers (MariaDB, Postgres, MinIO, the runner); the test profile has its own MySQL database, buckets and
+# Airflow (home, metadata database, ports; the TEST_* names in .env), so no test reads or changes what the demo
+# loaded, and the DAGs run unchanged: only their connections and settings name other places, as between two
+# deployments. `start` starts the profile's Airflow beside the other's; `stop` and `status` cover both.
+#
 # Everything it starts belongs to this checkout: data and logs under .local/, downloads cached under
 # $LAKEHOUSE_CACHE (default ~/.cache/lakehouse-ref) so a second checkout on the same machine installs fast.
 set -euo pipefail
@@ -170,24 +176,54 @@ load_env() {
   set -a
   # shellcheck disable=SC1091
   . "$REPO/.env"
-  AIRFLOW_HOME=$STATE/airflow
+  LAKEHOUSE_PROFILE=${LAKEHOUSE_PROFILE:-demo}
+  LAKEHOUSE_STATE=$STATE
+  # Airflow's default ports for its log servers and the scheduler's health check, and every scheduled run
+  AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=8793
+  AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=8794
+  AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=8974
+  AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=True
+  case $LAKEHOUSE_PROFILE in
+    demo) AIRFLOW_NAME=airflow ;;
+    test)
+      [ -n "${TEST_MYSQL_DATABASE:-}" ] || die "TEST_* settings missing from .env: run 'dev/stack.sh install' (make test does)"
+      MYSQL_DATABASE=$TEST_MYSQL_DATABASE
+      LANDING_BUCKET=$TEST_LANDING_BUCKET
+      LAKEHOUSE_BUCKET=$TEST_LAKEHOUSE_BUCKET
+      AIRFLOW_API_PORT=$TEST_AIRFLOW_API_PORT
+      # .env's own connection lines once more, now that they expand to the test database
+      eval "$(grep -E '^AIRFLOW_CONN_[A-Z0-9_]+=' "$REPO/.env")"
+      AIRFLOW_NAME=airflow-test
+      # only the runs a test triggers: no scheduled or Asset-triggered run lands between a test's runs
+      AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False
+      # beside the demo's Airflow, which may be running
+      AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=8797
+      AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=8798
+      AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=8975
+      ;;
+    *) die "LAKEHOUSE_PROFILE=$LAKEHOUSE_PROFILE: expected demo or test" ;;
+  esac
+  # the profile's Airflow: process and log names, home and metadata database (airflow, airflow_test)
+  AIRFLOW_HOME=$STATE/$AIRFLOW_NAME
+  AIRFLOW_METADATA_DB=${AIRFLOW_NAME//-/_}
   AIRFLOW__CORE__DAGS_FOLDER=$REPO/dags
   AIRFLOW__CORE__PLUGINS_FOLDER=$REPO/plugins
   AIRFLOW__CORE__LOAD_EXAMPLES=False
   AIRFLOW__CORE__EXECUTOR=LocalExecutor
   AIRFLOW__CORE__PARALLELISM=4
-  AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://airflow:${AIRFLOW_METADATA_PASSWORD}@127.0.0.1:${AIRFLOW_METADATA_PORT}/airflow
+  AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://airflow:${AIRFLOW_METADATA_PASSWORD}@127.0.0.1:${AIRFLOW_METADATA_PORT}/${AIRFLOW_METADATA_DB}
   AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:${AIRFLOW_API_PORT}/execution/
   AIRFLOW__API__BASE_URL=http://127.0.0.1:${AIRFLOW_API_PORT}
   AIRFLOW__API__PORT=${AIRFLOW_API_PORT}
   AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=${AIRFLOW_ADMIN_USER}:admin
-  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$STATE/airflow/passwords.json
+  AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$AIRFLOW_HOME/passwords.json
   # new DAG files show up within seconds instead of the default five minutes
   AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=15
   AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True
   PYTHONPATH=$REPO${PYTHONPATH:+:$PYTHONPATH}
   PATH=$VENV/bin:$PATH
   set +a
+  export -n AIRFLOW_NAME AIRFLOW_METADATA_DB  # this script's own
 }
 
 # ---------------------------------------------------------------------------------------------- processes
@@ -294,11 +330,13 @@ start_postgres() {
       -o "-p $AIRFLOW_METADATA_PORT -c listen_addresses=127.0.0.1 -k /tmp" >/dev/null \
       || { tail -20 "$STATE/logs/postgres.log" >&2; die "postgres did not start"; }
   fi
-  PGPASSWORD=$AIRFLOW_METADATA_PASSWORD "$bin/psql" -h 127.0.0.1 -p "$AIRFLOW_METADATA_PORT" -U postgres -qtA \
-    -c "SELECT 1 FROM pg_database WHERE datname='airflow'" | grep -q 1 || {
-    PGPASSWORD=$AIRFLOW_METADATA_PASSWORD "$bin/psql" -h 127.0.0.1 -p "$AIRFLOW_METADATA_PORT" -U postgres -q \
-      -c "CREATE ROLE airflow LOGIN PASSWORD '$AIRFLOW_METADATA_PASSWORD'" -c "CREATE DATABASE airflow OWNER airflow"
-  }
+  local psql=("$bin/psql" -h 127.0.0.1 -p "$AIRFLOW_METADATA_PORT" -U postgres -q)
+  export PGPASSWORD=$AIRFLOW_METADATA_PASSWORD
+  "${psql[@]}" -tA -c "SELECT 1 FROM pg_roles WHERE rolname='airflow'" | grep -q 1 \
+    || "${psql[@]}" -c "CREATE ROLE airflow LOGIN PASSWORD '$AIRFLOW_METADATA_PASSWORD'"
+  "${psql[@]}" -tA -c "SELECT 1 FROM pg_database WHERE datname='$AIRFLOW_METADATA_DB'" | grep -q 1 \
+    || "${psql[@]}" -c "CREATE DATABASE $AIRFLOW_METADATA_DB OWNER airflow"
+  unset PGPASSWORD
 }
 
 start_minio() {
@@ -361,22 +399,23 @@ start_airflow() {
   mkdir -p "$AIRFLOW_HOME"
   printf '{"%s": "%s"}\n' "$AIRFLOW_ADMIN_USER" "$AIRFLOW_ADMIN_PASSWORD" >"$AIRFLOW_HOME/passwords.json"
   chmod 600 "$AIRFLOW_HOME/passwords.json"
-  if ! running airflow-api-server; then
-    say "airflow: migrating the metadata database (first time ~30 s)"
-    airflow db migrate >"$STATE/logs/airflow-migrate.log" 2>&1 || { tail -30 "$STATE/logs/airflow-migrate.log" >&2; die "airflow db migrate failed"; }
+  local migrate_log=$STATE/logs/$AIRFLOW_NAME-migrate.log
+  if ! running "$AIRFLOW_NAME-api-server"; then
+    say "$AIRFLOW_NAME: migrating the metadata database $AIRFLOW_METADATA_DB (first time ~30 s)"
+    airflow db migrate >"$migrate_log" 2>&1 || { tail -30 "$migrate_log" >&2; die "airflow db migrate failed"; }
   fi
   # the one slot every writer of the member tables takes, deferred tasks included (include/assets.py)
   airflow pools set lakehouse_member_tables 1 "writers of the member Delta tables" --include-deferred \
-    >>"$STATE/logs/airflow-migrate.log" 2>&1 || die "could not create the Airflow pool lakehouse_member_tables"
-  start_bg airflow-api-server "$AIRFLOW_API_PORT" airflow api-server --host 127.0.0.1 --port "$AIRFLOW_API_PORT" || true
+    >>"$migrate_log" 2>&1 || die "could not create the Airflow pool lakehouse_member_tables"
+  start_bg "$AIRFLOW_NAME-api-server" "$AIRFLOW_API_PORT" airflow api-server --host 127.0.0.1 --port "$AIRFLOW_API_PORT" || true
   # the other components listen on no port of ours; 0 skips the port check
   for c in scheduler dag-processor triggerer; do
-    running "airflow-$c" && { say "airflow-$c: already running"; continue; }
-    setsid nohup airflow "$c" >>"$STATE/logs/airflow-$c.log" 2>&1 </dev/null &
-    echo $! >"$(pidfile "airflow-$c")"
-    say "airflow-$c: starting (log: .local/logs/airflow-$c.log)"
+    running "$AIRFLOW_NAME-$c" && { say "$AIRFLOW_NAME-$c: already running"; continue; }
+    setsid nohup airflow "$c" >>"$STATE/logs/$AIRFLOW_NAME-$c.log" 2>&1 </dev/null &
+    echo $! >"$(pidfile "$AIRFLOW_NAME-$c")"
+    say "$AIRFLOW_NAME-$c: starting (log: .local/logs/$AIRFLOW_NAME-$c.log)"
   done
-  wait_for airflow-api-server 120 http_ok "http://127.0.0.1:$AIRFLOW_API_PORT/api/v2/monitor/health"
+  wait_for "$AIRFLOW_NAME-api-server" 120 http_ok "http://127.0.0.1:$AIRFLOW_API_PORT/api/v2/monitor/health"
 }
 
 cmd_start() {
@@ -391,7 +430,7 @@ cmd_start() {
   deploy_jobs
   start_runner
   start_airflow
-  say "stack is up: Airflow http://127.0.0.1:$AIRFLOW_API_PORT (user $AIRFLOW_ADMIN_USER, password in .env)"
+  say "stack is up ($LAKEHOUSE_PROFILE profile): Airflow http://127.0.0.1:$AIRFLOW_API_PORT (user $AIRFLOW_ADMIN_USER, password in .env)"
 }
 
 stop_one() {
@@ -407,9 +446,11 @@ stop_one() {
 }
 
 cmd_stop() {
-  for n in airflow-scheduler airflow-triggerer airflow-dag-processor airflow-api-server databricks-runner minio mariadb; do
-    stop_one "$n"
+  local af
+  for af in airflow airflow-test; do
+    for n in scheduler triggerer dag-processor api-server; do stop_one "$af-$n"; done
   done
+  for n in databricks-runner minio mariadb; do stop_one "$n"; done
   local data; data=$(cat "$STATE/run/postgres.datadir" 2>/dev/null || true)
   if [ -n "$data" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     say "postgres: stopping"; runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$data" -m fast stop >/dev/null
@@ -418,13 +459,13 @@ cmd_stop() {
 }
 
 cmd_status() {
-  for n in mariadb minio databricks-runner airflow-api-server airflow-scheduler airflow-dag-processor airflow-triggerer; do
-    if running "$n"; then printf '  %-22s running (pid %s)\n' "$n" "$(cat "$(pidfile "$n")")"
-    else printf '  %-22s stopped\n' "$n"; fi
+  for n in mariadb minio databricks-runner {airflow,airflow-test}-{api-server,scheduler,dag-processor,triggerer}; do
+    if running "$n"; then printf '  %-27s running (pid %s)\n' "$n" "$(cat "$(pidfile "$n")")"
+    else printf '  %-27s stopped\n' "$n"; fi
   done
   local data; data=$(cat "$STATE/run/postgres.datadir" 2>/dev/null || true)
   if [ -n "$data" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-    printf '  %-22s running\n' postgres; else printf '  %-22s stopped\n' postgres; fi
+    printf '  %-27s running\n' postgres; else printf '  %-27s stopped\n' postgres; fi
 }
 
 case "${1:-}" in

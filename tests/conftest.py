@@ -1,8 +1,10 @@
-"""Fixtures for the whole test suite: the repository root and one local SparkSession per test session."""
+"""Fixtures for the whole test suite: the repository root, one local SparkSession per test session, and the
+check that a session on the stack's test profile leaves the demo's data as it found it."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import logging
 import os
 import secrets
@@ -53,3 +55,30 @@ def spark(repo_root: Path) -> Iterator[SparkSession]:
     session = builder.getOrCreate()
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_data_untouched(request) -> Iterator[None]:
+    """On the test profile (`make test`), with any test that uses services: the demo profile's database and
+    buckets hold at the end of the session exactly what they held at its start (tests/services.demo_data).
+    The buckets are compared only when the demo's own Airflow ran nothing meanwhile: its scheduled runs rightly
+    change them. A difference fails the session's last test, at its teardown."""
+    items = request.session.items
+    if os.environ.get("LAKEHOUSE_PROFILE") != "test" or all(i.get_closest_marker("unit") for i in items):
+        yield
+        return
+    # not at the top: pytest_plugins imports tests.services after this module, so that its asserts are rewritten
+    from tests.services import demo_airflow_active_since, demo_data, demo_profile_names
+
+    mysql_root, s3 = request.getfixturevalue("mysql_root"), request.getfixturevalue("s3")
+    demo = demo_profile_names()
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    before = demo_data(mysql_root, s3, demo)
+    yield
+    after = demo_data(mysql_root, s3, demo)
+    changed = [part for part in ("mysql", "s3") if after[part] != before[part]]
+    if "s3" in changed and demo_airflow_active_since(demo, started):
+        changed.remove("s3")
+    if changed:
+        pytest.fail(f"the suite changed the demo's data ({', '.join(changed)}): database {demo['MYSQL_DATABASE']}, "
+                    f"buckets {demo['LANDING_BUCKET']}, {demo['LAKEHOUSE_BUCKET']}", pytrace=False)

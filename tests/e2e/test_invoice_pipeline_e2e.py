@@ -1,8 +1,8 @@
 """The invoice pipeline driven as a user drives it: PDFs put under the incoming prefix, the DAG run to success,
 then the facts, the ledger and the quarantine read back from the Delta tables on MinIO.
 
-Other files may share the batch (the demo's, a newcomer's), and an hourly run may claim the files before the
-run this test follows: the test finds its files by the batch's file list, whichever run claimed them."""
+It runs on the stack's test profile (tests/e2e/conftest.py): its landing bucket holds only what the suite puts
+there, and its Airflow runs only the runs a test triggers, so the run this test triggers claims every file."""
 
 from __future__ import annotations
 
@@ -13,24 +13,17 @@ from decimal import Decimal
 import pytest
 from pyspark.sql import functions as F
 
-from dev import demo_invoices
-from dev.airflow_api import AirflowApi
 from dev.bootstrap import s3_client
 from dev.invoice_pdfs import generate_invoice, not_a_pdf, render_invoice_pdf
 from include import layout, settings
 from include.invoice_landing import BATCHES_PREFIX, INCOMING_PREFIX, OPEN_PREFIX
 from lakehouse_jobs.manifest import FILE_LIST_NAME, FileList
-from tests.services import require_env, require_port
+from tests.e2e.conftest import run_to_success
 
 pytestmark = pytest.mark.e2e
+
+DAG_ID = "invoice_pipeline"
 EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # of zero bytes
-
-
-@pytest.fixture(scope="module")
-def api():
-    env = require_env("AIRFLOW_API_PORT", "AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD")
-    require_port("the Airflow api-server", "127.0.0.1", int(env["AIRFLOW_API_PORT"]))
-    return AirflowApi()
 
 
 def claimed_paths(s3, source_keys: set[str]) -> dict[str, str]:
@@ -59,15 +52,10 @@ def test_new_invoices_are_loaded_and_bad_files_quarantined(api, spark):
         s3.put_object(Bucket=settings.LANDING_BUCKET, Key=INCOMING_PREFIX + name, Body=body)
     sources = {INCOMING_PREFIX + name for name in files}
 
-    paths: dict[str, str] = {}
-    for _ in range(2):  # the run followed may have claimed before the upload: then the next one takes them
-        run_id = demo_invoices.follow_or_trigger(api)
-        state = api.wait_for_run(demo_invoices.DAG_ID, run_id, timeout=1500)
-        assert state == "success", f"invoice_pipeline run {run_id} ended {state}"
-        if (paths := claimed_paths(s3, sources)) and not s3.list_objects_v2(
-                Bucket=settings.LANDING_BUCKET, Prefix=INCOMING_PREFIX + "e2e").get("KeyCount"):
-            break
+    run_to_success(api, DAG_ID, f"e2e__{stamp}", timeout=1500)
+    paths = claimed_paths(s3, sources)
     assert set(paths) == sources, f"claimed {sorted(paths)}, expected {sorted(sources)}"
+    assert not s3.list_objects_v2(Bucket=settings.LANDING_BUCKET, Prefix=INCOMING_PREFIX).get("KeyCount")
     # the run checked its batch to the end: no batch is left open for the next claim to list again
     assert not s3.list_objects_v2(Bucket=settings.LANDING_BUCKET, Prefix=OPEN_PREFIX).get("KeyCount")
 

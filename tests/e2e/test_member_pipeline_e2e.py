@@ -1,5 +1,6 @@
-"""The member pipeline driven as a user drives it: `airflow dags trigger` on the running stack, success
-observed through the REST API, then every count checked against where the data really is."""
+"""The member pipeline driven as a user drives it: `airflow dags trigger` on the running stack (its test
+profile, tests/e2e/conftest.py), success observed through the REST API, then every count checked against where
+the data really is. One run and its replay are shared by the module's tests; the erasure test comes last."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import datetime as dt
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -16,75 +18,96 @@ from airflow.providers.databricks.hooks.databricks import DatabricksHook
 from delta.tables import DeltaTable
 
 from dev import pii_scan
-from dev.airflow_api import AirflowApi, trigger
+from dev.airflow_api import AirflowApi
 from dev.demo_report import counts_for_run, task_result
+from dev.seed_members import DIRTY_MEMBERS
 from include import layout
 from include.databricks_runs import member_merge_run
 from lakehouse_jobs import pii
 from lakehouse_jobs.tables import TABLES
-from tests.services import require_env, require_port
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.e2e.conftest import SOURCE_ROWS, run_to_success, trigger
 
 pytestmark = pytest.mark.e2e
 
 DAG_ID = "member_pipeline"
 
 
+@dataclass(frozen=True)
+class DeltaState:
+    """The member table after a run: rows, member_ids held more than once, latest version."""
+
+    rows: int
+    duplicates: int
+    version: int
+
+
+@dataclass(frozen=True)
+class MemberRuns:
+    """One run of the DAG and a replay of the same interval; counts are dev/demo_report.counts_for_run's."""
+
+    first_id: str
+    replay_id: str
+    first: dict
+    replay: dict
+    after_first: DeltaState
+    after_replay: DeltaState
+
+
 @pytest.fixture(scope="module")
-def api():
-    env = require_env("AIRFLOW_API_PORT", "AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD")
-    require_port("the Airflow api-server", "127.0.0.1", int(env["AIRFLOW_API_PORT"]))
-    api = AirflowApi()
-    api.wait_for_dag(DAG_ID)
-    return api
+def runs(api, spark) -> MemberRuns:
+    """The module's one end-to-end run and its replay, which every test below checks from its own angle (the
+    runs take minutes; what each test reads takes seconds)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    first_id, replay_id = f"e2e__{stamp}__first", f"e2e__{stamp}__replay"
+    run_to_success(api, DAG_ID, first_id)
+    first, after_first = counts_for_run(api, DAG_ID, first_id), delta_state(spark)
+    run_to_success(api, DAG_ID, replay_id)
+    return MemberRuns(first_id, replay_id, first, counts_for_run(api, DAG_ID, replay_id), after_first,
+                      delta_state(spark))
 
 
-def run_to_success(api: AirflowApi, run_id: str) -> None:
-    trigger(DAG_ID, run_id)
-    state = api.wait_for_run(DAG_ID, run_id, timeout=900)
-    if state != "success":
-        details = []
-        for task, task_state in api.task_states(DAG_ID, run_id).items():
-            if task_state != "success":
-                r = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task}/logs/1?full_content=true")
-                details.append(f"--- {task}: {task_state}\n{r.text[-3000:]}")
-        pytest.fail(f"run {run_id} ended {state}\n" + "\n".join(details))
-
-
-def delta_state(spark):
+def delta_state(spark) -> DeltaState:
     table = spark.read.format("delta").load(layout.delta_table_uri("member"))
     version = DeltaTable.forPath(spark, layout.delta_table_uri("member")).history(1).collect()[0]["version"]
     duplicates = table.groupBy("member_id").count().filter("count > 1").count()
-    return table.count(), duplicates, version
+    return DeltaState(table.count(), duplicates, version)
 
 
-def test_trigger_twice_same_interval(api, spark):
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-
-    run_to_success(api, f"e2e__{stamp}__first")
-    first = counts_for_run(api, DAG_ID, f"e2e__{stamp}__first")
-    delta_rows, duplicates, version = delta_state(spark)
-    assert first["mysql_rows"] > 0
+def test_the_run_loads_exactly_the_test_source(runs):
+    """Every count agrees from MySQL to Delta, and the batch is the test source alone (tests/e2e/conftest.py):
+    no member anyone added to the demo's database reaches it."""
+    first = runs.first
+    assert first["mysql_rows"] == SOURCE_ROWS + len(DIRTY_MEMBERS)
     assert first["mysql_rows"] == first["manifest_rows"] == first["parquet_rows"]
     assert first["manifest_rows"] == first["unchanged_rows"] + first["valid_rows"] + first["quarantined_rows"]
-    assert first["delta_rows"] == delta_rows == first["dim_member_current_rows"]
-    assert duplicates == 0
+    assert first["delta_rows"] == runs.after_first.rows == first["dim_member_current_rows"]
+    assert runs.after_first.duplicates == 0
 
-    run_to_success(api, f"e2e__{stamp}__second")
-    second = counts_for_run(api, DAG_ID, f"e2e__{stamp}__second")
-    delta_rows_again, duplicates, version_again = delta_state(spark)
-    assert second["batch_id"] == first["batch_id"], "both runs cover the same interval"
+
+def test_a_replay_of_the_interval_commits_nothing(runs):
+    first, replay = runs.first, runs.replay
+    assert replay["batch_id"] == first["batch_id"], "both runs cover the same interval"
     same = ("mysql_rows", "manifest_rows", "parquet_rows", "quarantined_rows", "delta_rows", "dim_member_rows")
-    assert {k: second[k] for k in same} == {k: first[k] for k in same}
+    assert {k: replay[k] for k in same} == {k: first[k] for k in same}
     # the replay found every valid row unchanged: nothing was processed again, nothing committed
-    assert second["unchanged_rows"] == second["manifest_rows"] - second["quarantined_rows"]
-    assert (second["delta_version"], second["dim_member_version"]) == (None, None)
-    assert (delta_rows_again, duplicates, version_again) == (delta_rows, 0, version)
+    assert replay["unchanged_rows"] == replay["manifest_rows"] - replay["quarantined_rows"]
+    assert (replay["delta_version"], replay["dim_member_version"]) == (None, None)
+    assert runs.after_replay == DeltaState(runs.after_first.rows, 0, runs.after_first.version)
 
-    assert_no_secret_leaves_the_cluster(api, [f"e2e__{stamp}__first", f"e2e__{stamp}__second"])
-    assert_dirty_rows_handled(spark, first)
+
+def test_no_secret_leaves_the_cluster(api, runs):
+    assert_no_secret_leaves_the_cluster(api, [runs.first_id, runs.replay_id])
+
+
+def test_dirty_rows_are_quarantined_or_standardised(spark, runs):
+    assert_dirty_rows_handled(spark, runs.first)
+
+
+def test_tables_hold_no_plaintext_pii(runs):
     assert_tables_hold_no_plaintext_pii()
+
+
+def test_tables_are_the_declared_ones(spark, runs):
     assert_declared_tables(spark)
 
 
@@ -179,7 +202,8 @@ def assert_no_secret_leaves_the_cluster(api: AirflowApi, run_ids: list[str]) -> 
 def runner_driver_logs(databricks_run_id: int) -> list[Path]:
     """The driver logs of one run of the stack's local runner (its state dir, dev/databricks_runner)."""
     run = DatabricksHook(databricks_conn_id="databricks_default").get_run(databricks_run_id)
-    return [REPO / ".local" / "databricks_runner" / "tasks" / str(t["run_id"]) / "driver.log" for t in run["tasks"]]
+    tasks = Path(os.environ["LAKEHOUSE_STATE"]) / "databricks_runner" / "tasks"
+    return [tasks / str(t["run_id"]) / "driver.log" for t in run["tasks"]]
 
 
 def assert_driver_logs_clean(paths: list[Path], secrets: dict[str, str]) -> None:
@@ -192,16 +216,13 @@ def assert_driver_logs_clean(paths: list[Path], secrets: dict[str, str]) -> None
         assert not found, f"plaintext {found} in {path}"
 
 
-def test_a_failing_job_leaks_nothing(api):
-    """The failure path: the DAG's own run JSON for the latest batch, with a quarantine limit of 0, so the
-    job fails after it has read, hashed and encrypted the batch. The error reaches runs/get-output; no key
+def test_a_failing_job_leaks_nothing(runs):
+    """The failure path: the DAG's own run JSON for the shared run's batch, with a quarantine limit of 0, so
+    the job fails after it has read, hashed and encrypted the batch. The error reaches runs/get-output; no key
     or plaintext PII reaches it or the driver log."""
-    latest = sorted(r["dag_run_id"] for r in api.get(f"dags/{DAG_ID}/dagRuns?limit=100&state=success")
-                    .json()["dag_runs"])
-    assert latest, "needs a successful run of the DAG first (test_trigger_twice_same_interval)"
-    batch_id = task_result(api, DAG_ID, latest[-1], "extract_members")["batch_id"]
     run = json.loads(jinja2.Environment().from_string(json.dumps(
-        member_merge_run(batch_id, max_quarantine_ratio="0"))).render(ti={"dag_id": DAG_ID, "task_id": "e2e"}))
+        member_merge_run(runs.first["batch_id"], max_quarantine_ratio="0"))).render(
+        ti={"dag_id": DAG_ID, "task_id": "e2e"}))
     hook = DatabricksHook(databricks_conn_id="databricks_default")
     run_id = hook.submit_run(run)
     deadline = time.monotonic() + 600
@@ -217,18 +238,6 @@ def test_a_failing_job_leaks_nothing(api):
     assert_driver_logs_clean(runner_driver_logs(run_id), secrets)
 
 
-def run_dag_to_success(api: AirflowApi, dag_id: str, run_id: str, conf: dict | None = None) -> None:
-    trigger(dag_id, run_id, conf)
-    state = api.wait_for_run(dag_id, run_id, timeout=900)
-    if state != "success":
-        details = []
-        for task, task_state in api.task_states(dag_id, run_id).items():
-            if task_state != "success":
-                r = api.get(f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task}/logs/1?full_content=true")
-                details.append(f"--- {task}: {task_state}\n{r.text[-3000:]}")
-        pytest.fail(f"{dag_id} run {run_id} ended {state}\n" + "\n".join(details))
-
-
 def landing_files_holding(needles: set[bytes]) -> list[str]:
     s3 = pii_scan.s3_client()
     hits = []
@@ -240,10 +249,11 @@ def landing_files_holding(needles: set[bytes]) -> list[str]:
     return hits
 
 
-def test_erasure_removes_a_member_everywhere_and_maintenance_runs(api, spark, mysql_root):
-    """After the member pipeline ran (the test above): a member deleted at the source, then erased by the
-    DAG, is in no landing batch, no table version and no table file; a rerun is harmless; the maintenance
-    DAG, scheduled on the member tables' Assets, runs beside nothing and succeeds."""
+def test_erasure_removes_a_member_everywhere_and_maintenance_runs(api, spark, mysql_root, runs):
+    """Last, as it changes the source and the tables the tests above read: after the shared run, a member
+    deleted at the source, then erased by the DAG, is in no landing batch, no table version and no table file;
+    a rerun is harmless; the maintenance DAG, scheduled on the member tables' Assets, runs beside nothing and
+    succeeds."""
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     dim = decrypted(spark, "dim_member", "email", "phone_number", "address")
     victim = dim.where("is_current AND first_name_enc IS NOT NULL").orderBy("member_id").first()
@@ -259,6 +269,8 @@ def test_erasure_removes_a_member_everywhere_and_maintenance_runs(api, spark, my
     # still at the source: refused, nothing touched
     trigger("member_erasure", f"e2e__{stamp}__refused", {"member_id": member_id})
     assert api.wait_for_run("member_erasure", f"e2e__{stamp}__refused", timeout=600) == "failed"
+    check = api.get(f"dags/member_erasure/dagRuns/e2e__{stamp}__refused/taskInstances/check_source").json()
+    assert (check["state"], check["try_number"]) == ("failed", 1), "a refusal is final: no retry"
     assert spark.read.format("delta").load(layout.delta_table_uri("member")).count() == members_before
 
     mysql_root.cursor().execute(f"DELETE FROM {os.environ['MYSQL_DATABASE']}.member WHERE member_id = %s",
@@ -270,7 +282,7 @@ def test_erasure_removes_a_member_everywhere_and_maintenance_runs(api, spark, my
                      .select("email_hash").where("email_hash IS NOT NULL").collect()}
     needles -= shared | others_hashes
     assert member_id.encode() in needles and len(needles) > 3
-    run_dag_to_success(api, "member_erasure", f"e2e__{stamp}__erase", {"member_id": member_id})
+    run_to_success(api, "member_erasure", f"e2e__{stamp}__erase", {"member_id": member_id})
 
     verified = task_result(api, "member_erasure", f"e2e__{stamp}__erase", "verify")
     assert verified["rows_removed"]["member"] == 1 and verified["rows_left"] == {
@@ -282,11 +294,11 @@ def test_erasure_removes_a_member_everywhere_and_maintenance_runs(api, spark, my
     # the request log holds a hash, not the id
     assert not pii_scan.scan({member_id.encode(): "member_id"}, tables=("erasure_requests",)).found
 
-    run_dag_to_success(api, "member_erasure", f"e2e__{stamp}__again", {"member_id": member_id})
+    run_to_success(api, "member_erasure", f"e2e__{stamp}__again", {"member_id": member_id})
     again = task_result(api, "member_erasure", f"e2e__{stamp}__again", "verify")
     assert again["rows_removed"] == {"member": 0, "dim_member": 0, "member_quarantine": 0}
 
-    run_dag_to_success(api, "lakehouse_maintenance", f"e2e__{stamp}__maintenance")
+    run_to_success(api, "lakehouse_maintenance", f"e2e__{stamp}__maintenance")
     consumers = {d["dag_id"] for a in api.get("assets?limit=100").json()["assets"]
                  if a["name"] == "delta_member" for d in a.get("scheduled_dags", [])}
     assert "lakehouse_maintenance" in consumers
