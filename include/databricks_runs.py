@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from include import invoice_landing, layout, settings
 from include.landing.layout import manifest_uri
 from include.settings import DatabricksSettings
-from lakehouse_jobs.results import ErasureParams, InvoiceLoadParams, MaintenanceParams, MemberMergeParams
+from lakehouse_jobs.results import ErasureParams, InvoiceLoadParams, JobParams, MaintenanceParams, MemberMergeParams
 
 PACKAGE_NAME = "lakehouse_jobs"  # the import name of the spark_jobs wheel
 DEFAULT_SPARK_CONF = {"spark.sql.session.timeZone": "UTC"}
@@ -109,6 +109,13 @@ def wheel_run(task_key: str, entry_point: str, named_parameters: Mapping[str, st
     return run
 
 
+def job_run(params: JobParams, label: str, db: DatabricksSettings | None) -> dict:
+    """The run of one of this project's jobs: its entry point as the task, its parameters as the job parses
+    them, named "<entry point> <label>". Every job of the wheel uses `spark._jvm`, so each is classic-only."""
+    return wheel_run(params.ENTRY_POINT, params.ENTRY_POINT, params.to_args(),
+                     run_name=f"{params.ENTRY_POINT} {label}", classic_only=True, db=db)
+
+
 def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
                      max_delete_ratio: str = "0.05", max_quarantine_ratio: str = "0.05") -> dict:
     """The run that applies one landed member batch to the Delta tables `member` and `dim_member`.
@@ -122,14 +129,7 @@ def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
         result_path=layout.result_uri("member", batch_id), max_delete_ratio=max_delete_ratio,
         max_quarantine_ratio=max_quarantine_ratio,
     )
-    return wheel_run(
-        "member_merge",
-        params.ENTRY_POINT,
-        params.to_args(),
-        run_name=f"member_merge {batch_id}",
-        classic_only=True,
-        db=db,
-    )
+    return job_run(params, batch_id, db)
 
 
 def invoice_load_run(batch_id: str, member_cards_batch_id: str, db: DatabricksSettings | None = None) -> dict:
@@ -142,14 +142,7 @@ def invoice_load_run(batch_id: str, member_cards_batch_id: str, db: DatabricksSe
         member_cards=manifest_uri("member_card", member_cards_batch_id), tables_root=layout.delta_root_uri(),
         batch_id=batch_id, result_path=layout.result_uri("invoice", batch_id),
     )
-    return wheel_run(
-        "invoice_load",
-        params.ENTRY_POINT,
-        params.to_args(),
-        run_name=f"invoice_load {batch_id}",
-        classic_only=True,
-        db=db,
-    )
+    return job_run(params, batch_id, db)
 
 
 def member_erasure_run(member_id: str, request_id: str, landing: str, db: DatabricksSettings | None = None) -> dict:
@@ -159,25 +152,11 @@ def member_erasure_run(member_id: str, request_id: str, landing: str, db: Databr
         member_id=member_id, tables_root=layout.delta_root_uri(), request_id=request_id, landing=landing,
         result_path=layout.result_uri("member_erasure", request_id),
     )
-    return wheel_run(
-        "member_erasure",
-        params.ENTRY_POINT,
-        params.to_args(),
-        run_name=f"member_erasure {request_id}",
-        classic_only=True,
-        db=db,
-    )
+    return job_run(params, request_id, db)
 
 
 def table_maintenance_run(request_id: str, db: DatabricksSettings | None = None) -> dict:
     """The run that OPTIMIZEs and VACUUMs (7-day retention) every Delta table (lakehouse_jobs.maintenance)."""
     params = MaintenanceParams(tables_root=layout.delta_root_uri(),
                                result_path=layout.result_uri("table_maintenance", request_id))
-    return wheel_run(
-        "table_maintenance",
-        params.ENTRY_POINT,
-        params.to_args(),
-        run_name=f"table_maintenance {request_id}",
-        classic_only=True,
-        db=db,
-    )
+    return job_run(params, request_id, db)
