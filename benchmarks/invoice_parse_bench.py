@@ -4,15 +4,15 @@
     python -m benchmarks.invoice_parse_bench --invoices 60 --repeats 3   # a quick look
     python -m benchmarks.invoice_parse_bench --json /tmp/invoice-bench.json
 
-The question (issue 12): which PDF library should ``lakehouse_jobs.invoice.pdf`` use, given a target of 30
+The question (issue 12): which PDF library should ``lakehouse_jobs.invoice.text_layer`` use, given a target of 30
 invoices per second on 2 cores end to end including Spark, i.e. a parser well under ~30 ms per invoice per
 core? Contenders, each given the PDF's bytes:
 
-- ``pdfium text``: ``invoice_pdf.extract_pages``, PDFium's characters with their boxes (pypdfium2);
+- ``pdfium text``: ``text_layer.extract_pages``, PDFium's characters with their boxes (pypdfium2);
 - ``plumber text``: pdfplumber's characters (pdfminer.six) converted to the same ``PageText``;
 - ``plumber words``: pdfplumber's ``extract_words()`` per page, what a pdfplumber-based parser would start
   from;
-- ``pdfium parse`` and ``plumber parse``: the whole parse, ``invoice_pdf.parse_pages`` over either text
+- ``pdfium parse`` and ``plumber parse``: the whole parse, ``pdf.parse_pages`` over either text
   layer, so the two differ only in the library.
 
 Inputs: the brief's invoice (tests/data/invoice.pdf) and ``--invoices`` synthetic ones from
@@ -41,7 +41,8 @@ from pathlib import Path
 import pdfplumber
 
 from dev.invoice_pdfs import generate_invoices, render_invoice_pdf
-from lakehouse_jobs.invoice.pdf import Char, PageText, extract_pages, parse_invoice_pdf, parse_pages
+from lakehouse_jobs.invoice.pdf import parse_invoice_pdf, parse_pages
+from lakehouse_jobs.invoice.text_layer import Char, PageText, extract_pages
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_PDF = REPO / "tests" / "data" / "invoice.pdf"

@@ -10,7 +10,8 @@ import pytest
 
 from dev import invoice_pdfs
 from lakehouse_jobs.invoice.document import check_arithmetic
-from lakehouse_jobs.invoice.pdf import InvoiceParseError, parse_invoice_pdf
+from lakehouse_jobs.invoice.pdf import parse_invoice_pdf
+from lakehouse_jobs.invoice.text_layer import InvoiceParseError
 
 pytestmark = pytest.mark.unit
 

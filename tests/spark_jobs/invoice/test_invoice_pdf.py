@@ -1,5 +1,6 @@
-"""The invoice PDF parser (lakehouse_jobs.invoice.pdf): the brief's invoice field by field, 1,000 generated
-invoices round-tripped, wrapped descriptions and multi-page invoices, and a stable reason for every bad input."""
+"""The invoice PDF parser (lakehouse_jobs.invoice.text_layer and .pdf): the brief's invoice field by field,
+1,000 generated invoices round-tripped, wrapped descriptions and multi-page invoices, and a stable reason for
+every bad input."""
 
 from __future__ import annotations
 
@@ -29,15 +30,8 @@ from lakehouse_jobs.invoice.document import (
     check_arithmetic,
     round_money,
 )
-from lakehouse_jobs.invoice.pdf import (
-    REASONS,
-    InvoiceParseError,
-    extract_pages,
-    page_lines,
-    parse_date,
-    parse_invoice_pdf,
-    parse_money,
-)
+from lakehouse_jobs.invoice.pdf import parse_date, parse_invoice_pdf, parse_money
+from lakehouse_jobs.invoice.text_layer import REASONS, InvoiceParseError, extract_pages, page_lines
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,6 @@ from delta.tables import DeltaTable
 
 from lakehouse_jobs.delta import ensure_table
 from lakehouse_jobs.invoice.document import check_arithmetic
-from lakehouse_jobs.invoice.pdf import REASONS
 from lakehouse_jobs.invoice.tables import (
     ARITHMETIC_REASONS,
     FOREIGN_KEYS,
@@ -23,6 +22,7 @@ from lakehouse_jobs.invoice.tables import (
     UNIQUE_KEYS,
     informational_constraints_ddl,
 )
+from lakehouse_jobs.invoice.text_layer import REASONS
 from lakehouse_jobs.tables import DIM_MEMBER, TABLES
 from tests.conftest import REPO_ROOT
 from tests.spark_jobs.test_tables import describe

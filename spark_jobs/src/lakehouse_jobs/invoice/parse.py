@@ -26,8 +26,9 @@ from lakehouse_jobs.invoice.document import (
     check_arithmetic,
 )
 from lakehouse_jobs.invoice.files import Listed, read_files
-from lakehouse_jobs.invoice.pdf import InvoiceParseError, parse_invoice_pdf
+from lakehouse_jobs.invoice.pdf import parse_invoice_pdf
 from lakehouse_jobs.invoice.tables import FACT_INVOICE, FACT_INVOICE_LINE, FIRST_DATE, LAST_DATE, MONEY, QUANTITY, RATE
+from lakehouse_jobs.invoice.text_layer import InvoiceParseError
 
 # files per parse task: ~30 ms per page (benchmarks/invoice_parse_bench.py), so a task takes about a second,
 # long beside Spark's per-task overhead and short enough to spread a batch over every core

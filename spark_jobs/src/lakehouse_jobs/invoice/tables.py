@@ -28,7 +28,7 @@ Shape of the model (docs/invoice-star-schema.md says why):
 
 from __future__ import annotations
 
-from lakehouse_jobs.invoice.pdf import REASONS as PARSER_REASONS
+from lakehouse_jobs.invoice.text_layer import REASONS as PARSER_REASONS
 from lakehouse_jobs.tables import Field, TableSpec
 
 MONEY = "DECIMAL(18,2)"

@@ -1,0 +1,194 @@
+"""An invoice PDF's text layer, read into lines of cells: what ``invoice.pdf`` parses the layout from.
+
+``extract_pages(data)`` returns each page's characters (``PageText``), ``page_lines(page)`` its lines of
+cells. Both the text layer and the layout parse refuse with ``InvoiceParseError`` and a stable ``reason``
+(``REASONS``, every reason of either): it lives here, in the module the layout parse imports, so neither
+imports the other both ways.
+
+Library: pypdfium2 (PDFium, Chrome's PDF engine, through ctypes), chosen by measurement against
+pdfplumber (pdfminer.six, pure Python): ``benchmarks/invoice_parse_bench.py`` parses the same invoices
+through ``invoice.pdf`` with either library's characters; pdfplumber alone cost more per page than the
+whole budget of ~30 ms per invoice per core. PDFium is not thread-safe: parse in one thread per process
+(Spark's Python workers are processes).
+
+How a page is read (every coordinate in points, y growing downwards; step 4, the regions, is
+``invoice.pdf``'s):
+
+1. Characters: PDFium's text layer, each character with its loose box (advance width x font ascent and
+   descent) and its baseline. Whitespace is dropped; spacing is recomputed from the geometry.
+2. Lines: characters whose baselines are within 0.3 of a character height of the line's first.
+3. Cells: a line's characters left to right, split where the gap exceeds 0.5 character heights (columns
+   are further apart than that; a space is about 0.25); a gap over 0.15 heights is a space inside a cell.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+
+REASONS = frozenset({
+    # the text layer's (this module)
+    "not_pdf",                 # no "%PDF-" header in the first 1024 bytes
+    "truncated",               # no "%%EOF" in the last 1024 bytes (ISO 32000-1 7.5.5): the file was cut
+    "encrypted",               # needs a password (or a security handler PDFium lacks)
+    "corrupt_pdf",             # PDFium cannot load the document or a page
+    "too_many_pages",          # more than max_pages pages
+    "no_text_layer",           # a page without text (a scan: an image only)
+    "unreadable_text",         # text whose characters PDFium cannot map to Unicode
+    # the layout's (invoice.pdf)
+    "layout_unrecognised",     # text the layout does not place, an unknown label, a missing table header
+    "required_field_missing",  # detail: the field
+    "duplicate_field",         # a label printed twice, or two different balances
+    "unparseable_number",      # money, quantity or member number not written as the layout writes them
+    "unparseable_date",
+    "unknown_currency",        # a money prefix outside CURRENCY_PREFIXES
+    "mixed_currency",          # amounts of one invoice in different currencies
+    "page_sequence",           # "Page i of n" or a continued invoice number disagrees with the document
+})
+
+
+MAX_PAGES = 20
+
+LINE_TOLERANCE = 0.3    # x character height: baselines closer than this are one line
+CELL_GAP = 0.5          # x character height: a wider gap starts a new cell (a space is ~0.25)
+SPACE_GAP = 0.15        # x character height: a wider gap inside a cell is a space
+
+_WHITESPACE = frozenset((0x20, 0x0D, 0x0A, 0x09, 0xA0, 0x2002, 0x2003, 0x2009, 0x3000))
+
+
+class InvoiceParseError(ValueError):
+    """The PDF is not an invoice this parser can read exactly; ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class Char(NamedTuple):
+    """One character: ``x0``/``x1`` its loose box's horizontal extent, ``baseline`` its origin's y, ``height``
+    its loose box's height (about the font size), all in points from the page's top-left corner. (Named
+    tuples, not dataclasses: a page has hundreds of them, and they are built in the parser's hot loop.)"""
+
+    text: str
+    x0: float
+    x1: float
+    baseline: float
+    height: float
+
+
+@dataclass(frozen=True)
+class PageText:
+    width: float
+    height: float
+    chars: tuple[Char, ...]
+
+
+class Cell(NamedTuple):
+    """Characters of one line close enough together to be one value: "HK$3,380.00", "Payment Terms:"."""
+
+    text: str
+    x0: float
+    x1: float
+    baseline: float
+    height: float
+
+
+def _check_container(data: bytes) -> None:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"parse_invoice_pdf takes bytes, not {type(data).__name__}")
+    if b"%PDF-" not in bytes(data[:1024]):
+        raise InvoiceParseError("not_pdf", f"no %PDF- header in the first 1024 of {len(data)} bytes")
+    if b"%%EOF" not in bytes(data[-1024:]):
+        raise InvoiceParseError("truncated", f"no %%EOF marker in the last 1024 of {len(data)} bytes")
+
+
+def extract_pages(data: bytes, max_pages: int = MAX_PAGES) -> list[PageText]:
+    """PDFium's characters of every page of ``data``; raises InvoiceParseError for what is not a readable
+    PDF with a text layer (not_pdf, truncated, encrypted, corrupt_pdf, too_many_pages, no_text_layer,
+    unreadable_text)."""
+    _check_container(data)
+    try:
+        pdf = pdfium.PdfDocument(bytes(data))
+    except pdfium.PdfiumError as e:
+        if getattr(e, "err_code", None) in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
+            raise InvoiceParseError("encrypted", str(e)) from None
+        raise InvoiceParseError("corrupt_pdf", str(e)) from None
+    try:
+        count = len(pdf)
+        if count == 0:
+            raise InvoiceParseError("corrupt_pdf", "the document has no pages")
+        if count > max_pages:
+            raise InvoiceParseError("too_many_pages", f"{count} pages, at most {max_pages}")
+        return [_page_chars(pdf, i) for i in range(count)]
+    finally:
+        pdf.close()
+
+
+def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
+    try:
+        page = pdf[index]
+        textpage = page.get_textpage()
+    except pdfium.PdfiumError as e:
+        raise InvoiceParseError("corrupt_pdf", f"page {index + 1}: {e}") from None
+    try:
+        width, height = page.get_size()
+        raw = textpage.raw
+        box = pdfium_c.FS_RECTF()
+        ox, oy = ctypes.c_double(), ctypes.c_double()
+        unicode, loose_box, origin = (pdfium_c.FPDFText_GetUnicode, pdfium_c.FPDFText_GetLooseCharBox,
+                                      pdfium_c.FPDFText_GetCharOrigin)
+        chars = []
+        for i in range(pdfium_c.FPDFText_CountChars(raw)):
+            code = unicode(raw, i)
+            if code in _WHITESPACE:  # PDFium's generated spaces and line breaks too: spacing comes from geometry
+                continue
+            if code < 0x20 or code == 0xFFFD or 0xD800 <= code <= 0xDFFF:
+                raise InvoiceParseError("unreadable_text", f"page {index + 1}: character {code:#x} has no Unicode")
+            loose_box(raw, i, box)
+            origin(raw, i, ox, oy)
+            chars.append(Char(chr(code), box.left, box.right, height - oy.value, box.top - box.bottom))
+    finally:
+        textpage.close()
+        page.close()
+    if not chars:
+        raise InvoiceParseError("no_text_layer", f"page {index + 1} has no text (a scanned image?)")
+    return PageText(width, height, tuple(chars))
+
+
+def page_lines(page: PageText) -> list[list[Cell]]:
+    """The page's lines top to bottom, each a list of cells left to right (module docstring, steps 2-3)."""
+    chars = sorted(page.chars, key=lambda c: c.baseline)
+    groups: list[list[Char]] = []
+    for c in chars:
+        if groups and c.baseline - groups[-1][0].baseline <= LINE_TOLERANCE * max(c.height, groups[-1][0].height):
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    lines = []
+    for group in groups:
+        group.sort(key=lambda c: c.x0)
+        cells: list[list[Char]] = [[group[0]]]
+        for prev, c in zip(group, group[1:]):
+            if c.x0 - prev.x1 > CELL_GAP * max(c.height, prev.height):
+                cells.append([c])
+            else:
+                cells[-1].append(c)
+        lines.append([_cell(cs) for cs in cells])
+    return lines
+
+
+def _cell(chars: list[Char]) -> Cell:
+    parts = [chars[0].text]
+    for prev, c in zip(chars, chars[1:]):
+        if c.x0 - prev.x1 > SPACE_GAP * max(c.height, prev.height):
+            parts.append(" ")
+        parts.append(c.text)
+    return Cell("".join(parts), chars[0].x0, max(c.x1 for c in chars), min(c.baseline for c in chars),
+                max(c.height for c in chars))
+
