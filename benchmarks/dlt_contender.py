@@ -1,4 +1,4 @@
-"""The dlt contender of benchmarks/member_daily_bench.py: one daily load of MySQL `member` into a Delta table.
+"""The dlt contender of benchmarks.member_daily: one daily load of MySQL `member` into a Delta table.
 
     .local/bench-venv/bin/python benchmarks/dlt_contender.py --database bench_daily \
         --bucket-url s3://bench-daily-lakehouse/dlt --pipelines-dir /tmp/x --result /tmp/result.json

@@ -1,4 +1,4 @@
-"""The notebook contender of benchmarks/member_daily_bench.py: what a brief's candidate writes in a notebook.
+"""The notebook contender of benchmarks.member_daily: what a brief's candidate writes in a notebook.
 
     spark-submit --master local[2] --driver-memory 4096m --properties-file <conf> \
         benchmarks/notebook_contender.py --database bench_daily --table-path s3://bucket/notebook/member \

@@ -201,7 +201,7 @@ def analytics_sql() -> dict[str, str]:
 
 
 def key_violations(spark, lake: Lake) -> dict[str, int]:
-    """Rows breaking a declared primary, unique or foreign key (invoice_tables), per key. The key columns
+    """Rows breaking a declared primary, unique or foreign key (invoice.tables), per key. The key columns
     of each table are read once (the tables are small) and checked here."""
     needed: dict[str, set[str]] = {}
     for keys in (PRIMARY_KEYS, UNIQUE_KEYS):

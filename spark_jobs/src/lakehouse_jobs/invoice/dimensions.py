@@ -21,7 +21,7 @@ from lakehouse_jobs.steps import materialise
 PARTY_HASH_VERSION = "invoice-party-1"
 
 
-# payment methods (invoice_pdf.PAYMENT_METHODS, casefolded) -> dim_payment_method.payment_category
+# payment methods (invoice.pdf.PAYMENT_METHODS, casefolded) -> dim_payment_method.payment_category
 PAYMENT_CATEGORY = {
     **dict.fromkeys(("visa", "mastercard", "american express", "unionpay", "jcb", "diners club", "discover",
                      "credit card", "debit card"), "card"),

@@ -1,6 +1,6 @@
 """An invoice as structured data, its arithmetic checks, and header amounts allocated to its lines.
 
-Plain Python (standard library only): the PDF parser (``invoice_pdf``), the synthetic invoice generator
+Plain Python (standard library only): the PDF parser (``invoice.pdf``), the synthetic invoice generator
 (``dev/invoice_pdfs.py``) and the Spark jobs share these types, so an invoice is defined once.
 
 Money is ``decimal.Decimal`` quantized to 2 places (``Decimal("4392.00")``), whatever the currency: one
@@ -102,7 +102,7 @@ class InvoiceDocument:
 
     ``payment_terms`` is the value of the "Payment Terms:" row as printed; ``payment_method`` is the value of
     a "Payment Method:" row, else the "Payment Terms:" value when it names a payment method (the seed
-    prints "Payment Terms: Visa"; ``invoice_pdf.PAYMENT_METHODS``). ``terms`` and ``notes`` are the text
+    prints "Payment Terms: Visa"; ``invoice.pdf.PAYMENT_METHODS``). ``terms`` and ``notes`` are the text
     blocks under "Terms:" and "Notes:", their lines joined with "\\n". ``currency`` is an ISO 4217 code.
     ``balance_due`` is printed in the header box; ``amount_paid`` is None when no "Amount Paid" row is printed.
     """

@@ -4,7 +4,7 @@
 ``reason`` (``REASONS``) and a free-text ``detail``. It never guesses: text it cannot place, a number or
 date not written exactly as the layout writes them, a label it does not know, is an error, not a None.
 It does not judge the arithmetic: an invoice whose numbers do not add up parses to the numbers it prints,
-and ``invoice_document.check_arithmetic`` says what is wrong (callers quarantine on either).
+and ``invoice.document.check_arithmetic`` says what is wrong (callers quarantine on either).
 
 The PDF's text layer (PDFium's characters, lines and cells: steps 1-3) is ``invoice.text_layer``'s, which
 also defines ``InvoiceParseError`` and ``REASONS``; this module reads the layout from its lines:

@@ -58,7 +58,7 @@ RESOLVED = ("resolved", "resolved_nearest_version")
 UNRESOLVED = ("unknown_card", "ambiguous_card", "member_not_loaded")
 
 
-# the codes of invoice_document.check_arithmetic (its docstring), without their ":<where>" suffix
+# the codes of invoice.document.check_arithmetic (its docstring), without their ":<where>" suffix
 ARITHMETIC_REASONS = (
     "required_field_missing", "unknown_currency", "line_number_sequence", "minor_unit_mismatch",
     "line_amount_mismatch", "subtotal_mismatch", "adjustment_rate_mismatch", "total_mismatch", "balance_mismatch",
@@ -332,7 +332,7 @@ DIM_PARTY_ADDRESS = TableSpec(
 
 DIM_CURRENCY = TableSpec(
     name="dim_currency",
-    description="Currencies the invoice parser knows (invoice_document.CURRENCY_EXPONENTS), one row per ISO "
+    description="Currencies the invoice parser knows (invoice.document.CURRENCY_EXPONENTS), one row per ISO "
                 "4217 code; names and numeric codes from pycountry (ISO 4217), minor units from the parser's "
                 "reviewed table (pycountry has none).",
     fields=(

@@ -12,8 +12,8 @@ validate, quarantine, protect, merge_dim_member, merge_member, table_facts, batc
    landed and RULES_VERSION) with the hash the member table kept, per member_id: unchanged rows go no
    further; new, changed and duplicated keys are the candidates; with a snapshot, members absent from it
    are deletions. The per-row Python work (email, phone, country) therefore runs on what changed.
-4. ``clean_members`` and ``split_valid_quarantine`` on the candidates: normalise the rows (rules below)
-   and give each bad row the first quarantine reason that applies.
+4. ``clean_members``, ``flag_rows`` and ``split_flagged`` on the candidates: normalise the rows (rules
+   below), give each bad row the first quarantine reason that applies, and split valid from quarantined.
 5. ``write_quarantine``: replace this batch's rows in the quarantine table, direct identifiers encrypted.
 6. Fail (BatchError, tables unchanged) when the quarantined share exceeds ``--max-quarantine-ratio`` or a
    snapshot would delete more than ``--max-delete-ratio`` of the table.
@@ -24,8 +24,9 @@ validate, quarantine, protect, merge_dim_member, merge_member, table_facts, batc
    retry after a failure between the two finds the change again (it is detected against the member table).
 9. ``merge_members``: the current-state table, upserts and deletions on member_id. Nothing is committed
    when nothing changed, so an unchanged replay writes no file.
-10. ``record_batch`` in member_batches, then ``write_result``: counts for the DAG's reconciliation
-   (manifest_rows = unchanged_rows + valid_rows + quarantined_rows), written last.
+10. ``record_batch`` in member_batches; ``apply_batch`` returns the result, which ``run_job``
+   (lakehouse_jobs.entry) writes to ``--result-path`` last: counts for the DAG's reconciliation
+   (manifest_rows = unchanged_rows + valid_rows + quarantined_rows).
 
 Cleaning rules:
 - All strings: leading/trailing whitespace trimmed; blank -> null. Nothing else is changed, so names in
