@@ -29,7 +29,12 @@ def test_small_files_are_compacted_and_recent_files_kept(spark, tmp_path):
 
 
 @pytest.mark.unit
-def test_a_retention_below_seven_days_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="below the 7-day safety retention"):
-        table_maintenance.main(["--tables-root", str(tmp_path), "--retain-hours", "24",
+@pytest.mark.parametrize("hours", ["24", "nan", "inf", "-1"])
+def test_a_retention_below_seven_days_or_not_finite_is_refused_before_any_work(tmp_path, capsys, hours):
+    # NaN would pass a `hours < 168` guard (every comparison with NaN is false) and VACUUM at 0 hours
+    with pytest.raises(SystemExit) as exit_info:
+        table_maintenance.main(["--tables-root", str(tmp_path), f"--retain-hours={hours}",
                                 "--result-path", str(tmp_path / "r.json")])
+    assert exit_info.value.code == 2
+    assert "below the 7-day safety retention" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()

@@ -81,6 +81,36 @@ def test_a_missing_parameter_is_a_usage_error():
         ErasureParams.parse(["--tables-root", "t"])
 
 
+MERGE_ARGV = ["--manifest", "m", "--tables-root", "t", "--result-path", "r"]
+INVOICE_ARGV = ["--incoming", "i", "--member-cards", "c", "--tables-root", "t", "--result-path", "r"]
+ERASURE_ARGV = ["--member-id", "m", "--tables-root", "t", "--request-id", "q", "--result-path", "r"]
+
+
+@pytest.mark.parametrize("params_type, argv, message", [
+    # a NaN ratio would switch the guard off (every comparison with NaN is false); -1 fails every batch
+    *[(MemberMergeParams, [*MERGE_ARGV, f"--{name}={value}"], "is not a share between 0 and 1")
+      for name in ("max-quarantine-ratio", "max-delete-ratio") for value in ("nan", "inf", "-inf", "-1", "2")],
+    (MemberMergeParams, [*MERGE_ARGV, "--max-quarantine-ratio=abc"], "invalid share value"),
+    (MemberMergeParams, [*MERGE_ARGV, "--max-q=0.9"], "unrecognized arguments"),  # no abbreviations
+    # -1 would load all files but the last one (unseen[:-1]) and count one more deferred than exist
+    *[(InvoiceLoadParams, [*INVOICE_ARGV, f"--max-files={v}"], "at least 1") for v in ("0", "-1")],
+    # checked before the erasure deletes anything, not after its VACUUM
+    *[(ErasureParams, [*ERASURE_ARGV, f"--landing={v}"], "is not") for v in ("not json", "[1]", '"x"')],
+])
+def test_a_bad_value_is_a_usage_error_naming_it(capsys, params_type, argv, message):
+    with pytest.raises(SystemExit) as e:
+        params_type.parse(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_good_values_at_the_edges_are_taken():
+    edges = MemberMergeParams.parse([*MERGE_ARGV, "--max-delete-ratio=0", "--max-quarantine-ratio=1"])
+    assert (edges.max_delete_ratio, edges.max_quarantine_ratio) == (0, 1)
+    assert InvoiceLoadParams.parse([*INVOICE_ARGV, "--max-files=1"]).max_files == 1
+    assert ErasureParams.parse([*ERASURE_ARGV, '--landing={"rows_removed": 2}']).landing == '{"rows_removed": 2}'
+
+
 def test_the_airflow_side_imports_results_and_keys_without_spark_or_arrow():
     code = ("import sys, lakehouse_jobs.results, lakehouse_jobs.keys; "
             "assert not {'pyspark', 'pyarrow'} & set(sys.modules), sorted(sys.modules)")

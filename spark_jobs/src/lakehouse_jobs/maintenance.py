@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 
 from lakehouse_jobs.delta import retry_on_conflict
 from lakehouse_jobs.entry import TablePaths, run_job
-from lakehouse_jobs.results import MIN_RETAIN_HOURS, MaintenanceParams, MaintenanceResult
+from lakehouse_jobs.results import MaintenanceParams, MaintenanceResult
 from lakehouse_jobs.tables import TABLES
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,8 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
 
 
 def maintain_all(spark: SparkSession, params: MaintenanceParams, paths: TablePaths) -> MaintenanceResult:
-    """Every declared table that exists under --tables-root: files before and after per table. Raises
-    ValueError for --retain-hours below 7 days."""
-    if params.retain_hours < MIN_RETAIN_HOURS:
-        raise ValueError(f"--retain-hours {params.retain_hours} is below the 7-day safety retention "
-                         f"({MIN_RETAIN_HOURS} h); only the erasure job may go below it")
+    """Every declared table that exists under --tables-root: files before and after per table. The
+    retention's floor (7 days) is checked when the parameters are parsed (results.retention_hours)."""
     result = {}
     for name in TABLES:
         if DeltaTable.isDeltaTable(spark, paths[name]):

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -176,9 +176,41 @@ class MaintenanceResult(JobResult):
 # --------------------------------------------------------------------------------------- parameters
 
 
-def _param(help: str, default: Any = dataclasses.MISSING, *, choice_of: str | None = None) -> Any:
-    """A parameter: its --help text; `choice_of` names a group of which exactly one must be given."""
-    return field(default=default, metadata={"help": help, "choice_of": choice_of})
+def _param(help: str, default: Any = dataclasses.MISSING, *, choice_of: str | None = None,
+           parse: Callable[[str], Any] | None = None) -> Any:
+    """A parameter: its --help text; `choice_of` names a group of which exactly one must be given; `parse`
+    turns the command line's text into the value and refuses a bad one (default: the field's type)."""
+    return field(default=default, metadata={"help": help, "choice_of": choice_of, "parse": parse})
+
+
+# Value checks of the command line. A guard compared with NaN is off (every comparison with NaN is false),
+# so each refuses NaN and the infinities as well as values out of range. argparse turns ArgumentTypeError
+# into "argument --name: <message>" and exit status 2.
+def share(text: str) -> float:
+    """A share of a table, 0 to 1 inclusive."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # false for NaN too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def json_object(text: str) -> str:
+    """The text of a JSON object, checked before the job changes anything, passed on as text."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not JSON") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} is not a JSON object")
+    return text
 
 
 class JobParams:
@@ -197,7 +229,8 @@ class JobParams:
     def parse(cls, argv: Sequence[str] | None = None) -> Self:
         """The parameters from a command line (default sys.argv); argparse exits with status 2 on a bad one."""
         hints = typing.get_type_hints(cls)
-        parser = argparse.ArgumentParser(prog=cls.ENTRY_POINT, description=cls.DESCRIPTION)
+        # allow_abbrev=False: `--max-q 0.9` is a typo to refuse, not a prefix to guess
+        parser = argparse.ArgumentParser(prog=cls.ENTRY_POINT, description=cls.DESCRIPTION, allow_abbrev=False)
         groups: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             hint = hints[f.name]
@@ -208,7 +241,7 @@ class JobParams:
                     groups[group] = parser.add_mutually_exclusive_group(required=True)
                 target = groups[group]
             required = f.default is dataclasses.MISSING
-            target.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind,
+            target.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=f.metadata["parse"] or kind,
                                 required=required and not group, help=f.metadata["help"],
                                 default=None if required else f.default)
         return cls(**vars(parser.parse_args(argv)))
@@ -223,10 +256,10 @@ class MemberMergeParams(JobParams):
     tables_root: str = _param("where the Delta tables member, dim_member, member_quarantine and member_batches live")
     result_path: str = _param("JSON file of counts, written last")
     max_quarantine_ratio: float = _param("fail when quarantined rows / manifest rows exceeds this (default 0.05)",
-                                         0.05)
+                                         0.05, parse=share)
     max_delete_ratio: float = _param(
         "fail before any change when a snapshot would delete more than this share of the table (default 0.05): "
-        "an empty or partial source is likelier than a mass deletion", 0.05)
+        "an empty or partial source is likelier than a mass deletion", 0.05, parse=share)
 
 
 MAX_FILES = 50_000  # invoice_load reads at most this many new files (oldest first); the rest wait (files_deferred)
@@ -246,7 +279,7 @@ class InvoiceLoadParams(JobParams):
                                   "recursively, originals left in place", None, choice_of="source")
     batch_id: str | None = _param("this run's id in _batch_id columns (default: invoice_load-<UTC time>)", None)
     max_files: int = _param("read at most this many new files, oldest first; the rest wait for the next run",
-                            MAX_FILES)
+                            MAX_FILES, parse=positive_int)
 
 
 @dataclass(frozen=True)
@@ -258,10 +291,21 @@ class ErasureParams(JobParams):
     tables_root: str = _param("where the Delta tables live")
     request_id: str = _param("the Airflow run that asks (recorded)")
     result_path: str = _param("JSON file of counts, written last")
-    landing: str = _param("JSON counts of the landing erasure that ran before (recorded with the request)", "{}")
+    landing: str = _param("JSON counts of the landing erasure that ran before (recorded with the request)", "{}",
+                          parse=json_object)
 
 
 MIN_RETAIN_HOURS = 7 * 24  # Delta's default delta.deletedFileRetentionDuration: VACUUM's safety retention
+
+
+def retention_hours(text: str) -> float:
+    """VACUUM's retention in hours: finite and at least MIN_RETAIN_HOURS (only the erasure job, which purges
+    one member's files on purpose, goes below it)."""
+    value = float(text)
+    if not MIN_RETAIN_HOURS <= value < float("inf"):  # false for NaN too
+        raise argparse.ArgumentTypeError(f"{text!r} hours is below the 7-day safety retention ({MIN_RETAIN_HOURS} h) "
+                                         "or not a finite number; only the erasure job may go below it")
+    return value
 
 
 @dataclass(frozen=True)
@@ -271,4 +315,5 @@ class MaintenanceParams(JobParams):
 
     tables_root: str = _param("where the Delta tables live")
     result_path: str = _param("JSON file of counts, written last")
-    retain_hours: float = _param(f"VACUUM retention, at least {MIN_RETAIN_HOURS} (7 days)", float(MIN_RETAIN_HOURS))
+    retain_hours: float = _param(f"VACUUM retention, at least {MIN_RETAIN_HOURS} (7 days)", float(MIN_RETAIN_HOURS),
+                                 parse=retention_hours)
