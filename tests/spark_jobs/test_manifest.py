@@ -66,6 +66,12 @@ def broken(**changes) -> str:
     (broken(extracted_at=None), r"missing field\(s\) \['extracted_at'\]"),
     (broken(extracted_at="2026-11-26T18:59:58"), "extracted_at .* not an ISO timestamp in UTC"),
     (broken(new_columns=[]), r"unknown field\(s\) \['new_columns'\]"),
+    # types as the JSON Schema states them (the manifest is read from S3: a trust boundary)
+    (broken(batch_id=20261126), "batch_id 20261126 is not a string"),
+    (broken(table=1), "table 1 is not a string"),
+    (broken(row_count="3"), "row_count '3' is not a whole number"),
+    (broken(row_count=True), "row_count True is not a whole number"),
+    (broken(files=[{"path": "s3://x/y", "rows": True, "bytes": 1, "sha256": "b" * 64}]), "whole numbers >= 0"),
 ])
 def test_invalid_manifests_are_refused_with_the_reason(text, error):
     with pytest.raises(ManifestError, match=error):
@@ -74,6 +80,12 @@ def test_invalid_manifests_are_refused_with_the_reason(text, error):
     if not text.startswith("{not") and "row_count 4" not in error:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(json.loads(text), JSON_SCHEMA)
+
+
+def test_a_pattern_must_match_the_whole_value():
+    # re.match's `$` also matches before a final newline, and so does the JSON Schema's search
+    with pytest.raises(ManifestError, match="batch_id .* unexpected characters"):
+        BatchManifest.from_json(broken(batch_id="extract_date=2026-11-26\n"))
 
 
 def test_file_list_round_trips_and_names_every_problem():

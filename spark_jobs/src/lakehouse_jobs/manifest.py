@@ -86,6 +86,11 @@ class BatchManifest:
         )
 
 
+def _whole(value: Any) -> bool:
+    """A count in JSON: an int >= 0 and not a bool (in Python, True is an int)."""
+    return type(value) is int and value >= 0
+
+
 def _problems(data: Any) -> list[str]:
     if not isinstance(data, dict):
         return ["not a JSON object"]
@@ -98,11 +103,20 @@ def _problems(data: Any) -> list[str]:
     if missing := sorted(set(JSON_SCHEMA["required"]) - set(data)):
         problems.append(f"missing field(s) {missing}")
         return problems
-    if not re.match(BATCH_ID_PATTERN, str(data["batch_id"])):
+    # the JSON Schema's types: a string field holds a string, a count a whole number (a bool is not one)
+    for name, spec in JSON_SCHEMA["properties"].items():
+        if name in data and spec.get("type") == "string" and not isinstance(data[name], str):
+            problems.append(f"{name} {data[name]!r} is not a string")
+    if not _whole(data["row_count"]):
+        problems.append(f"row_count {data['row_count']!r} is not a whole number >= 0")
+    if problems:
+        return problems
+    # fullmatch: with re.match a pattern's `$` also matches before a final newline
+    if not re.fullmatch(BATCH_ID_PATTERN, data["batch_id"]):
         problems.append(f"batch_id {data['batch_id']!r} has unexpected characters")
     if data["mode"] not in ("snapshot", "incremental"):
         problems.append(f"mode {data['mode']!r} is neither snapshot nor incremental")
-    if not re.match(UTC_TIMESTAMP_PATTERN, str(data["extracted_at"])):
+    if not re.fullmatch(UTC_TIMESTAMP_PATTERN, data["extracted_at"]):
         problems.append(f"extracted_at {data['extracted_at']!r} is not an ISO timestamp in UTC (+00:00)")
     files = data["files"]
     if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
@@ -110,9 +124,11 @@ def _problems(data: Any) -> list[str]:
     for i, f in enumerate(files):
         if set(f) != {"path", "rows", "bytes", "sha256"}:
             problems.append(f"files[{i}] must have exactly path, rows, bytes, sha256")
-        elif not (isinstance(f["rows"], int) and isinstance(f["bytes"], int) and f["rows"] >= 0 and f["bytes"] >= 0):
+        elif not isinstance(f["path"], str):
+            problems.append(f"files[{i}]: path is not a string")
+        elif not (_whole(f["rows"]) and _whole(f["bytes"])):
             problems.append(f"files[{i}]: rows and bytes must be whole numbers >= 0")
-        elif not re.match(SHA256_PATTERN, str(f["sha256"])):
+        elif not (isinstance(f["sha256"], str) and re.fullmatch(SHA256_PATTERN, f["sha256"])):
             problems.append(f"files[{i}]: sha256 is not a hex digest")
     if not problems and sum(f["rows"] for f in files) != data["row_count"]:
         problems.append(f"row_count {data['row_count']} is not the sum of files[].rows")
