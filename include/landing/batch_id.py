@@ -22,11 +22,20 @@ def interval_end(context: Mapping) -> dt.datetime:
 
 
 def daily_batch_id(day: dt.date) -> str:
-    """The batch of one daily extraction interval: ``extract_date=YYYY-MM-DD``."""
-    return f"extract_date={day:%Y-%m-%d}"
+    """The batch of one daily extraction interval: ``extract_date=YYYY-MM-DD``. Raises TypeError for
+    anything but a date."""
+    if not isinstance(day, dt.date):
+        raise TypeError(f"a batch's day must be a date, not {type(day).__name__}")
+    return f"extract_date={day.isoformat()[:10]}"
 
 
 def run_batch_id(at: dt.datetime) -> str:
-    """The batch of one DAG run, named by its instant to the second: ``ingest_ts=YYYYMMDDTHHMMSS`` (the
-    instant's own clock, as Airflow gives it: UTC)."""
-    return f"ingest_ts={at:%Y%m%dT%H%M%S}"
+    """The batch of one DAG run, named by its instant in UTC to the second: ``ingest_ts=YYYYMMDDTHHMMSS``.
+    The same instant written with another offset names the same batch. Raises ValueError for a naive
+    datetime (its instant is unknown) and TypeError for anything but a datetime."""
+    if not isinstance(at, dt.datetime):
+        raise TypeError(f"a run's instant must be a datetime, not {type(at).__name__}")
+    if at.utcoffset() is None:
+        raise ValueError(f"{at!r} has no time zone: a batch is named by an instant in UTC")
+    utc = at.astimezone(dt.timezone.utc)
+    return f"ingest_ts={utc.year:04d}{utc:%m%dT%H%M%S}"

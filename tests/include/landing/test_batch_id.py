@@ -29,3 +29,21 @@ def test_daily_and_per_run_ids_are_hive_style_and_pass_the_manifest_check():
     assert run_batch_id(END) == "ingest_ts=20261126T130509"  # to the second: a retry names the same batch
     for batch_id in (daily_batch_id(END.date()), run_batch_id(END)):
         assert re.match(BATCH_ID_PATTERN, batch_id)
+
+
+def test_an_instant_is_named_in_utc_whatever_its_offset():
+    paris = dt.timezone(dt.timedelta(hours=1))
+    assert run_batch_id(END.astimezone(paris)) == run_batch_id(END) == "ingest_ts=20261126T130509"
+    assert run_batch_id(dt.datetime(999, 1, 2, tzinfo=dt.timezone.utc)) == "ingest_ts=09990102T000000"
+    assert daily_batch_id(dt.date(999, 1, 2)) == "extract_date=0999-01-02"
+
+
+@pytest.mark.parametrize(("namer", "value", "error"), [
+    (run_batch_id, dt.datetime(2026, 11, 26, 13), ValueError),  # naive: which instant?
+    (run_batch_id, dt.date(2026, 11, 26), TypeError),
+    (run_batch_id, "2026-11-26T13:00:00+00:00", TypeError),
+    (daily_batch_id, "2026-11-26", TypeError),
+])
+def test_what_is_not_an_instant_or_a_day_is_refused(namer, value, error):
+    with pytest.raises(error):
+        namer(value)
