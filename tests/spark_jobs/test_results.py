@@ -50,6 +50,17 @@ def test_every_problem_of_a_result_file_is_named():
         MemberMergeResult.from_dict(MERGE.to_dict() | {"valid_rows": True})
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    (MERGE.to_json().replace('"valid_rows": 1', '"valid_rows": -1'), "valid_rows is -1: .* never negative"),
+    (MERGE.to_json().replace('"invalid_email": 1', '"invalid_email": -1'), "never negative"),
+    (None, "is not JSON"),
+    ("[]", "MemberMergeResult must be a JSON object, not list"),
+])
+def test_a_negative_count_or_a_non_object_is_refused(text, message):
+    with pytest.raises(ResultError, match=message):
+        MemberMergeResult.from_json(text)
+
+
 def test_the_maintenance_file_is_the_mapping_it_always_was():
     result = MaintenanceResult(tables={"member": {"files_before": 3, "files_after": 1}})
     assert result.to_dict() == {"member": {"files_before": 3, "files_after": 1}}

@@ -43,6 +43,8 @@ def _type_problem(value: Any, hint: Any, where: str) -> list[str]:
         return [p for k, v in value.items()
                 for p in _type_problem(k, key_type, f"{where} key") + _type_problem(v, value_type, f"{where}[{k!r}]")]
     # JSON has one number type: an integral float is not accepted as an int, an int is accepted as a float
+    if hint is int and isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return [f"{where} is {value!r}: every whole number of a result is a count or a version, never negative"]
     ok = (isinstance(value, int) and not isinstance(value, bool) if hint is int
           else isinstance(value, (int, float)) and not isinstance(value, bool) if hint is float
           else isinstance(value, hint))
@@ -56,7 +58,7 @@ class JobResult:
     @classmethod
     def from_dict(cls, data: Any, source: str = "result") -> Self:
         if not isinstance(data, dict):
-            raise ResultError(f"{source}: a {cls.__name__} must be a JSON object, not {type(data).__name__}")
+            raise ResultError(f"{source}: {cls.__name__} must be a JSON object, not {type(data).__name__}")
         hints = typing.get_type_hints(cls)
         problems = []
         for f in dataclasses.fields(cls):
@@ -76,7 +78,7 @@ class JobResult:
         """Parse a result file's text; ResultError for invalid JSON or a wrong shape."""
         try:
             data = json.loads(text)
-        except ValueError as e:
+        except (ValueError, TypeError) as e:  # TypeError: not text at all (None, a number)
             raise ResultError(f"{source} is not JSON: {e}") from None
         return cls.from_dict(data, source)
 
