@@ -2,13 +2,18 @@
 
 A member_id is compared in one spelling everywhere: leading and trailing white space removed, lower case
 (UUID text is case-insensitive, RFC 9562 section 4), blank -> null. The same rule has three forms that
-must agree, kept here side by side and tested against each other
+must agree, kept here side by side and each tested against one table of cases
 (tests/spark_jobs/test_keys.py): ``member_key`` (plain Python), ``member_key_column`` (a Spark Column, in
 the jobs) and ``member_key_arrow`` (pyarrow.compute, where include/erasure_landing.py scans landed
 Parquet). White space is Unicode's White_Space property (tabs, line breaks, no-break and ideographic
-spaces...), the set pyarrow's utf8_trim_whitespace removes: a landed id padded with a no-break space is
-the same member in the landing erasure, the merge and the Delta erasure, so an erasure misses none of
-its rows. (The invoice load once trimmed ASCII spaces only, Spark's trim(); it now uses this rule.)
+spaces...; PropList.txt), written out below rather than taken from pyarrow's utf8_trim_whitespace, which
+also strips U+001C..U+001F: a landed id padded with a no-break space is the same member in the landing
+erasure, the merge and the Delta erasure, so an erasure misses none of its rows. (The invoice load once
+trimmed ASCII spaces only, Spark's trim(); it now uses this rule.)
+
+Lower-casing is each engine's own: Python and Java agree, Arrow's utf8proc differs on a few characters
+('İ', a word-final sigma). None of them lower-cases any character into a UUID's alphabet [0-9a-f-], so a
+key that is a member_id (UUID_PATTERN) is the same in all three; any other value is quarantined.
 
 Imports neither pyspark nor pyarrow at module level: the Airflow side imports UUID_PATTERN.
 """
