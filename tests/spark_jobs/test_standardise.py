@@ -3,12 +3,14 @@ no Spark: the pandas UDF bodies are called on pandas Series, as Spark's Python w
 
 from __future__ import annotations
 
+import random
 import types
 
 import pandas as pd
 import phonenumbers
 import pycountry
 import pytest
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 from faker import Faker
 from faker.providers.address.en_US import Provider as EnUsAddress
 
@@ -244,6 +246,113 @@ def test_invalid_email_gets_the_librarys_reason(email, reason):
 
 def test_no_email_is_neither_valid_nor_invalid():
     assert standardise.email_to_normalised(None) == (None, None)
+
+
+# The fast path (_ascii_normalised) against the library. An address the fast path declines goes to the
+# library by construction; one it accepts must be what the library would have returned.
+
+_ATEXT_SPECIALS = "!#$%&'*+-/=?^_`{|}~"
+# characters a mutation inserts: the ASCII specials of both parts, white space, quotes and brackets, and
+# non-ASCII that the library maps or refuses (combining acute, Kelvin sign, dotless i, ligature fi,
+# full-width and small at-signs, zero-width space, non-breaking space, a Cyrillic a)
+_NOISE = _ATEXT_SPECIALS + '.-@ \t\n\r"<>[]():;,\\' + "é\u0301\u212aıﬁ＠﹫\u200b\u00a0а"
+_NAMES = ["john", "Jane", "o'brien", "MARIA", "li", "x", "anne-marie", "jp", "müller", "zoë"]
+_DOMAINS = ["gmail.com", "Example.COM", "mail.co.uk", "sub.domain.org", "x.io", "a-b.c-d.net", "123.com"]
+_ODD_DOMAINS = [
+    "1.2.3.4", "x.123", "x.c1", "x.1c", "-x.com", "x-.com", "x.-com", "x.com-", "a--b.com", "ab--c.com",
+    "xn--h1alffa9f.xn--p1ai", "xn--x.com", "XN--abc.com", "x..com", ".x.com", "x.com.", "com", "x", "x_y.com",
+    "[127.0.0.1]", "[IPv6:::1]", "[x]", "localhost", "x.local", "x.onion", "1.in-addr.arpa", "home.arpa",
+    "x.invalid", "foo.test", "FOO.TEST", "test", "x.testing", "xtest.com", "example", "example.com",
+    "mail.example.org", "bücher.example", "россия.рф", "x.com\n", "x.com ", "x.com\t",
+]
+
+
+def _fuzzed_address(rng: random.Random) -> str:
+    """One address of a random kind: realistic, unusual ASCII, unusual domain, role name, trailing white
+    space, at a length limit, or mutated."""
+    kind = rng.random()
+    name = rng.choice(_NAMES)
+    if kind < 0.3:  # realistic
+        local = name + rng.choice(["", ".", "_", "-", "+tag."]) + rng.choice(_NAMES) + str(rng.randrange(100))
+        return local + "@" + rng.choice(_DOMAINS)
+    if kind < 0.45:  # every ATEXT special, dots anywhere
+        local = "".join(rng.choice(_ATEXT_SPECIALS + ".aZ9") for _ in range(rng.randrange(0, 8)))
+        return local + "@" + rng.choice(_DOMAINS + _ODD_DOMAINS)
+    if kind < 0.55:  # unusual domains: edge hyphens, numeric TLDs, special-use names, literals, IDNA
+        return name + "@" + rng.choice(_ODD_DOMAINS)
+    if kind < 0.6:  # role names in any case, and near-misses
+        role = "".join(c.upper() if rng.random() < 0.5 else c for c in rng.choice(CASE_INSENSITIVE_MAILBOX_NAMES))
+        return role + rng.choice(["", "", "1", ".x", "\u212a"]) + "@" + rng.choice(_DOMAINS)
+    if kind < 0.65:  # white space at the end of either part: re's $ would match before a final newline
+        space = rng.choice(["\n", "\r\n", " ", "\t", "\n\n"])
+        return rng.choice([name + space + "@x.com", name + "@x.com" + space, name + "@x" + space + ".com"])
+    if kind < 0.8:  # lengths around every limit: local 64, label 63, domain 253, address 254
+        local = "a" * rng.choice([1, 63, 64, 65, rng.randrange(1, 70)])
+        label = "b" * rng.choice([62, 63, 64, rng.randrange(1, 70)])
+        domain = label + ".com"
+        if rng.random() < 0.5:  # pad the domain with labels to a total around 253
+            target = rng.choice([252, 253, 254, 255, 250 - len(local), 253 - len(local), 254 - len(local)])
+            while len(domain) < target:
+                domain = "c" * min(63, max(1, target - len(domain) - 1)) + "." + domain
+        return local + "@" + domain
+    # mutations of a realistic address: insert, delete, duplicate, swap case; '@' counts 0, 1, 2
+    address = list(name + "." + rng.choice(_NAMES) + "@" + rng.choice(_DOMAINS))
+    for _ in range(rng.randrange(1, 4)):
+        i = rng.randrange(len(address) + 1)
+        op = rng.randrange(5)
+        if op == 0:
+            address.insert(i, rng.choice(_NOISE))
+        elif op == 1 and address:
+            del address[min(i, len(address) - 1)]
+        elif op == 2 and i < len(address):
+            address.insert(i, address[i])
+        elif op == 3 and i < len(address):
+            address[i] = address[i].swapcase()
+        else:
+            address.append(rng.choice(["\n", " ", "\t", "\r\n", "."]))
+    return "".join(address)
+
+
+def test_the_fast_path_is_the_librarys_own_rule_on_a_million_fuzzed_addresses():
+    rng = random.Random(22)
+    library: dict[str, tuple[str | None, str | None]] = {}  # each distinct accepted address checked once
+    accepted = 0
+    for _ in range(1_000_000):
+        email = _fuzzed_address(rng)
+        fast = standardise._ascii_normalised(email)
+        if fast is None:
+            continue  # email_to_normalised asks the library
+        accepted += 1
+        if email not in library:
+            library[email] = standardise._library_normalised(email)
+        assert library[email] == (fast, None), email
+    # the fuzz must exercise both outcomes: about half the addresses are plain and valid
+    assert 0.2 < accepted / 1_000_000 < 0.8
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@example.com\n",  # re's $ would match before this newline; \Z does not
+        "a@example.com\r\n",
+        "Postmaster@x.com",  # a role name: the library lower-cases it
+        "INFO@x.com",
+        "a@x.test",
+        "a@xn--h1alffa9f.xn--p1ai",
+        "a" * 65 + "@x.com",  # valid for the library (its local-part limit is checked only when strict)
+        "a@" + "b" * 64 + ".com",
+    ],
+)
+def test_the_fast_path_leaves_to_the_library(email):
+    assert standardise._ascii_normalised(email) is None
+    assert standardise.email_to_normalised(email) == standardise._library_normalised(email)
+
+
+def test_the_fast_path_takes_the_largest_plain_address():
+    email = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * (254 - 64 - 1 - 64 - 64)
+    assert len(email) == 254
+    assert standardise._ascii_normalised(email) == email == standardise._library_normalised(email)[0]
+    assert standardise._ascii_normalised(email + "e") is None
 
 
 # -------------------------------------------------------------------------------- pandas UDF bodies

@@ -43,6 +43,9 @@ Rules and their sources:
   and in Unicode (``info@россия.рф``), both parts NFC-normalised; the local part keeps its case, which
   RFC 5321 section 2.4 leaves to the receiving server, except role names such as ``Info`` and
   ``Postmaster`` (RFC 2142 defines them case-insensitive), which the library lower-cases.
+  The library costs ~30 µs a value, so a plain ASCII address is first tried against the library's own
+  ASCII rule, built from its constants (``_ascii_normalised``); every other address goes to the library.
+  ``tests/spark_jobs/test_standardise.py`` proves the two equal on 1,000,000 fuzzed addresses.
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ import email_validator
 import pandas as pd
 import phonenumbers
 import pycountry
+from email_validator.rfc_constants import (
+    CASE_INSENSITIVE_MAILBOX_NAMES,
+    DNS_LABEL_LENGTH_LIMIT,
+    DOMAIN_MAX_LENGTH,
+    DOMAIN_NAME_REGEX,
+    DOT_ATOM_TEXT,
+    DOT_ATOM_TEXT_HOSTNAME,
+    EMAIL_MAX_LENGTH,
+    LOCAL_PART_MAX_LENGTH,
+)
 
 # Names that must not resolve, with the reason; looked up first, so an entry overrides pycountry's names.
 NOT_A_COUNTRY: dict[str, str] = {
@@ -192,6 +205,56 @@ def email_to_normalised(email: str | None) -> tuple[str | None, str | None]:
     (None, None) for None. Never raises for bad input and never uses the network (module docstring)."""
     if email is None:
         return None, None
+    if (normalised := _ascii_normalised(email)) is not None:
+        return normalised, None
+    return _library_normalised(email)
+
+
+# Read once: both are lists the library reads at every call (email_validator/__init__.py and
+# rfc_constants.py); nothing here changes them.
+_SPECIAL_USE_SUFFIXES = tuple("." + name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+_ROLE_NAMES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+
+
+def _ascii_normalised(email: str) -> str | None:
+    """email-validator's ``normalized`` of a plain ASCII address that is certainly valid, without calling
+    the library; None for every other address, which only the library may judge.
+
+    Accepted: one "@", a dot-atom local part and a host name as the library matches them (its own
+    DOT_ATOM_TEXT and DOT_ATOM_TEXT_HOSTNAME, both anchored with \\Z), within its length limits
+    (rfc_constants.py). Restated from email-validator 2.4.0 (lines of email_validator/syntax.py): the
+    domain needs a dot (650) and must end with a letter (DOMAIN_NAME_REGEX, 654); a special-use name or
+    any name under it is refused (SPECIAL_USE_DOMAIN_NAMES, 662); "--" is left to the library, which
+    refuses R-LDH labels (577) and decodes Punycode ones (671). For such a domain UTS-46 mapping (551)
+    only lower-cases. The local part is kept (272), but a role name is lower-cased (validate_email.py
+    line 151), so it is left to the library. The result depends on none of the library's options: the
+    local part's limit of 64, which the library checks only when ``strict`` (261), is applied here
+    always; ``test_environment`` and ``globally_deliverable`` only relax rules applied here.
+    """
+    local, at, domain = email.partition("@")
+    if not (
+        at
+        and email.isascii()
+        and len(email) <= EMAIL_MAX_LENGTH  # ASCII: characters are octets; lower() keeps the length
+        and len(local) <= LOCAL_PART_MAX_LENGTH
+        and len(domain) <= DOMAIN_MAX_LENGTH
+        and DOT_ATOM_TEXT.match(local)
+        and DOT_ATOM_TEXT_HOSTNAME.match(domain)  # no "@": the domain is everything after the first one
+        and "." in domain
+        and "--" not in domain
+        and DOMAIN_NAME_REGEX.search(domain)
+        and max(map(len, domain.split("."))) <= DNS_LABEL_LENGTH_LIMIT
+        and local.lower() not in _ROLE_NAMES
+    ):
+        return None
+    domain = domain.lower()
+    if ("." + domain).endswith(_SPECIAL_USE_SUFFIXES):  # the name itself or any name under it, as the library
+        return None
+    return local + "@" + domain
+
+
+def _library_normalised(email: str) -> tuple[str | None, str | None]:
+    """email_to_normalised by email-validator alone: the reference the fast path is tested against."""
     try:
         return email_validator.validate_email(email, check_deliverability=False).normalized, None
     except email_validator.EmailNotValidError as exc:
