@@ -30,7 +30,8 @@ from lakehouse_jobs.invoice.document import (
     check_arithmetic,
     round_money,
 )
-from lakehouse_jobs.invoice.pdf import parse_date, parse_invoice_pdf, parse_money
+from lakehouse_jobs.invoice.pdf import parse_invoice_pdf
+from lakehouse_jobs.invoice.printed_values import parse_date, parse_money
 from lakehouse_jobs.invoice.text_layer import REASONS, InvoiceParseError, extract_pages, page_lines
 from tests.conftest import REPO_ROOT
 
@@ -300,3 +301,10 @@ def test_an_unlabelled_bill_to_block_is_refused_not_read_as_the_sellers_address(
     with pytest.raises(InvoiceParseError) as error:
         parse_invoice_pdf(render_invoice_pdf(doc, alter={"Bill To:": None}))
     assert error.value.reason == "layout_unrecognised"
+
+
+@pytest.mark.parametrize("text", ["HK$3,380.00\n", "Jan 1, 2024\n", "2024-01-01\n"])
+def test_a_value_with_a_trailing_newline_is_refused(text):
+    # a pattern's `$` also matches before a final newline: the printed-value parsers take the cell whole
+    with pytest.raises(InvoiceParseError):
+        (parse_money if text.startswith("HK$") else parse_date)(text)

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from lakehouse_jobs import pii
 from lakehouse_jobs.delta import retry_on_conflict, tagged_commit
 from lakehouse_jobs.invoice.document import CURRENCY_EXPONENTS
-from lakehouse_jobs.invoice.pdf import CURRENCY_PREFIXES
+from lakehouse_jobs.invoice.printed_values import CURRENCY_PREFIXES
 from lakehouse_jobs.invoice.tables import DIM_CURRENCY, DIM_DATE, FIRST_DATE, LAST_DATE
 from lakehouse_jobs.steps import materialise
 
