@@ -7,7 +7,9 @@ Members are generated the way the brief's generator does it (Faker: uuid4 id, fi
 phone number, street address, city, country, registration date within the last two years), but seeded
 (Faker and `random`) so a given --seed and --rows always produce the same table. Calling Faker a million
 times takes minutes, so each field draws from a pool of Faker values (at most --pool distinct values per
-field) and rows combine pool entries at random. The rows are bulk-loaded with LOAD DATA LOCAL INFILE.
+field) and rows combine pool entries at random. Email and phone are then made the member's own
+(make_unique_contact): real members do not share them, and a benchmark on values repeated ~250 times would
+reward a per-value cache that does nothing for real data. The rows are bulk-loaded with LOAD DATA LOCAL INFILE.
 
 --dirty adds DIRTY_MEMBERS (idempotently): a handful of rows of each kind of dirty value real MySQL
 databases hold, so `make demo` shows quarantined rows with their reasons and standardised values that
@@ -41,8 +43,44 @@ SEED_INVOICE_CARD = "11134891"
 COLUMNS = tuple(MEMBER.column_names)
 
 
+# Part of the benchmarks' tags of a seeded table (benchmarks/harness/member_table.py, member_daily/source.py):
+# bump it whenever generate_members yields other rows for the same arguments, so an old table is reseeded.
+GENERATOR_VERSION = 2  # 2: every member's email and phone number its own
+# A phone number's last seven digits (exchange and line number) are unique per member up to this many rows:
+# the exchange starts with 2-9 (the NANP's rule, and Faker's), so that as many numbers are valid as before
+PHONE_SUBSCRIBERS = 8_000_000
+FIRST_SUBSCRIBER = 2_000_000
+
+
+def _affine_permutation(modulus: int, rng: random.Random):
+    """i -> (a*i + b) mod `modulus`, a bijection of range(modulus) when the modulus's prime factors are 2 and
+    5 only (a is then coprime with it), so distinct row numbers give distinct, unordered-looking numbers."""
+    a = rng.randrange(modulus // 10, modulus) | 1
+    if a % 5 == 0:
+        a += 2
+    b = rng.randrange(modulus)
+    return lambda i: (a * i + b) % modulus
+
+
+def _phone_template(phone: str) -> str:
+    """A Faker phone number with the last seven digits before any extension replaced by format fields
+    {0}..{6}, so the format (+1-, 001-, parentheses, dots, x-extension) and the area code are Faker's."""
+    main, x, extension = phone.partition("x")
+    positions = [k for k, ch in enumerate(main) if ch.isdigit()][-7:]
+    chars = [c.replace("{", "{{").replace("}", "}}") for c in main]
+    for slot, k in enumerate(positions):
+        chars[k] = "{%d}" % slot
+    return "".join(chars) + (x + extension).replace("{", "{{").replace("}", "}}")
+
+
 def generate_members(rows: int, seed: int = 42, pool: int = 20_000, today: dt.date | None = None) -> Iterator[dict]:
-    """Yield `rows` members, each a dict by column name (COLUMNS), deterministic for a given seed."""
+    """Yield `rows` members, each a dict by column name (COLUMNS), deterministic for a given seed.
+
+    Every member's email and phone number is distinct from every other's (phone numbers up to
+    PHONE_SUBSCRIBERS rows): the email is a Faker address with ``.<n>`` appended to its local part, n a
+    permutation of the row number (``brian12.4821093@example.net``); the phone number is a Faker number
+    (its format, area code and extension kept) whose last seven digits are another permutation of the row
+    number in 2000000..9999999. Names, addresses, cities and countries repeat, as in real data."""
     fake = Faker("en_US")
     fake.seed_instance(seed)
     rng = random.Random(seed)
@@ -50,19 +88,26 @@ def generate_members(rows: int, seed: int = 42, pool: int = 20_000, today: dt.da
     pools = {
         "first_name": [fake.first_name() for _ in range(size)],
         "last_name": [fake.last_name() for _ in range(size)],
-        "email": [fake.email() for _ in range(size)],
-        "phone_number": [fake.phone_number() for _ in range(size)],
+        "email": [fake.email().split("@", 1) for _ in range(size)],
+        "phone_number": [_phone_template(fake.phone_number()) for _ in range(size)],
         "address": [fake.street_address() for _ in range(size)],
         "city": [fake.city() for _ in range(size)],
         "country": [fake.country() for _ in range(size)],
     }
+    # a generator of its own, so the draws below (and with them every other column) stay as they were
+    unique = random.Random(f"{seed}/unique-contact")
+    email_number = _affine_permutation(10 ** max(7, len(str(rows))), unique)
+    subscriber = _affine_permutation(PHONE_SUBSCRIBERS, unique)
     today = today or dt.date.today()
     first_day = today - dt.timedelta(days=730)  # Faker's date_between("-2y", "today")
     days = (today - first_day).days
-    for _ in range(rows):
+    for i in range(rows):
         # the draws in this order (id, each pool, date), so a seed keeps giving the same members
         member = {"member_id": str(uuid.UUID(int=rng.getrandbits(128), version=4))}
         member |= {column: values[rng.randrange(size)] for column, values in pools.items()}
+        local, domain = member["email"]
+        member["email"] = f"{local}.{email_number(i)}@{domain}"
+        member["phone_number"] = member["phone_number"].format(*str(FIRST_SUBSCRIBER + subscriber(i)))
         member["registration_date"] = first_day + dt.timedelta(days=rng.randint(0, days))
         yield member
 

@@ -14,12 +14,13 @@ SEED_TODAY = dt.date(2026, 1, 1)  # registration dates relative to a fixed day: 
 
 def ensure_table(rows: int, database: str, seed: int) -> dict:
     """`database`.member holding `rows` generated members, reused when its comment says it holds exactly
-    those (the tag names the extract benchmark, which seeded them first: existing tables stay reusable), else
-    reseeded; the extract user gets SELECT on it. Returns facts: rows, database, seed, seeding seconds (None
-    when reused), InnoDB data and index bytes. Raises RuntimeError when the row count is not `rows`."""
-    from dev.seed_members import generate_members, load_members, setup_schema
+    those (the tag names the extract benchmark, which seeded them first, and dev/seed_members'
+    GENERATOR_VERSION, so a table of an older generator is reseeded), else reseeded; the extract user gets
+    SELECT on it. Returns facts: rows, database, seed, seeding seconds (None when reused), InnoDB data and
+    index bytes. Raises RuntimeError when the row count is not `rows`."""
+    from dev.seed_members import GENERATOR_VERSION, generate_members, load_members, setup_schema
 
-    tag = f"extract_bench seed={seed} rows={rows} today={SEED_TODAY}"
+    tag = f"extract_bench seed={seed} rows={rows} today={SEED_TODAY} generator={GENERATOR_VERSION}"
     conn = connect_root()
     try:
         setup_schema(conn, database, env("MYSQL_EXTRACT_USER"), env("MYSQL_EXTRACT_PASSWORD"))

@@ -63,7 +63,11 @@ class Source:
         self.expected: dict[tuple[int, str], dict] = {}
 
     def tag(self, rows: int, state: str) -> str:
-        return f"member_daily_bench seed={self.seed} rows={rows} today={SEED_TODAY} state={state}"
+        from dev.seed_members import GENERATOR_VERSION
+
+        # the generator's version too: a state seeded by an older generator is seeded again, not reused
+        return (f"member_daily_bench seed={self.seed} rows={rows} today={SEED_TODAY} state={state} "
+                f"generator={GENERATOR_VERSION}")
 
     def _comment(self, cur, db: str, table: str) -> str | None:
         cur.execute("SELECT TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
@@ -73,14 +77,16 @@ class Source:
 
     def live(self, cur) -> tuple[int, str] | None:
         comment = self._comment(cur, self.live_db, "member")
-        m = re.search(r"rows=(\d+) .*state=([AB])", comment or "")
-        if comment is not None and not (m and comment == self.tag(int(m[1]), m[2])):
+        # any seed's or generator's table of this benchmark: parked, never dropped, by ensure() and switch()
+        m = re.fullmatch(r"member_daily_bench seed=\S+ rows=(\d+) today=\S+ state=([AB])( generator=\S+)?",
+                         comment or "")
+        if comment is not None and not m:
             raise RuntimeError(f"{self.live_db}.member is not a table of this benchmark (comment {comment!r}); "
                                "drop it or move it away")
         return (int(m[1]), m[2]) if m else None
 
     def _have(self, cur, rows: int, state: str) -> bool:
-        return (self.live(cur) == (rows, state)
+        return (self._comment(cur, self.live_db, "member") == self.tag(rows, state)
                 or self._comment(cur, self.store_db, f"m{rows}_{state.lower()}") == self.tag(rows, state))
 
     def ensure(self, rows: int) -> dict:

@@ -25,3 +25,36 @@ def test_state_b_selects_every_contract_column_by_name_in_order_changing_only_em
     changed = {item.rsplit(" AS ", 1)[1] for item in items if " AS " in item}
     assert changed == set(CHANGED_VALUES) == {"email", "address"}
     assert sql.endswith("FROM live.member a LEFT JOIN store.m10_changes c USING (member_id)")
+
+
+class _Comments:
+    """A cursor stand-in answering the information_schema query of Source._comment from a dict."""
+
+    def __init__(self, comments: dict[tuple[str, str], str]):
+        self.comments, self.row = comments, None
+
+    def execute(self, sql, params):
+        self.row = (self.comments[params],) if params in self.comments else None
+
+    def fetchone(self):
+        return self.row
+
+
+def test_a_state_seeded_by_an_older_generator_is_recognised_but_not_reused():
+    from benchmarks.member_daily.source import Source
+    from dev.seed_members import GENERATOR_VERSION
+
+    source = Source(42)
+    current = source.tag(10, "A")
+    assert current.endswith(f" generator={GENERATOR_VERSION}")
+    old = current.rsplit(" generator=", 1)[0]  # the tag before generator versions
+    for comment in (old, current):
+        cur = _Comments({("bench_daily", "member"): comment})
+        assert source.live(cur) == (10, "A")  # ours, so parked and reseeded, never refused
+        assert source._have(cur, 10, "A") is (comment == current)
+    try:
+        source.live(_Comments({("bench_daily", "member"): "someone else's table"}))
+    except RuntimeError as exc:
+        assert "is not a table of this benchmark" in str(exc)
+    else:
+        raise AssertionError("a table of someone else's was taken for ours")
