@@ -1,4 +1,5 @@
-"""Member daily benchmark (issue 11): the daily run through the DAG, the Spark job alone, dlt and a notebook.
+"""Member daily benchmark (issues 11, 22): the daily run through the DAG, the Spark job alone, dlt, a notebook
+and a notebook that does the same work as ours.
 
     dev/stack.sh run python -m benchmarks.member_daily --members 1000000 5000000 --repeats 3
     dev/stack.sh run python -m benchmarks.member_daily --quick     # 20,000 members, once, saves nothing
@@ -18,7 +19,12 @@ order; the source is put back to A between them):
 - dlt: dlt `sql_table(backend="connectorx")` merging into a Delta table on the same MinIO
   (benchmarks/dlt_contender.py, in the venv .local/bench-venv from requirements/bench.lock);
 - notebook: `spark.read.jdbc` in partitions, then a Delta MERGE, with spark-submit in local[2] with the
-  job's driver memory (benchmarks/notebook_contender.py).
+  job's driver memory (benchmarks/notebook_contender.py);
+- same_work: the notebook a strong engineer writes for our job's result (benchmarks/same_work_contender.py):
+  `spark.read.jdbc` partitioned on the key, the job's standardisation rules through the same library
+  functions in pandas UDFs, the quarantine, `aes_encrypt` and keyed hashes, one MERGE for member and the
+  staged-union SCD2 MERGE for dim_member; every row, every day. Its tables are checked against ours, column
+  by column on the decrypted values, whenever ours loaded the same state earlier in the run.
 
 Measured per load: wall time, rows/s, peak RSS of the contender's whole process tree (and of the Databricks
 run's own tree: the runner's spark-submit, its JVM and Python workers), CPU seconds by process kind,

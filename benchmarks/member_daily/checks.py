@@ -96,6 +96,62 @@ class Checker:
                 "present": self.ids(member.union(quarantine)), "dim_member_rows": dim.count(),
                 "dim_member_current": self.ids(current)}
 
+    def content(self, root: str, batch_id: str) -> dict:
+        """What a member job's tables hold, comparable between ours and the same-work notebook's whatever
+        their ciphertexts (random IVs) and timestamps: per column, the sum of a hash of (member_id, value)
+        over member's rows, the direct identifiers decrypted with the PII keys of the environment
+        (lakehouse_jobs.pii); the same over dim_member's current rows, plus its row count and the number
+        of versions of each member (summed as hashes of (member_id, count)); the batch's quarantined rows
+        by reason. A column a table lacks counts as a difference."""
+        from pyspark.sql import functions as F
+
+        from lakehouse_jobs import pii
+        from lakehouse_jobs.tables import MEMBER_ATTRIBUTES
+
+        keys = pii.PiiKeys.from_env()
+        columns = ["email_hash", *[f.name for f in MEMBER_ATTRIBUTES]]
+
+        def sums(df) -> dict:
+            df = pii.with_keys(self.spark, df, keys)
+            exprs = []
+            for c in columns:
+                if c not in df.columns:
+                    continue
+                value = pii.decrypt(c) if c.endswith("_enc") else F.col(c).cast("string")
+                exprs.append(F.sum(self._hash(F.concat_ws("\x1f", "member_id", F.coalesce(value, F.lit("\\N")))))
+                             .alias(c))
+            row = df.agg(F.count(F.lit(1)).alias("_rows"), *exprs).first().asDict()
+            return {c: int(row[c] or 0) if c in row else "missing" for c in ["_rows", *columns]}
+
+        member = self.spark.read.format("delta").load(f"{root}/member")
+        dim = self.spark.read.format("delta").load(f"{root}/dim_member")
+        versions = dim.groupBy("member_id").count().agg(
+            F.sum(self._hash(F.concat_ws("\x1f", "member_id", F.col("count").cast("string"))))).first()[0]
+        quarantine = (self.spark.read.format("delta").load(f"{root}/member_quarantine")
+                      .where(F.col("batch_id") == batch_id).groupBy("quarantine_reason").count().collect())
+        return {"member": sums(member), "dim_member_current": sums(dim.where("is_current")),
+                "dim_member": {"rows": dim.count(), "versions_per_member": int(versions or 0)},
+                "quarantine": {r["quarantine_reason"]: r["count"] for r in quarantine}}
+
+
+def compare_contents(bench: Bench, contender: str, step: str, rows: int, found: dict) -> list[dict]:
+    """Checks that `found` (Checker.content of `contender`'s tables after `step`) equals what ours or the
+    same-work notebook held after the same load, when one of them loaded it earlier in this run; records it."""
+    seen = bench.contents.setdefault((rows, step), {})
+    out = []
+    for other, theirs in seen.items():
+        if other == contender:
+            continue
+        for part in ("member", "dim_member_current", "dim_member", "quarantine"):
+            keys = sorted(set(theirs[part]) | set(found[part]), key=str)
+            differ = [k for k in keys if theirs[part].get(k) != found[part].get(k)]
+            out.append(check(f"{part}: same content as {other}'s (per-column checksums"
+                             f"{', decrypted' if part.startswith('member') or part.endswith('current') else ''})"
+                             f"; columns that differ", [], differ))
+        break  # one reference is enough: the others were compared with it when they loaded
+    seen.setdefault(contender, found)
+    return out
+
 
 def check(name: str, expected: Any, found: Any) -> dict:
     return {"check": name, "expected": expected, "found": found, "ok": expected == found}
@@ -106,8 +162,9 @@ def check_load(bench: Bench, contender: str, step: str, rows: int, run: dict) ->
     want = bench.source.facts(rows, state)
     lake = f"s3://{bench.store.lakehouse}"
     out = []
-    if contender in ("dag", "job"):
-        found = bench.checker.ours(f"{lake}/delta", run["batch_id"])
+    if contender in ("dag", "job", "same_work"):
+        root = f"{lake}/{'same_work' if contender == 'same_work' else 'delta'}"
+        found = bench.checker.ours(root, run["batch_id"])
         present, member, current = found["present"], found["member"], found["dim_member_current"]
         out += [check("member + quarantined rows = source rows", want["rows"],
                       member["rows"] + found["quarantine"]["rows"]),
@@ -118,13 +175,25 @@ def check_load(bench: Bench, contender: str, step: str, rows: int, run: dict) ->
                 check("dim_member: current rows", member["rows"], current["rows"]),
                 check("dim_member: current member_id set = member's", member["id_sum"], current["id_sum"])]
         if step == "first":
-            bench.size["dim_after_first"] = found["dim_member_rows"]
+            bench.size.setdefault("dim_after_first", {})[contender] = found["dim_member_rows"]
+        elif step == "replay" and contender == "same_work":
+            # it re-reads and MERGEs every day: what it must not do is add a version for an unchanged member
+            out.append(check("replay adds no dim_member version", bench.size["dim_after_first"][contender],
+                             found["dim_member_rows"]))
         elif step == "replay":
             for t in ("member", "dim_member"):
                 out.append(check(f"replay commits nothing to {t}", 0, run["commits"][t]["commits"]))
         else:
-            out.append(check("dim_member rows: first load + changed members", bench.size.get("dim_after_first", 0)
-                             + want["changed_rows"], found["dim_member_rows"]))
+            out.append(check("dim_member rows: first load + changed members",
+                             bench.size.get("dim_after_first", {}).get(contender, 0) + want["changed_rows"],
+                             found["dim_member_rows"]))
+        if "same_work" in bench.contenders:
+            out += compare_contents(bench, contender, step, rows, bench.checker.content(root, run["batch_id"]))
+        if contender == "same_work":
+            facts = run["contender_facts"]
+            out.append(check("its own count of quarantined rows = the quarantine table's", found["quarantine"]["rows"],
+                             sum(facts["quarantine_reasons"].values())))
+            return out
         result = bench.store.json(bench.store.lakehouse, f"_results/member/{run['batch_id']}.json") or {}
         run["job_result"] = {k: result.get(k) for k in ("manifest_rows", "unchanged_rows", "valid_rows",
                                                          "quarantined_rows", "deleted_rows")}

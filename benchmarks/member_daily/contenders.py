@@ -1,4 +1,4 @@
-"""The four contenders, each a day's load of the scratch source into its own target, run under the bench's
+"""The five contenders, each a day's load of the scratch source into its own target, run under the bench's
 probe (benchmarks.member_daily.runner.Bench):
 
 - dag: this project's daily run, `member_pipeline` triggered through the Airflow REST API of the benchmark's
@@ -8,7 +8,9 @@ probe (benchmarks.member_daily.runner.Bench):
 - dlt: dlt `sql_table(backend="connectorx")` merging into a Delta table on the same MinIO
   (benchmarks/dlt_contender.py, in the venv .local/bench-venv);
 - notebook: `spark.read.jdbc` in partitions, then a Delta MERGE, with spark-submit in local[2] with the job's
-  driver memory (benchmarks/notebook_contender.py).
+  driver memory (benchmarks/notebook_contender.py);
+- same_work: the notebook that does our job's work (rules, quarantine, encryption, SCD2), every row every
+  day, the same way (benchmarks/same_work_contender.py).
 
 Each `load_<contender>(bench, step, run)` returns the load's measurements; it raises on a failed load.
 """
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from benchmarks.harness.results import REPO
 from benchmarks.harness.stack import log_tail
-from benchmarks.member_daily.config import BENCH_VENV, DAG_ID, JDBC_JAR, JOB_TABLES, STATE
+from benchmarks.member_daily.config import BENCH_VENV, DAG_ID, JDBC_JAR, JOB_TABLES, SAME_WORK_TABLES, STATE
 
 if TYPE_CHECKING:
     from benchmarks.member_daily.runner import Bench
@@ -42,6 +44,8 @@ def tables(contender: str) -> list[str]:
         return [f"delta/{t}" for t in JOB_TABLES]
     if contender == "dlt":
         return ["dlt/member_daily/member"]
+    if contender == "same_work":
+        return [f"same_work/{t}" for t in SAME_WORK_TABLES]
     return ["notebook/member"]
 
 
@@ -55,6 +59,8 @@ def reset(bench: Bench, contender: str) -> None:
     elif contender == "dlt":
         bench.store.delete(lake, "dlt/")
         shutil.rmtree(bench.tmp / "dlt-pipelines", ignore_errors=True)
+    elif contender == "same_work":
+        bench.store.delete(lake, "same_work/")
     else:
         bench.store.delete(lake, "notebook/")
 
@@ -190,4 +196,24 @@ def load_notebook(bench: Bench, step: str, run: dict) -> dict:
     return {**bench.measured(probe, ("child",)), "contender_facts": json.loads(result.read_text())}
 
 
-LOADS = {"dag": load_dag, "job": load_job, "dlt": load_dlt, "notebook": load_notebook}
+def load_same_work(bench: Bench, step: str, run: dict) -> dict:
+    """The same-work notebook, spark-submit as the notebook's (runtime, local[2], the job's driver memory),
+    its Python the project's (lakehouse_jobs with phonenumbers, email-validator and pycountry: the libraries
+    a cluster gets from the jobs wheel), with the PII keys of our job in its environment."""
+    runtime = STATE / "databricks-runtime" / "bin"
+    result = bench.tmp / "same-work-result.json"
+    cmd = [str(runtime / "spark-submit"), "--master", "local[2]", "--name", "same_work_contender",
+           "--properties-file", str(notebook_conf(bench)), str(REPO / "benchmarks" / "same_work_contender.py"),
+           "--database", bench.source.live_db, "--tables-root", f"s3://{bench.store.lakehouse}/same_work",
+           "--result", str(result)]
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTHONPATH"))}
+    e.update({"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
+              "SPARK_LOCAL_IP": "127.0.0.1"})
+    e.pop("SPARK_HOME", None)
+    _, probe = bench.child(cmd, e, bench.tmp / f"same_work-{run['rows']}-r{run['repeat']}-{step}.log")
+    facts = json.loads(result.read_text())
+    run["batch_id"] = facts["batch_id"]
+    return {**bench.measured(probe, ("child",)), "contender_facts": facts}
+
+
+LOADS = {"dag": load_dag, "job": load_job, "dlt": load_dlt, "notebook": load_notebook, "same_work": load_same_work}

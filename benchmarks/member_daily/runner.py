@@ -41,6 +41,9 @@ class Bench:
         self.startup: dict | None = None
         self.size: dict = {}
         self.versions_dlt: dict = {}
+        # what the tables of ours and of the same-work notebook hold after each load, by (rows, step) and
+        # contender (checks.Checker.content): whichever loads second is compared with the first
+        self.contents: dict[tuple[int, str], dict[str, dict]] = {}
         self.contenders = args.contenders
 
     def overrides(self) -> dict[str, str]:
@@ -68,7 +71,7 @@ class Bench:
             self.airflow.start()
         if "dlt" in self.contenders:
             ensure_bench_venv()
-        if "notebook" in self.contenders:
+        if {"notebook", "same_work"} & set(self.contenders):
             ensure_jdbc_jar()
 
     def close(self) -> None:
