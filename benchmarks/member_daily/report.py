@@ -154,7 +154,11 @@ def markdown(report: dict) -> str:
                      "nine columns (every value) and of the changed members' rows; for ours, member plus the "
                      "batch's quarantined rows = the source, dim_member one current row per member and the changed "
                      "members' new versions, an unchanged replay no commit to member or dim_member (read from "
-                     "the Delta log).")
+                     "the Delta log); for the same-work notebook the same as ours, but on a replay no new "
+                     "dim_member version (it MERGEs every day), and, with it in the run, ours and its tables "
+                     "compared after each load with whichever loaded the same state first: per column, a checksum "
+                     "of (member_id, value) over member and dim_member's current rows with the direct identifiers "
+                     "decrypted, dim_member's versions per member, the batch's quarantined rows by reason.")
     lines += ["", "## Every load, in execution order", "",
               "| rows | repeat | # | contender | load | wall s | peak RSS MiB | job MiB | CPU s contender / mariadbd / "
               "minio / others | commits (files written) | load avg before | checks |",
