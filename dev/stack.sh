@@ -118,7 +118,7 @@ def secret(name):
         return "lakehouse-key:" + base64.b64encode(secrets.token_bytes(32)).decode()
     if name == "AIRFLOW__CORE__FERNET_KEY":
         return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
-    if name.startswith("LAKEHOUSE_PII_"):  # HMAC-SHA-256 / AES-256-GCM keys: standard base64 of 32 bytes
+    if name.startswith("LAKEHOUSE_PII_") or name == "LAKEHOUSE_CHANGE_HASH_KEY":  # standard base64 of 32 bytes
         return base64.b64encode(secrets.token_bytes(32)).decode()
     return secrets.token_hex(16)  # URI-safe: these go into AIRFLOW_CONN_* URIs
 def fill(line):

@@ -127,7 +127,7 @@ def member_merge_run(batch_id: str, db: DatabricksSettings | None = None, *,
     params = MemberMergeParams(
         manifest=manifest_uri("member", batch_id), tables_root=layout.delta_root_uri(),
         result_path=layout.result_uri("member", batch_id), max_delete_ratio=max_delete_ratio,
-        max_quarantine_ratio=max_quarantine_ratio,
+        max_quarantine_ratio=max_quarantine_ratio, change_state=layout.change_state_uri("member"),
     )
     return job_run(params, batch_id, db)
 

@@ -35,3 +35,13 @@ def result_key(table: str, batch_id: str) -> str:
 
 def result_uri(table: str, batch_id: str) -> str:
     return f"s3://{settings.LAKEHOUSE_BUCKET}/{result_key(table, batch_id)}"
+
+
+def change_state_key(table: str) -> str:
+    """The prefix of a table's change state (lakehouse_jobs.change_state), which the job writes after its
+    commits and the next extract compares the source with; ends with "/"."""
+    return f"_state/{table}/"
+
+
+def change_state_uri(table: str) -> str:
+    return f"s3://{settings.LAKEHOUSE_BUCKET}/{change_state_key(table)}"

@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from include.extract import watermark
+from include.extract.change_set import ChangeDetector, StateLocation, load_state
 from include.extract.readers import Reader, locating, stream_record_batches
 from include.extract.schema_drift import check_schema, live_columns, schema_hash, schema_json, select_sql
 from include.landing import lease
@@ -43,8 +44,11 @@ from include.landing.layout import landing_prefix
 from include.landing.manifest_io import publish_manifest, published_manifest
 from include.landing.retention import batch_object_args
 from include.landing.s3_writer import S3MultipartWriter, sse_args
-from lakehouse_jobs.contracts import SourceContract, arrow_schema
-from lakehouse_jobs.manifest import BatchManifest, FileEntry, Watermark
+from lakehouse_jobs.change_hash import change_hash_key
+from lakehouse_jobs.change_state import state_rules_version
+from lakehouse_jobs.contracts import ROW_HASH_COLUMN, SourceContract, arrow_schema
+from lakehouse_jobs.keys import member_key_arrow
+from lakehouse_jobs.manifest import BatchManifest, ChangeSet, FileEntry, Watermark
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +168,8 @@ def extract_table(
     row_group_rows: int = 128 * 1024, fetch_rows: int = 50_000, compression: str = "zstd",
     reader: Reader | None = None, mode: str = "snapshot", overlap: dt.timedelta = dt.timedelta(minutes=10),
     low: dt.datetime | None = None, high: dt.datetime | None = None, partition_cols: tuple[str, ...] = (),
-    key_ranges: int = 1, lease_seconds: float = 30 * 60,
+    key_ranges: int = 1, lease_seconds: float = 30 * 60, change_state: StateLocation | None = None,
+    hash_key: bytes | None = None,
 ) -> BatchManifest:
     """Extract `contract.table` as batch `batch_id`; return the published BatchManifest.
 
@@ -175,6 +180,9 @@ def extract_table(
     connections (ConnectorX).
     `conn` (DB-API, mysqlclient) checks the schema and, without a `reader`, reads the rows too.
     `lease_seconds`: how long a crashed extract of another run blocks this batch (include/landing/lease.py).
+    A contract with a rules_version lands each row with its ``_row_hash`` (keyed with `hash_key`, default
+    LAKEHOUSE_CHANGE_HASH_KEY); a snapshot with `change_state` also lands the change set against that state
+    (include/extract/change_set.py) when the state describes the table as it is.
 
     A snapshot is the table as it is now, whatever interval `batch_id` names: the manifest's
     extracted_at says when it was read, so a backfill or late re-run is recorded as what it is.
@@ -190,6 +198,8 @@ def extract_table(
         raise ValueError("parallel key ranges need a reader with its own connections (ConnectorX)")
     extra = sse_args(sse, sse_kms_key_id)  # every object: lease, data files, manifest, watermark
     batch_extra = batch_object_args(extra)  # the batch's objects only: they expire
+    if contract.rules_version and hash_key is None:
+        hash_key = change_hash_key()
     prefix = landing_prefix(contract.table, batch_id)
     attempt = f"{prefix}attempt={dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}/"
     held = lease.acquire(s3, bucket, prefix, run_id=run_id, seconds=lease_seconds, extra_args=extra)
@@ -198,6 +208,7 @@ def extract_table(
             manifest, span = _extract(
                 conn, s3, contract=contract, bucket=bucket, batch_id=batch_id, run_id=run_id, prefix=attempt,
                 mode=mode, overlap=overlap, low=low, high=high, key_ranges=key_ranges,
+                change_state=change_state if mode == "snapshot" else None, hash_key=hash_key,
                 read=locating(reader or (lambda q, schema: stream_record_batches(conn, q, schema, fetch_rows)),
                               contract.table, contract.key),
                 options=dict(extra_args=batch_extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
@@ -223,9 +234,24 @@ def extract_table(
 
 def _extract(conn, s3, *, contract: SourceContract, bucket: str, batch_id: str, run_id: str, prefix: str,
              mode: str, overlap: dt.timedelta, low, high, key_ranges: int, read: Reader, options: dict,
+             change_state: StateLocation | None, hash_key: bytes | None,
              ) -> tuple[BatchManifest, watermark.WatermarkRange | None]:
     """Write the batch's files under `prefix`; return its manifest (not yet published) and range."""
     schema = arrow_schema(contract, landed=True)
+    hashed = ROW_HASH_COLUMN in schema.names
+    read_schema = schema.remove(schema.get_field_index(ROW_HASH_COLUMN)) if hashed else schema
+    rules = hashed and state_rules_version(contract.rules_version)
+    # the state is read before the source's snapshot: a job committing in between makes it stale, which the
+    # job sees (its last data change is newer than the state) and then compares the whole snapshot
+    state = load_state(s3, change_state, rules) if hashed and change_state else None
+    changes = _FileSequence(s3, bucket, prefix, schema, file_name="change", **_sequence_options(options)) \
+        if state else None
+    detector = hashed and ChangeDetector(read_schema.names, contract.key, contract.rules_version, hash_key, state,
+                                         on_change=changes and changes.add)
+
+    def rows(query: str):
+        return detector.stream(read(query, read_schema)) if detector else read(query, schema)
+
     # One read-only transaction: a consistent snapshot for what mysqlclient reads, and ending it
     # afterwards releases the metadata lock the read holds (it would block DDL on the source until we
     # disconnect). ConnectorX reads on connections of its own, each from a snapshot a moment later.
@@ -250,16 +276,21 @@ def _extract(conn, s3, *, contract: SourceContract, bucket: str, batch_id: str, 
         if ranges:
             def write_range(i: int, predicate: str) -> list[dict]:
                 where = " AND ".join(f"({c})" for c in (span and span.where_sql(), predicate) if c)
-                return write_parquet_files(read(select_sql(contract, where=where), schema), s3, bucket, prefix,
+                return write_parquet_files(rows(select_sql(contract, where=where)), s3, bucket, prefix,
                                            schema, file_name=f"part-r{i:03d}", **options)
 
             with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
                 futures = [pool.submit(write_range, i, r) for i, r in enumerate(ranges)]
                 files = [f for future in futures for f in future.result()]
         else:
-            files = write_parquet_files(read(query, schema), s3, bucket, prefix, schema, **options)
+            files = write_parquet_files(rows(query), s3, bucket, prefix, schema, **options)
+    except BaseException:
+        if changes:
+            changes.abort()
+        raise
     finally:
         conn.rollback()
+    change_set = _finish_change_set(s3, bucket, prefix, schema, detector, changes, files, options) if state else None
     manifest = BatchManifest(
         table=contract.table,
         batch_id=batch_id,
@@ -273,10 +304,44 @@ def _extract(conn, s3, *, contract: SourceContract, bucket: str, batch_id: str, 
         schema=schema_json(schema),
         schema_hash=schema_hash(schema),
         files=[FileEntry(**f) for f in files],
+        change_set=change_set,
         extracted_at=extracted_at.replace(tzinfo=dt.timezone.utc).isoformat(timespec="microseconds"),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     return manifest, span
+
+
+def _sequence_options(options: dict) -> dict:
+    return {k: options[k] for k in ("extra_args", "rows_per_file", "row_group_rows", "compression")}
+
+
+def _finish_change_set(s3, bucket: str, prefix: str, schema: pa.Schema, detector: ChangeDetector,
+                       changes: _FileSequence, files: list[dict], options: dict) -> ChangeSet:
+    """The change set's files and counts, once every row has streamed (include/extract/change_set.py)."""
+    try:
+        outcome = detector.finish()
+        if len(outcome.reread_keys):
+            # copies of a duplicated member_id whose hash the state held: read back from the snapshot
+            log.warning("%d member ids are held more than once at the source: every copy goes to the job",
+                        len(outcome.reread_keys))
+            held = pa.array(detector.state.hashes, pa.binary(len(detector.state.hashes[0])))
+            for entry in files:
+                key = entry["path"].removeprefix(f"s3://{bucket}/")
+                table = pq.read_table(pa.BufferReader(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+                wanted = pc.and_(pc.is_in(member_key_arrow(table[detector.key_column]), value_set=outcome.reread_keys),
+                                 pc.is_in(table[ROW_HASH_COLUMN], value_set=held))
+                changes.add(table.filter(wanted).select(schema.names))
+        change_files = changes.finish()
+    except BaseException:
+        changes.abort()
+        raise
+    keys = _FileSequence(s3, bucket, prefix, outcome.key_index.schema, file_name="keys", **_sequence_options(options))
+    keys.add(outcome.key_index)
+    state = detector.state.state
+    log.info("change set against member version %d: %s", state.table_version, outcome.counts)
+    return ChangeSet(base_version=state.table_version, rules_version=state.rules_version, state_rows=state.table_rows,
+                     counts=outcome.counts, files=[FileEntry(**f) for f in change_files],
+                     key_files=[FileEntry(**f) for f in keys.finish()])
 
 
 def split_key_ranges(conn, table: str, key: str, parts: int) -> list[str]:

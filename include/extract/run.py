@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote
 
-from include import settings
+from include import layout, settings
+from include.extract.change_set import StateLocation
 from include.extract.engine import extract_table
 from include.extract.readers import Reader, connectorx_reader
 from include.landing.layout import manifest_key
@@ -59,11 +60,18 @@ def extract_batch(contract: SourceContract, batch_id: str, run_id: str) -> dict:
             rows_per_file=settings.EXTRACT_ROWS_PER_FILE,
             # the setting names member columns (e.g. country); other tables are small and unpartitioned
             partition_cols=settings.EXTRACT_PARTITION_COLS if contract is MEMBER else (),
+            # the member job keeps a change state: the extract lands what changed against it beside the snapshot
+            change_state=StateLocation(settings.LAKEHOUSE_BUCKET, layout.change_state_key(contract.table),
+                                       layout.delta_table_key(contract.table) + "/") if contract is MEMBER else None,
         )
     finally:
         conn.close()
+    change_set = manifest.change_set
     return {
         "batch_id": batch_id,
         "manifest_key": manifest_key(contract.table, batch_id),
         "row_count": manifest.row_count,
+        # against the job's change state: rows by kind, or None when the job must compare the whole snapshot
+        "changes": change_set and change_set.counts,
+        "no_changes": bool(change_set and change_set.is_empty),
     }

@@ -25,7 +25,7 @@ def result(**overrides):
             "quarantined_rows": 1, "quarantine_reasons": {"invalid_email": 1}, "deleted_rows": 1,
             "merge_source_rows": 8, "delta_version": 3, "dim_member_version": 4, "commit_tag": "member_merge x 1",
             "rows_before": 5, "rows_after": 8, "rows_absent_from_snapshot": 0, "duplicate_keys": 0,
-            "dim_member_rows": 11, "dim_member_current_rows": 8, **overrides}
+            "dim_member_rows": 11, "dim_member_current_rows": 8, "change_detection": "change set", **overrides}
 
 
 def reconcile(manifest, result_dict, *commits):

@@ -42,11 +42,12 @@ def test_derived_schemas_follow_the_contract():
 
 
 @pytest.mark.unit
-def test_landed_batches_add_a_raw_text_column_per_date_or_timestamp_column():
+def test_landed_batches_add_a_raw_text_column_per_date_or_timestamp_column_and_the_row_hash():
     assert arrow_schema(MEMBER, landed=True) == arrow_schema(MEMBER).append(
-        pa.field("registration_date_raw", pa.string()))
+        pa.field("registration_date_raw", pa.string())).append(pa.field("_row_hash", pa.binary(32), nullable=False))
     assert spark_schema(MEMBER, landed=True) == T.StructType(
-        spark_schema(MEMBER).fields + [T.StructField("registration_date_raw", T.StringType())])
+        spark_schema(MEMBER).fields + [T.StructField("registration_date_raw", T.StringType()),
+                                       T.StructField("_row_hash", T.BinaryType(), nullable=False)])
     events = SourceContract("event", "id", (Column("id", "string", nullable=False, max_length=10),
                                             Column("day", "date", pii="quasi"), Column("note", "string"),
                                             Column("at", "timestamp", nullable=False)))

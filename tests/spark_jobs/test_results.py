@@ -24,7 +24,7 @@ MERGE = MemberMergeResult(
     batch_id="b", manifest_rows=3, unchanged_rows=1, valid_rows=1, quarantined_rows=1,
     quarantine_reasons={"invalid_email": 1}, deleted_rows=0, merge_source_rows=1, delta_version=None,
     dim_member_version=4, commit_tag="t", rows_before=2, rows_after=3, duplicate_keys=0, dim_member_rows=3,
-    dim_member_current_rows=3,
+    dim_member_current_rows=3, change_detection="change set",
 )
 
 

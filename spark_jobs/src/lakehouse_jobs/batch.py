@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse_jobs import hadoop_fs
 from lakehouse_jobs.contracts import SourceContract, arrow_schema, spark_schema
-from lakehouse_jobs.manifest import BatchManifest, ManifestError
+from lakehouse_jobs.manifest import BatchManifest, FileEntry, ManifestError
 
 
 class BatchError(RuntimeError):
@@ -34,17 +34,22 @@ def read_manifest(spark: SparkSession, path: str, contract: SourceContract) -> B
     return manifest
 
 
-def read_batch(spark: SparkSession, manifest: BatchManifest, contract: SourceContract) -> DataFrame:
+def read_batch(spark: SparkSession, manifest: BatchManifest, contract: SourceContract,
+               files: list[FileEntry] | None = None, rows: int | None = None) -> DataFrame:
     """Exactly the manifest's files, read with the contract's landed schema (never inferred): its columns
     plus a `<column>_raw` text column for each date or timestamp column (contracts.raw_columns), holding
     the source text of a value that had no calendar equivalent and landed as null.
 
+    `files` and `rows`: another list of the batch's files (its change set's) and their row count; default
+    manifest.files and manifest.row_count.
     Raises BatchError when a listed file is missing or has another size than the manifest says (a
     truncated or zero-byte upload shows here, before Parquet fails with a cryptic error), or when the
-    rows read differ from manifest.row_count.
+    rows read differ from the manifest's count.
     """
+    files = manifest.files if files is None else files
+    expected = manifest.row_count if rows is None else rows
     problems = []
-    for entry in manifest.files:
+    for entry in files:
         size = hadoop_fs.file_size(spark, entry.path)
         if size is None:
             problems.append(f"missing file {entry.path}")
@@ -54,11 +59,11 @@ def read_batch(spark: SparkSession, manifest: BatchManifest, contract: SourceCon
         raise BatchError(f"batch {manifest.batch_id} is incomplete: " + "; ".join(problems))
 
     schema = spark_schema(contract, landed=True)
-    if manifest.files:
-        df = spark.read.schema(schema).parquet(*(entry.path for entry in manifest.files))
+    if files:
+        df = spark.read.schema(schema).parquet(*(entry.path for entry in files))
     else:  # an empty extract may publish no file at all
         df = spark.createDataFrame([], schema)
-    rows = df.count()
-    if rows != manifest.row_count:
-        raise BatchError(f"batch {manifest.batch_id}: read {rows} rows, manifest says {manifest.row_count}")
+    read = df.count()
+    if read != expected:
+        raise BatchError(f"batch {manifest.batch_id}: read {read} rows, manifest says {expected}")
     return df.select(*schema.fieldNames())

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-LogicalType = Literal["string", "date", "timestamp"]
+LogicalType = Literal["string", "date", "timestamp", "row_hash"]
 PiiClass = Literal["direct", "quasi", "none"]
 
 
@@ -48,12 +48,16 @@ class SourceContract:
 
     watermark_column: a column that grows on every insert and update (e.g. updated_at); None means the
     table can only be extracted as a full snapshot.
+    rules_version: set for a table whose job detects changes by row hash (lakehouse_jobs.change_hash): its
+    landed batches carry ``_row_hash``, the keyed hash of the row as landed and this version. Change it
+    when a rule the job applies to the rows changes, and the next batch reprocesses every row.
     """
 
     table: str
     key: str
     columns: tuple[Column, ...]
     watermark_column: str | None = None
+    rules_version: str | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -79,6 +83,7 @@ MEMBER = SourceContract(
         Column("country", "string", max_length=100, pii="quasi", description="country name as entered"),
         Column("registration_date", "date", pii="quasi", description="date the member registered"),
     ),
+    rules_version="member-rules-1",
 )
 
 
@@ -108,20 +113,30 @@ def raw_columns(contract: SourceContract) -> dict[str, Column]:
     }
 
 
-def _columns(contract: SourceContract, landed: bool) -> tuple[Column, ...]:
-    if not landed:
-        return contract.columns
+ROW_HASH_COLUMN = "_row_hash"
+
+
+def read_columns(contract: SourceContract) -> tuple[Column, ...]:
+    """The columns the extract reads from the source: the contract's, then `raw_columns`."""
     raw = raw_columns(contract)
     # a value with no calendar equivalent lands as null in its typed column, even a NOT NULL one
     return tuple(replace(c, nullable=True) if c.name in raw else c for c in contract.columns) + tuple(raw.values())
 
 
+def _columns(contract: SourceContract, landed: bool) -> tuple[Column, ...]:
+    if not landed:
+        return contract.columns
+    hashed = contract.rules_version is not None
+    return read_columns(contract) + ((Column(ROW_HASH_COLUMN, "row_hash", nullable=False,
+                                             description="keyed hash of the row as read"),) if hashed else ())
+
+
 def arrow_schema(contract: SourceContract, *, landed: bool = False):
-    """The contract as a `pyarrow.Schema`; with `landed`, followed by `raw_columns`: the Parquet schema
-    of a landed batch."""
+    """The contract as a `pyarrow.Schema`; with `landed`, followed by `raw_columns` and, for a contract with
+    a rules_version, ``_row_hash`` (32 bytes): the Parquet schema of a landed batch."""
     import pyarrow as pa
 
-    types = {"string": pa.string(), "date": pa.date32(), "timestamp": pa.timestamp("us")}
+    types = {"string": pa.string(), "date": pa.date32(), "timestamp": pa.timestamp("us"), "row_hash": pa.binary(32)}
     return pa.schema([pa.field(c.name, types[c.type], nullable=c.nullable) for c in _columns(contract, landed)])
 
 
@@ -130,7 +145,8 @@ def spark_schema(contract: SourceContract, *, landed: bool = False):
     inferred)."""
     from pyspark.sql import types as T
 
-    types = {"string": T.StringType(), "date": T.DateType(), "timestamp": T.TimestampNTZType()}
+    types = {"string": T.StringType(), "date": T.DateType(), "timestamp": T.TimestampNTZType(),
+             "row_hash": T.BinaryType()}
     return T.StructType([T.StructField(c.name, types[c.type], nullable=c.nullable)
                          for c in _columns(contract, landed)])
 

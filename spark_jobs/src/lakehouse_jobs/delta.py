@@ -65,6 +65,17 @@ def retry_on_conflict(action: Callable[[], R], what: str, attempts: int = 4, bas
     return action()
 
 
+def is_empty(table: DeltaTable) -> bool:
+    """True when the table's latest version has no data file (from the log, no data read).
+
+    A MERGE into an empty table needs only its insert clauses: Delta then runs it as an anti-join and an
+    append, where matched clauses cost a second pass to find and rewrite touched files (Delta's
+    MergeIntoCommand, "insert-only merge"). Decided just before the MERGE; a writer that fills the table
+    after the MERGE's snapshot makes the commit conflict, and retry_on_conflict decides again.
+    """
+    return table.detail().first()["numFiles"] == 0
+
+
 class TableDeclarationError(RuntimeError):
     """A table exists at the path but differs from its declaration (lakehouse_jobs.tables)."""
 

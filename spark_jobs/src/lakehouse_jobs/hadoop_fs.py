@@ -52,3 +52,24 @@ def modified_at(spark: SparkSession, path: str) -> dt.datetime:
     fs, hadoop_path = _fs(spark, path)
     millis = fs.getFileStatus(hadoop_path).getModificationTime()
     return dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc).replace(tzinfo=None)
+
+
+def list_files(spark: SparkSession, folder: str) -> list[str]:
+    """The full paths of the files directly in `folder`; empty when it does not exist."""
+    return [str(s.getPath()) for s in _list(spark, folder) if s.isFile()]
+
+
+def list_dirs(spark: SparkSession, folder: str) -> list[str]:
+    """The full paths of the folders directly in `folder`; empty when it does not exist."""
+    return [str(s.getPath()) for s in _list(spark, folder) if s.isDirectory()]
+
+
+def _list(spark: SparkSession, folder: str) -> list[Any]:
+    fs, hadoop_path = _fs(spark, folder)
+    return list(fs.listStatus(hadoop_path)) if fs.exists(hadoop_path) else []
+
+
+def delete(spark: SparkSession, path: str) -> None:
+    """Remove the file or folder (recursively); nothing when it does not exist."""
+    fs, hadoop_path = _fs(spark, path)
+    fs.delete(hadoop_path, True)

@@ -41,6 +41,33 @@ class Watermark:
     high: str | None = None  # ISO timestamp, inclusive
 
 
+CHANGE_KINDS = ("new", "changed", "duplicate", "unchanged", "deleted")
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What a snapshot changes against the member table at ``base_version``, found by the extract
+    (include/extract/change_set.py) from the change state the job wrote (lakehouse_jobs.change_state).
+
+    files: the source rows that need work (landed schema): every row whose hash the state lacks, and every
+    copy of a member_id the source holds more than once. key_files: Parquet of (member_id as the table
+    holds it, change), one row per key of `files` (new, changed, duplicate) and per deleted member.
+    counts: source rows by kind (unchanged: rows whose hash the state holds; deleted: table rows).
+    """
+
+    base_version: int  # the member table version the state describes
+    rules_version: str  # lakehouse_jobs.change_state.state_rules_version of the hashes compared
+    state_rows: int  # the table's rows at base_version
+    counts: dict[str, int]
+    files: list[FileEntry]
+    key_files: list[FileEntry]
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing new, changed, duplicated or deleted: every source row is in the table as it is."""
+        return not any(self.counts.get(k, 0) for k in CHANGE_KINDS if k != "unchanged")
+
+
 @dataclass(frozen=True)
 class BatchManifest:
     table: str
@@ -60,6 +87,9 @@ class BatchManifest:
     watermark: Watermark = field(default_factory=Watermark)
     partition_cols: list[str] = field(default_factory=list)
     key_ranges: list[str] = field(default_factory=list)
+    # the rows that changed against the job's change state; None when no usable state existed (first load,
+    # a state older than the table's last data change): the job then compares the whole snapshot
+    change_set: ChangeSet | None = None
     manifest_version: int = MANIFEST_VERSION
 
     @property
@@ -79,10 +109,15 @@ class BatchManifest:
         problems = _problems(data)
         if problems:
             raise ManifestError(f"invalid manifest {source}: " + "; ".join(problems))
+        change_set = data.get("change_set")
         return cls(
-            **{k: v for k, v in data.items() if k not in ("files", "watermark")},
+            **{k: v for k, v in data.items() if k not in ("files", "watermark", "change_set")},
             files=[FileEntry(**f) for f in data["files"]],
             watermark=Watermark(**data.get("watermark") or {}),
+            change_set=change_set and ChangeSet(
+                **{k: v for k, v in change_set.items() if k not in ("files", "key_files")},
+                files=[FileEntry(**f) for f in change_set["files"]],
+                key_files=[FileEntry(**f) for f in change_set["key_files"]]),
         )
 
 
@@ -119,19 +154,13 @@ def _problems(data: Any) -> list[str]:
     if not re.fullmatch(UTC_TIMESTAMP_PATTERN, data["extracted_at"]):
         problems.append(f"extracted_at {data['extracted_at']!r} is not an ISO timestamp in UTC (+00:00)")
     files = data["files"]
-    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
-        return problems + ["files must be a list of objects"]
-    for i, f in enumerate(files):
-        if set(f) != {"path", "rows", "bytes", "sha256"}:
-            problems.append(f"files[{i}] must have exactly path, rows, bytes, sha256")
-        elif not isinstance(f["path"], str):
-            problems.append(f"files[{i}]: path is not a string")
-        elif not (_whole(f["rows"]) and _whole(f["bytes"])):
-            problems.append(f"files[{i}]: rows and bytes must be whole numbers >= 0")
-        elif not (isinstance(f["sha256"], str) and re.fullmatch(SHA256_PATTERN, f["sha256"])):
-            problems.append(f"files[{i}]: sha256 is not a hex digest")
+    file_problems = _file_problems(files, "files")
+    if file_problems:
+        return problems + file_problems
     if not problems and sum(f["rows"] for f in files) != data["row_count"]:
         problems.append(f"row_count {data['row_count']} is not the sum of files[].rows")
+    if data.get("change_set") is not None:
+        problems += _change_set_problems(data["change_set"], data["row_count"])
     if not isinstance(data["schema"], list) or not all(
         isinstance(c, dict) and {"name", "type", "nullable"} <= set(c) for c in data["schema"]
     ):
@@ -139,8 +168,67 @@ def _problems(data: Any) -> list[str]:
     return problems
 
 
+def _file_problems(files: Any, name: str) -> list[str]:
+    if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
+        return [f"{name} must be a list of objects"]
+    problems = []
+    for i, f in enumerate(files):
+        if set(f) != {"path", "rows", "bytes", "sha256"}:
+            problems.append(f"{name}[{i}] must have exactly path, rows, bytes, sha256")
+        elif not isinstance(f["path"], str):
+            problems.append(f"{name}[{i}]: path is not a string")
+        elif not (_whole(f["rows"]) and _whole(f["bytes"])):
+            problems.append(f"{name}[{i}]: rows and bytes must be whole numbers >= 0")
+        elif not (isinstance(f["sha256"], str) and re.fullmatch(SHA256_PATTERN, f["sha256"])):
+            problems.append(f"{name}[{i}]: sha256 is not a hex digest")
+    return problems
+
+
+def _change_set_problems(cs: Any, row_count: int) -> list[str]:
+    """A change set's counts must add up: its files hold the new, changed and duplicated rows, and with the
+    unchanged rows they are the whole snapshot."""
+    if not isinstance(cs, dict) or set(cs) != set(_CHANGE_SET["required"]):
+        return [f"change_set must have exactly {_CHANGE_SET['required']}"]
+    problems = _file_problems(cs["files"], "change_set.files") + _file_problems(cs["key_files"], "change_set.key_files")
+    counts = cs["counts"]
+    if not (isinstance(counts, dict) and set(counts) == set(CHANGE_KINDS) and all(map(_whole, counts.values()))):
+        return problems + [f"change_set.counts must give a whole number >= 0 for each of {list(CHANGE_KINDS)}"]
+    if not (_whole(cs["base_version"]) and _whole(cs["state_rows"]) and isinstance(cs["rules_version"], str)):
+        problems.append("change_set: base_version and state_rows must be whole numbers, rules_version a string")
+    if problems:
+        return problems
+    changed_rows = counts["new"] + counts["changed"] + counts["duplicate"]
+    if sum(f["rows"] for f in cs["files"]) != changed_rows:
+        problems.append(f"change_set.files hold {sum(f['rows'] for f in cs['files'])} rows, the counts say "
+                        f"{changed_rows} new, changed or duplicated")
+    if changed_rows + counts["unchanged"] != row_count:
+        problems.append(f"change_set: {changed_rows} changed + {counts['unchanged']} unchanged rows != row_count "
+                        f"{row_count}")
+    return problems
+
+
 _STRINGS = {"type": "array", "items": {"type": "string"}}
 _NULLABLE_STRING = {"type": ["string", "null"]}
+_FILES = {"type": "array", "items": {
+    "type": "object", "additionalProperties": False, "required": ["path", "rows", "bytes", "sha256"],
+    "properties": {
+        "path": {"type": "string"}, "rows": {"type": "integer", "minimum": 0},
+        "bytes": {"type": "integer", "minimum": 0}, "sha256": {"type": "string", "pattern": SHA256_PATTERN},
+    },
+}}
+_CHANGE_SET = {
+    "type": "object", "additionalProperties": False,
+    "required": ["base_version", "rules_version", "state_rows", "counts", "files", "key_files"],
+    "properties": {
+        "base_version": {"type": "integer", "minimum": 0},
+        "rules_version": {"type": "string"},
+        "state_rows": {"type": "integer", "minimum": 0},
+        "counts": {"type": "object", "additionalProperties": False, "required": list(CHANGE_KINDS),
+                   "properties": {k: {"type": "integer", "minimum": 0} for k in CHANGE_KINDS}},
+        "files": _FILES,
+        "key_files": _FILES,
+    },
+}
 JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "Batch manifest (_manifest.json)",
@@ -167,15 +255,10 @@ JSON_SCHEMA: dict[str, Any] = {
             "properties": {"name": {"type": "string"}, "type": {"type": "string"}, "nullable": {"type": "boolean"}},
         }},
         "schema_hash": {"type": "string", "pattern": r"^sha256:[0-9a-f]{64}$"},
-        "files": {"type": "array", "items": {
-            "type": "object", "additionalProperties": False, "required": ["path", "rows", "bytes", "sha256"],
-            "properties": {
-                "path": {"type": "string"}, "rows": {"type": "integer", "minimum": 0},
-                "bytes": {"type": "integer", "minimum": 0}, "sha256": {"type": "string", "pattern": SHA256_PATTERN},
-            },
-        }},
+        "files": _FILES,
         "extracted_at": {"type": "string", "pattern": UTC_TIMESTAMP_PATTERN},
         "created_at": {"type": "string"},
+        "change_set": {"oneOf": [{"type": "null"}, _CHANGE_SET]},
     },
 }
 

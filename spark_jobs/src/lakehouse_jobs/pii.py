@@ -23,8 +23,6 @@ only a column name. tests/spark_jobs/test_pii.py fails a query on purpose and ch
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,17 +30,16 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse_jobs.secret_keys import KEY_BYTES, PiiKeyError, read_key
+
 HMAC_KEY_ENV = "LAKEHOUSE_PII_HMAC_KEY"
 ENCRYPTION_KEY_ENV = "LAKEHOUSE_PII_ENCRYPTION_KEY"
-KEY_BYTES = 32  # AES-256; and an HMAC-SHA-256 key of the hash's own length (RFC 2104, section 3)
+__all__ = ["KEY_BYTES", "PiiKeyError", "PiiKeys", "with_keys", "drop_keys", "keyed_hash", "row_hash", "encrypt",
+           "decrypt"]
 
 # columns with_keys adds; key material, dropped by drop_keys before anything is written
 _IPAD, _OPAD, _AES = "_pii_hmac_ipad", "_pii_hmac_opad", "_pii_aes_key"
 _SHA256_BLOCK = 64  # bytes (FIPS 180-4): the HMAC pads its key to the hash's block size
-
-
-class PiiKeyError(RuntimeError):
-    """A key is missing or malformed. The message names the variable, never its value."""
 
 
 @dataclass(frozen=True)
@@ -60,19 +57,8 @@ class PiiKeys:
 
 
 def _key(env: Mapping[str, str], name: str) -> bytes:
-    value = env.get(name)
-    if not value:
-        raise PiiKeyError(
-            f"{name} is not set: the PII keys come from the Databricks secret scope through the cluster's "
-            "spark_env_vars (docs/pii.md)"
-        )
-    try:
-        key = base64.b64decode(value, validate=True)
-    except binascii.Error:
-        raise PiiKeyError(f"{name} is not valid base64") from None
-    if len(key) != KEY_BYTES:
-        raise PiiKeyError(f"{name} must be base64 of {KEY_BYTES} bytes, it decodes to {len(key)}")
-    return key
+    return read_key(env, name, "the PII keys come from the Databricks secret scope through the cluster's "
+                               "spark_env_vars (docs/pii.md)")
 
 
 def with_keys(spark: SparkSession, df: DataFrame, keys: PiiKeys) -> DataFrame:

@@ -115,6 +115,8 @@ class MemberMergeResult(JobResult):
     duplicate_keys: int
     dim_member_rows: int
     dim_member_current_rows: int
+    # "change set" when the job applied the extract's change set, else "full snapshot: <why>"
+    change_detection: str
     rows_absent_from_snapshot: int | None = field(default=None, metadata={"omit_none": True})
 
 
@@ -262,6 +264,9 @@ class MemberMergeParams(JobParams):
     max_delete_ratio: float = _param(
         "fail before any change when a snapshot would delete more than this share of the table (default 0.05): "
         "an empty or partial source is likelier than a mass deletion", 0.05, parse=share)
+    change_state: str | None = _param(
+        "where to keep the change state the next extract compares the source with (lakehouse_jobs.change_state); "
+        "none kept when unset", None)
 
 
 MAX_FILES = 50_000  # invoice_load reads at most this many new files (oldest first); the rest wait (files_deferred)

@@ -24,7 +24,8 @@ from include.extract.schema_drift import schema_hash, schema_json
 from include.reconcile import ReconciliationError, commit_info, reconcile_batch
 from lakehouse_jobs import pii
 from lakehouse_jobs.batch import BatchError, read_batch
-from lakehouse_jobs.contracts import MEMBER, arrow_schema, spark_schema
+from lakehouse_jobs.change_hash import row_hashes
+from lakehouse_jobs.contracts import MEMBER, ROW_HASH_COLUMN, arrow_schema, spark_schema
 from lakehouse_jobs.manifest import BatchManifest
 from lakehouse_jobs.member import clean, validate
 from lakehouse_jobs.member import job as member_merge
@@ -33,7 +34,8 @@ from lakehouse_jobs.results import MemberMergeResult
 
 TODAY = date(2026, 11, 26)
 # as Spark reads a batch: file sources make every field nullable, so a job must cope with a null key
-SOURCE_ROW_SCHEMA = T.StructType([T.StructField(f.name, f.dataType) for f in spark_schema(MEMBER, landed=True)])
+SOURCE_ROW_SCHEMA = T.StructType([T.StructField(f.name, f.dataType) for f in spark_schema(MEMBER, landed=True)
+                                  if f.name != ROW_HASH_COLUMN])
 QUARANTINE_ROW_SCHEMA = T.StructType(
     SOURCE_ROW_SCHEMA.fields + [T.StructField("quarantine_reason", T.StringType())]
 )
@@ -177,10 +179,21 @@ def test_read_batch_of_an_empty_extract_without_files(spark):
 
     batch = read_batch(spark, manifest, MEMBER)
 
-    assert_df_equality(batch, spark.createDataFrame([], SOURCE_ROW_SCHEMA), ignore_nullable=True)
+    assert_df_equality(batch, spark.createDataFrame([], spark_schema(MEMBER, landed=True)), ignore_nullable=True)
 
 
 # --------------------------------------------------------------------------- integration: main()
+
+
+TEST_HASH_KEY = bytes(range(32))
+
+
+def landed_table(rows: list[tuple]) -> pa.Table:
+    """Rows (SOURCE_COLUMNS order) as the extract lands them: with their ``_row_hash``."""
+    read_schema = pa.schema([f for f in arrow_schema(MEMBER, landed=True) if f.name != ROW_HASH_COLUMN])
+    table = pa.Table.from_pylist([dict(zip(member_schema.SOURCE_COLUMNS, row)) for row in rows], schema=read_schema)
+    digests = row_hashes(table, read_schema.names, MEMBER.rules_version, TEST_HASH_KEY)
+    return table.append_column(arrow_schema(MEMBER, landed=True).field(ROW_HASH_COLUMN), digests)
 
 
 def write_batch(landing: Path, batch_id: str, rows: list[tuple],
@@ -190,8 +203,7 @@ def write_batch(landing: Path, batch_id: str, rows: list[tuple],
     batch_dir.mkdir(parents=True)
     data_file = batch_dir / "part-00000.parquet"
     schema = arrow_schema(MEMBER, landed=True)
-    records = [dict(zip(member_schema.SOURCE_COLUMNS, row)) for row in rows]
-    pq.write_table(pa.Table.from_pylist(records, schema=schema), data_file)
+    pq.write_table(landed_table(rows), data_file)
     content = data_file.read_bytes()
     manifest = {
         "manifest_version": 1,
@@ -324,7 +336,8 @@ def test_first_run_then_rerun_of_the_same_batch(spark, tmp_path):
         "merge_source_rows": 20, "rows_before": 0, "rows_after": 20, "rows_absent_from_snapshot": 0,
         "duplicate_keys": 0, "delta_version": delta_version(spark, lake.table),
         "dim_member_version": delta_version(spark, lake.dim), "commit_tag": first["commit_tag"],
-        "dim_member_rows": 20, "dim_member_current_rows": 20}
+        "dim_member_rows": 20, "dim_member_current_rows": 20,
+        "change_detection": "full snapshot: the batch has no change set (no change state when it was extracted)"}
     assert first == expected_result
     assert json.loads(lake.result_path(BATCH_1).read_text()) == expected_result
     assert lake.reconcile(manifest_path, first)["inserted_rows"] == 20

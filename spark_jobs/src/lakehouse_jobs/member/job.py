@@ -73,16 +73,19 @@ from pyspark.sql import functions as F
 
 from lakehouse_jobs import pii
 from lakehouse_jobs.batch import BatchError, read_batch, read_manifest
+from lakehouse_jobs.change_state import state_rules_version
 from lakehouse_jobs.contracts import MEMBER
 from lakehouse_jobs.delta import ensure_table
 from lakehouse_jobs.entry import TablePaths, run_job
 from lakehouse_jobs.member.batches import check_order, record_batch
+from lakehouse_jobs.member.change_tracking import change_set_refusal, current_state, write_change_state
 from lakehouse_jobs.member.clean import clean_members
 from lakehouse_jobs.member.merge_dim_member import merge_dim_member
 from lakehouse_jobs.member.merge_member import merge_members
-from lakehouse_jobs.member.plan import hash_source, plan_changes
+from lakehouse_jobs.member.plan import plan_changes, plan_from_change_set, with_source_hash
 from lakehouse_jobs.member.protect import protect, protect_quarantine
 from lakehouse_jobs.member.quarantine import write_quarantine
+from lakehouse_jobs.member.schema import RULES_VERSION
 from lakehouse_jobs.member.table_facts import table_facts
 from lakehouse_jobs.member.validate import flag_rows, split_flagged
 from lakehouse_jobs.results import MemberMergeParams, MemberMergeResult
@@ -120,17 +123,26 @@ def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePath
         for spec in (MEMBER_TABLE, DIM_MEMBER, MEMBER_QUARANTINE):
             ensure_table(spark, spec, paths[spec.name])
 
-    with timed("read_batch", log):
-        batch = read_batch(spark, manifest, MEMBER)
     with timed("plan_changes", log):
         table_version = DeltaTable.forPath(spark, paths["member"]).history(1).first()["version"]
-        table = spark.read.format("delta").option("versionAsOf", table_version).load(paths["member"])
-        rows_before = table.count()
-        plan = plan_changes(hash_source(pii.with_keys(spark, batch, keys)), table, table_version, snapshot)
+        refusal = change_set_refusal(spark, manifest.change_set, paths["member"], table_version)
+        if refusal is None:
+            change_set = manifest.change_set
+            batch = with_source_hash(read_batch(spark, manifest, MEMBER, change_set.files,
+                                                rows=sum(f.rows for f in change_set.files)))
+            plan = plan_from_change_set(spark, change_set, [f.path for f in manifest.files], table_version)
+            detection = "change set"
+        else:
+            log.info("batch %s: comparing the whole snapshot: %s", batch_id, refusal)
+            batch = with_source_hash(read_batch(spark, manifest, MEMBER))
+            table = spark.read.format("delta").option("versionAsOf", table_version).load(paths["member"])
+            plan = plan_changes(batch, table, table_version, snapshot)
+            detection = f"full snapshot: {refusal}"
+        rows_before = plan.table_rows
     deleted_rows = plan.counts.get("deleted", 0)
-    log.info("batch %s: rows by change %s", batch_id, plan.counts)
+    log.info("batch %s: rows by change %s (%s)", batch_id, plan.counts, detection)
     with timed("clean", log):
-        cleaned = materialise(clean_members(hash_source(pii.with_keys(spark, plan.candidates(batch), keys))))
+        cleaned = materialise(clean_members(plan.candidates(batch)))
     with timed("validate", log):
         flagged = materialise(flag_rows(cleaned, today=datetime.now(timezone.utc).date()))
     valid, quarantine = split_flagged(flagged)
@@ -172,11 +184,25 @@ def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePath
             F.count(F.lit(1)).alias("rows"), F.count(F.when(F.col("is_current"), 1)).alias("current")).first()
         facts |= {"dim_member_rows": dim["rows"], "dim_member_current_rows": dim["current"]}
 
+    if params.change_state:
+        with timed("change_state", log):
+            state_version = table_version if version is None else version
+            state = current_state(spark, params.change_state)
+            current = state is not None and (state.table_version, state.rules_version) == (
+                state_version, state_rules_version(RULES_VERSION))
+            if not (current and plan.is_empty):
+                from_change_set = refusal is None and state is not None and (
+                    state.table_version == manifest.change_set.base_version)
+                write_change_state(spark, paths["member"], params.change_state, state_version,
+                                   facts["rows_after"], facts["duplicate_keys"], quarantine,
+                                   carried=state if from_change_set else None,
+                                   touched=plan.statuses.select("_key") if from_change_set else None)
+
     result = MemberMergeResult(
         batch_id=batch_id, manifest_rows=manifest_rows, unchanged_rows=plan.counts.get("unchanged", 0),
         valid_rows=valid_rows, quarantined_rows=quarantined_rows, quarantine_reasons=reasons,
         deleted_rows=deleted_rows, merge_source_rows=source_rows, delta_version=version,
-        dim_member_version=dim_version, commit_tag=commit_tag, **facts,
+        dim_member_version=dim_version, commit_tag=commit_tag, change_detection=detection, **facts,
     )
     with timed("record_batch", log):
         record_batch(spark, paths["member_batches"], extracted_at, result)

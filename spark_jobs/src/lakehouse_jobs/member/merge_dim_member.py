@@ -8,7 +8,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse_jobs.delta import ensure_table, retry_on_conflict, tagged_commit
+from lakehouse_jobs.delta import ensure_table, is_empty, retry_on_conflict, tagged_commit
 from lakehouse_jobs.member.schema import BROADCAST_KEYS_MAX, DIM_MEMBER_TYPES
 from lakehouse_jobs.steps import materialise
 from lakehouse_jobs.tables import DIM_MEMBER, OPEN_END
@@ -32,6 +32,12 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
     }
 
     def merge() -> int | None:
+        table = DeltaTable.forPath(spark, path)
+        if is_empty(table):  # a first load: every change is a first version, and nothing is closed
+            source = changes.select(F.lit("insert").alias("_op"), *attributes)
+            builder = (table.alias("t").merge(source.alias("s"), "t.member_id = s.member_id AND t.is_current")
+                       .whenNotMatchedInsert(values=values))
+            return tagged_commit(spark, builder, path, commit_tag) if not changes.isEmpty() else None
         # decided against the table as it is now, on every attempt: after a conflict, a concurrent run of
         # the same batch may have applied these changes already, and they must not be applied twice
         current = (
@@ -66,7 +72,7 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
             return None
         written_by_this_extraction = (F.col("t._batch_id") == batch_id) & (F.col("t.valid_from") == at)
         builder = (
-            DeltaTable.forPath(spark, path).alias("t")
+            table.alias("t")
             .merge(source.alias("s"), F.expr("t.member_id = s.member_id AND t.is_current")
                    & F.when(F.col("s._op") == "close", ~written_by_this_extraction)
                        .otherwise(written_by_this_extraction))

@@ -7,7 +7,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from lakehouse_jobs.delta import ensure_table, retry_on_conflict, tagged_commit
+from lakehouse_jobs.delta import ensure_table, is_empty, retry_on_conflict, tagged_commit
 from lakehouse_jobs.member.schema import MEMBER_TYPES
 from lakehouse_jobs.tables import MEMBER_TABLE
 
@@ -18,7 +18,8 @@ def merge_members(spark: SparkSession, changes: DataFrame, deleted: DataFrame, p
     source is empty, the source's rows).
 
     changes: protect()'s rows of new and changed members, upserted on member_id (a matched row is updated
-    only when its source_hash differs). deleted: ``member_id`` of members to delete.
+    only when its source_hash differs). deleted: ``member_id`` of members to delete. Into an empty table
+    (a first load) the MERGE has only its insert clause (delta.is_empty).
     """
     ensure_table(spark, MEMBER_TABLE, path)
     upserts = changes.select(*changes.columns, F.lit("upsert").alias("_op"))
@@ -34,13 +35,14 @@ def merge_members(spark: SparkSession, changes: DataFrame, deleted: DataFrame, p
             "_batch_id": F.lit(batch_id), "_updated_at": F.current_timestamp()}
 
         def merge() -> int:
-            builder = (
-                DeltaTable.forPath(spark, path).alias("t")
-                .merge(source.alias("s"), "t.member_id = s.member_id")
-                .whenMatchedDelete(condition="s._op = 'delete'")
-                .whenMatchedUpdate(condition="s._op = 'upsert' AND t.source_hash <> s.source_hash", set=values)
-                .whenNotMatchedInsert(condition="s._op = 'upsert'", values=values)
-            )
+            table = DeltaTable.forPath(spark, path)
+            builder = table.alias("t").merge(source.alias("s"), "t.member_id = s.member_id")
+            if not is_empty(table):
+                builder = (
+                    builder.whenMatchedDelete(condition="s._op = 'delete'")
+                    .whenMatchedUpdate(condition="s._op = 'upsert' AND t.source_hash <> s.source_hash", set=values)
+                )
+            builder = builder.whenNotMatchedInsert(condition="s._op = 'upsert'", values=values)
             return tagged_commit(spark, builder, path, commit_tag)
 
         return retry_on_conflict(merge, f"MERGE into {path}"), source_rows

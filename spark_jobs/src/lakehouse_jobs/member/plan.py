@@ -1,24 +1,26 @@
 """Change detection (member_merge step 3): which member ids of a batch are new, changed, duplicated or
-deleted, by comparing keyed row hashes with the member table's, before any per-row work."""
+deleted, before any per-row work: from the change set the extract found against the job's change state
+(``plan_from_change_set``), or by comparing every row's hash with the member table's (``plan_changes``)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse_jobs import pii
+from lakehouse_jobs.contracts import ROW_HASH_COLUMN
 from lakehouse_jobs.keys import member_key_column
-from lakehouse_jobs.member.schema import BROADCAST_KEYS_MAX, RULES_VERSION, SOURCE_COLUMNS
+from lakehouse_jobs.manifest import ChangeSet
+from lakehouse_jobs.member.schema import BROADCAST_KEYS_MAX
 from lakehouse_jobs.steps import materialise
 
 
-def hash_source(df: DataFrame) -> DataFrame:
-    """`df` (a batch's rows, with pii.with_keys' columns) plus ``source_hash``: the keyed hash of the row
-    as landed and RULES_VERSION."""
-    return df.withColumn("source_hash", pii.row_hash(*SOURCE_COLUMNS, version=RULES_VERSION))
+def with_source_hash(batch: DataFrame) -> DataFrame:
+    """A landed batch's rows with ``source_hash`` (the extract's row hash, lakehouse_jobs.change_hash, as 64
+    lower-case hex digits, as the member table keeps it) in place of ``_row_hash``."""
+    return batch.withColumn("source_hash", F.lower(F.hex(ROW_HASH_COLUMN))).drop(ROW_HASH_COLUMN)
 
 
 @dataclass
@@ -39,9 +41,13 @@ class ChangePlan:
     table_rows: int  # rows of the member table the comparison saw (all of them for a snapshot)
     table_duplicate_keys: int  # rows beyond the first of a key held more than once (a broken table; must be 0)
 
+    from_change_set: bool = False  # the batch's rows are its change set's: every one needs work
+
     def candidates(self, batch: DataFrame) -> DataFrame:
         """The batch's rows that need cleaning and validation: every row of a new, changed or duplicated
         key, and every row without a usable key (those are quarantined)."""
+        if self.from_change_set:
+            return batch
         keys = self.statuses.where(F.col("_status").isin("new", "changed", "duplicate")).select("_key")
         if self.counts.get("unchanged", 0) == 0:  # a first load: no comparison can spare a row
             return batch
@@ -50,6 +56,11 @@ class ChangePlan:
         keys = F.broadcast(keys) if small else keys
         keyed = batch.withColumn("_key", member_key_column("member_id"))
         return keyed.join(keys, keyed["_key"].eqNullSafe(keys["_key"]), "left_semi").drop("_key")
+
+    @property
+    def is_empty(self) -> bool:
+        """No row to clean and nothing to delete: the batch leaves the tables as they are."""
+        return not any(self.counts.get(s, 0) for s in ("new", "changed", "duplicate", "deleted"))
 
     def deleted_keys(self) -> DataFrame:
         return self.statuses.where(F.col("_status") == "deleted").select(F.col("_key").alias("member_id"))
@@ -98,3 +109,21 @@ def plan_changes(batch_hashes: DataFrame, table: DataFrame, table_version: int, 
     return ChangePlan(statuses, batch_keys, counts, table_version,
                       observed["_table_rows"], observed["_table_duplicate_keys"])
 
+
+
+def plan_from_change_set(spark: SparkSession, change_set: ChangeSet, snapshot_files: list[str],
+                         table_version: int) -> ChangePlan:
+    """The plan the extract found (lakehouse_jobs.manifest.ChangeSet), for a change set the job has checked
+    against the table (its base is the table's last data change): no row of the table is read.
+    `snapshot_files`: the whole landed snapshot, whose keys are read only if a concurrent writer makes
+    table_facts check the table against it; `table_version`: the table's latest version."""
+    key_files = [f.path for f in change_set.key_files]
+    keys = (spark.read.parquet(*key_files) if key_files
+            else spark.createDataFrame([], "member_id string, change string"))
+    statuses = keys.select(F.col("member_id").alias("_key"), F.col("change").alias("_status"))
+    counts = {k: v for k, v in change_set.counts.items() if v}
+    snapshot = spark.read.schema("member_id string").parquet(*snapshot_files) if snapshot_files \
+        else spark.createDataFrame([], "member_id string")
+    batch_keys = snapshot.select(member_key_column("member_id").alias("_key"))
+    # the state the extract compared with held each member_id once (include/extract/change_set.load_state)
+    return ChangePlan(statuses, batch_keys, counts, table_version, change_set.state_rows, 0, from_change_set=True)

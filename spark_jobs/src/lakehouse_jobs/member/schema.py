@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from lakehouse_jobs.contracts import MEMBER, spark_schema
+from lakehouse_jobs.contracts import MEMBER, ROW_HASH_COLUMN, spark_schema
 from lakehouse_jobs.tables import DIM_MEMBER, MEMBER_ATTRIBUTES, MEMBER_TABLE, TableSpec
 
-# the columns of a landed batch: the contract's, then registration_date_raw (the source text of a date
-# with no calendar equivalent, which landed as null; see lakehouse_jobs.contracts.raw_columns)
-SOURCE_COLUMNS = spark_schema(MEMBER, landed=True).fieldNames()
+# the columns of a landed batch but its row hash: the contract's, then registration_date_raw (the source text
+# of a date with no calendar equivalent, which landed as null; see lakehouse_jobs.contracts.raw_columns)
+SOURCE_COLUMNS = [c for c in spark_schema(MEMBER, landed=True).fieldNames() if c != ROW_HASH_COLUMN]
 
 # the standardised member columns, in plaintext, as clean_members produces them; protect() turns the direct
 # identifiers among them into ciphertext (tables.MEMBER_ATTRIBUTES)
@@ -16,9 +16,9 @@ MEMBER_COLUMNS = ["member_id"] + [f.name.removesuffix("_enc") for f in MEMBER_AT
 
 DIRECT_COLUMNS = [f.name.removesuffix("_enc") for f in MEMBER_ATTRIBUTES if f.pii == "direct"]
 
-# Part of every row hash: change it when a cleaning or validation rule changes, and the next batch
-# reprocesses every row instead of keeping what the old rules made of unchanged source rows.
-RULES_VERSION = "member-rules-1"
+# Part of every row hash (the source's, which the extract computes, and attribute_hash): the contract's, so the
+# extract and the job never disagree. Change it there when a cleaning or validation rule changes.
+RULES_VERSION = MEMBER.rules_version
 
 
 # Up to this many member ids (~40 MB as strings) are shipped to every task (broadcast) rather than shuffled.

@@ -34,8 +34,8 @@ def split_by_reason(df: DataFrame, reason: str) -> tuple[DataFrame, DataFrame]:
 
 
 def split_valid_quarantine(df: DataFrame, today: date) -> tuple[DataFrame, DataFrame]:
-    """(valid rows: MEMBER_COLUMNS (+ source_hash when `df` has it), quarantined rows: raw SOURCE_COLUMNS +
-    quarantine_reason + quarantine_detail).
+    """(valid rows: MEMBER_COLUMNS (+ source_hash when `df` has it), quarantined rows: raw SOURCE_COLUMNS
+    (+ source_hash) + quarantine_reason + quarantine_detail).
 
     `df` is clean_members' output; `today` bounds registration_date. Duplicates are found among the rows of
     `df`, so every row of a member_id must be in it (plan_changes makes every copy a candidate).
@@ -75,7 +75,7 @@ def split_flagged(flagged: DataFrame) -> tuple[DataFrame, DataFrame]:
     carried = [c for c in ("source_hash",) if c in flagged.columns]
     valid, quarantined = split_by_reason(flagged, "quarantine_reason")
     return valid.select(*MEMBER_COLUMNS, *carried), quarantined.select(
-        *[F.col(f"_raw.{c}").alias(c) for c in SOURCE_COLUMNS],
+        *[F.col(f"_raw.{c}").alias(c) for c in SOURCE_COLUMNS], *carried,
         "quarantine_reason",
         # the reason is a stable code to group by; the library's message says what exactly is wrong
         F.when(F.col("quarantine_reason") == "invalid_email", F.col("_email_error"))
