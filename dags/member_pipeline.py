@@ -5,16 +5,21 @@ Every day (or when triggered) for the run's interval:
 
 1. **extract_members** streams the MySQL `member` table into Parquet files under
    `s3://<landing>/member/extract_date=YYYY-MM-DD/` and publishes the batch by writing its
-   `_manifest.json` last (`include/extract/`).
+   `_manifest.json` last (`include/extract/`). On the way it hashes every row and compares it with the
+   change state the last job run left: the batch also holds the rows that changed and the deleted ids
+   (its change set, include/extract/change_set.py).
 2. **wait_for_manifest** waits until that manifest exists: nothing downstream reads an unpublished batch.
-3. **merge_members** submits a Databricks run of the jobs wheel's `member_merge` entry point
+3. **choose_run**: a batch that changes nothing (every row unchanged, nothing deleted, the table as the
+   state describes it) needs no Databricks run: **confirm_unchanged** checks exactly that and the run's
+   merge is skipped, with the reason in choose_run's log. Any other batch goes on to the merge.
+4. **merge_members** submits a Databricks run of the jobs wheel's `member_merge` entry point
    (`spark_jobs/`, package `lakehouse_jobs`), which reads exactly the manifest's files, finds the rows
    that changed since the last batch (keyed row hashes), cleans and validates those, quarantines bad ones
    with a reason, encrypts names, email, phone and address, and applies the rest to `dim_member` (SCD
    type 2: a changed member gets a new version) and to `member` (current state; members absent from the
    snapshot are deleted, unless that would delete more than 5% of the table, which fails the run before
    any change). The PII keys reach the cluster from a Databricks secret scope, never through Airflow.
-4. **reconcile** checks the manifest, the job's result file and the job's Delta commits (read from the
+5. **reconcile** checks the manifest, the job's result file and the job's Delta commits (read from the
    Delta log) against each other: landed = unchanged + valid + quarantined, the commits are this job's
    MERGEs, and their inserted / updated / deleted rows match the table's row counts
    (include/reconcile.py). Its success updates the Assets of the three tables, which schedule
@@ -53,9 +58,9 @@ MERGE_TRIES = 3
     max_active_runs=1,
     # the worst case of every task's tries, timeouts and backoff along the chain (checked by
     # tests/dags/test_dag_integrity.py): the run's timeout never cuts short a task still within its retries.
-    # Under 5 hours for the other tasks and the MERGE's waits, plus every try of the MERGE, which grows
+    # Under 5.5 hours for the other tasks and the MERGE's waits, plus every try of the MERGE, which grows
     # with DATABRICKS_RUN_TIMEOUT_SECONDS
-    dagrun_timeout=dt.timedelta(hours=5) + MERGE_TRIES * execution_timeout_for(MERGE_RUN),
+    dagrun_timeout=dt.timedelta(hours=5, minutes=30) + MERGE_TRIES * execution_timeout_for(MERGE_RUN),
     default_args=default_args(retries=3),
     tags=["member", "mysql", "databricks", "delta"],
     # a deliberate purge at the source: trigger with {"max_delete_ratio": 1} (UI: "Trigger DAG w/ config")
@@ -107,8 +112,32 @@ def member_pipeline():
         return reconcile_member_batch(s3, extracted["batch_id"], landing_bucket=settings.LANDING_BUCKET,
                                       lakehouse_bucket=settings.LAKEHOUSE_BUCKET)
 
+    @task.branch(execution_timeout=dt.timedelta(minutes=1))
+    def choose_run(extracted: dict) -> str:
+        import logging
+
+        log = logging.getLogger("airflow.task")
+        if extracted.get("no_changes"):
+            log.info("batch %s changes nothing (%s): the Databricks run is skipped", extracted["batch_id"],
+                     extracted["changes"])
+            return "confirm_unchanged"
+        log.info("batch %s: %s", extracted["batch_id"], extracted.get("changes") or "compare the whole snapshot")
+        return "merge_members"
+
+    # no outlets: the tables did not change, so nothing downstream (maintenance) has new data to act on
+    @task(execution_timeout=dt.timedelta(minutes=5))
+    def confirm_unchanged(extracted: dict) -> dict:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from include.reconcile import confirm_unchanged_batch
+
+        s3 = S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn()
+        return confirm_unchanged_batch(s3, extracted["batch_id"], landing_bucket=settings.LANDING_BUCKET,
+                                       lakehouse_bucket=settings.LAKEHOUSE_BUCKET)
+
     extracted = extract_members()
-    extracted >> wait_for_manifest >> merge_members >> reconcile(extracted)
+    extracted >> wait_for_manifest >> choose_run(extracted) >> [merge_members, confirm_unchanged(extracted)]
+    merge_members >> reconcile(extracted)
 
 
 member_pipeline()

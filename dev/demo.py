@@ -79,11 +79,13 @@ def main() -> int:
         print(f"run {run_id} ended {state}: see the UI at {api.base_url} or .local/logs/", file=sys.stderr)
         return 1
 
+    c = counts_for_run(api, DAG_ID, run_id)
+    if c.get("no_changes"):
+        return report_unchanged_day(api, run_id, c, show)
     print(f"==> {MAINTENANCE_DAG_ID}: started by the Asset delta_member that {run_id} updated", flush=True)
     maintenance = asset_triggered_run(api, after=run_id)
     maintenance_state = api.wait_for_run(MAINTENANCE_DAG_ID, maintenance, progress=show) if maintenance else None
 
-    c = counts_for_run(api, DAG_ID, run_id)
     reasons = "\n".join(f"    {reason:<32}{n:>10}" for reason, n in sorted(c["quarantine_reasons"].items()))
     ok = (c["mysql_rows"] == c["manifest_rows"] == c["parquet_rows"]
           == c["unchanged_rows"] + c["valid_rows"] + c["quarantined_rows"])
@@ -130,6 +132,24 @@ Delta table    {c['delta_uri']}
     print(report)
     print("\nStop the stack with `make down`; data stays in .local/.")
     return 0 if ok and maintenance_state == "success" and invoices_ok else 1
+
+
+def report_unchanged_day(api, run_id: str, c: dict, show) -> int:
+    """A run whose batch changed nothing since the last (a second `make demo`): no Databricks run, no Asset
+    update, no maintenance; the invoices still load."""
+    ok = c["mysql_rows"] == c["manifest_rows"] == c["parquet_rows"] == c["unchanged_rows"]
+    print(f"""
+Run {run_id} (batch {c['batch_id']}): nothing changed since the last batch
+  MySQL rows (members.member)         {c['mysql_rows']:>10}
+  Parquet rows per the batch manifest {c['manifest_rows']:>10}
+  Unchanged (in the tables as landed) {c['unchanged_rows']:>10}
+  {'OK' if ok else 'MISMATCH'}: member is still Delta version {c['member_version']}'s data; merge_members was
+  skipped (no Databricks run) and confirm_unchanged checked the batch (include/reconcile.py)
+""")
+    print(f"==> {demo_invoices.DAG_ID}: invoice PDFs into the invoice star schema", flush=True)
+    invoices_ok, report = demo_invoices.run(api, show)
+    print(report)
+    return 0 if ok and invoices_ok else 1
 
 
 if __name__ == "__main__":

@@ -48,11 +48,14 @@ def task_result(api, dag_id: str, run_id: str, task_id: str) -> dict:
 
 
 def counts_for_run(api, dag_id: str, run_id: str) -> dict:
-    """The DAG's own reconciliation (the reconcile task's result) plus MySQL and Parquet counts."""
+    """The DAG's own reconciliation (the reconcile task's result, or confirm_unchanged's for a batch that
+    changed nothing, with "no_changes") plus MySQL and Parquet counts."""
     batch_id = task_result(api, dag_id, run_id, "extract_members")["batch_id"]
     manifest = read_manifest(s3_client(), settings.LANDING_BUCKET, "member", batch_id)
+    unchanged = api.task_states(dag_id, run_id).get("confirm_unchanged") == "success"
+    check = "confirm_unchanged" if unchanged else "reconcile"
     return {
-        **task_result(api, dag_id, run_id, "reconcile"),
+        **task_result(api, dag_id, run_id, check),
         "mysql_rows": mysql_row_count(),
         "manifest_rows": manifest.row_count,
         "parquet_rows": parquet_row_count(manifest),

@@ -151,6 +151,30 @@ def reconcile_member_batch(s3, batch_id: str, *, landing_bucket: str, lakehouse_
                            commit("dim_member", result.dim_member_version))
 
 
+def confirm_unchanged_batch(s3, batch_id: str, *, landing_bucket: str, lakehouse_bucket: str) -> dict:
+    """The check of a batch that changed nothing, for which no job ran: its change set says every landed row
+    is settled (in the member table at its base version, or quarantined unchanged) and nothing is deleted,
+    and the table still holds that version's data (include/extract/change_set.stale_reason). Returns the
+    batch's counts; raises ReconciliationError naming what disagrees (then the batch needs its Databricks run
+    after all)."""
+    from include.extract.change_set import stale_reason
+
+    manifest = read_manifest(s3, landing_bucket, "member", batch_id)
+    change_set = manifest.change_set
+    if change_set is None or not change_set.is_empty:
+        raise ReconciliationError(f"batch {batch_id} is not an unchanged day: its change set is "
+                                  f"{change_set and change_set.counts}")
+    problems = []
+    if change_set.counts["unchanged"] != manifest.row_count:
+        problems.append(f"{manifest.row_count} rows landed, {change_set.counts['unchanged']} unchanged")
+    if reason := stale_reason(s3, lakehouse_bucket, layout.delta_table_key("member") + "/", change_set.base_version):
+        problems.append(f"the member table is no longer version {change_set.base_version}'s data: {reason}")
+    if problems:
+        raise ReconciliationError(f"batch {batch_id} does not reconcile as unchanged: " + "; ".join(problems))
+    return {"batch_id": batch_id, "landed_rows": manifest.row_count, "unchanged_rows": manifest.row_count,
+            "member_version": change_set.base_version, "no_changes": True}
+
+
 def check_invoice_load(claimed: dict, result: InvoiceLoadResult) -> dict:
     """The invoice batch's counts, or ReconciliationError naming every check that fails.
 

@@ -87,9 +87,12 @@ def test_timeouts_add_up(dag_id, dag):
 def test_member_pipeline_shape(dagbag):
     dag = dagbag.dags["member_pipeline"]
     assert dag.max_active_runs == 1  # runs of one table serialise; MERGE still tolerates overlap
-    order = ["extract_members", "wait_for_manifest", "merge_members", "reconcile"]
+    order = ["extract_members", "wait_for_manifest", "choose_run", "merge_members", "reconcile"]
     for upstream, downstream in zip(order, order[1:]):
         assert downstream in dag.get_task(upstream).downstream_task_ids
+    # an unchanged day branches around the Databricks run (issue 22 item 4); confirm_unchanged updates no Asset
+    assert dag.get_task("choose_run").downstream_task_ids == {"merge_members", "confirm_unchanged"}
+    assert not dag.get_task("confirm_unchanged").outlets and dag.get_task("reconcile").outlets
     merge = dag.get_task("merge_members")
     assert merge.deferrable is True
     task = merge.json["tasks"][0]

@@ -84,14 +84,16 @@ def test_the_run_loads_exactly_the_test_source(runs):
     assert runs.after_first.duplicates == 0
 
 
-def test_a_replay_of_the_interval_commits_nothing(runs):
+def test_a_replay_of_the_interval_runs_no_spark_and_commits_nothing(api, runs):
     first, replay = runs.first, runs.replay
     assert replay["batch_id"] == first["batch_id"], "both runs cover the same interval"
-    same = ("mysql_rows", "manifest_rows", "parquet_rows", "quarantined_rows", "delta_rows", "dim_member_rows")
+    same = ("mysql_rows", "manifest_rows", "parquet_rows")
     assert {k: replay[k] for k in same} == {k: first[k] for k in same}
-    # the replay found every valid row unchanged: nothing was processed again, nothing committed
-    assert replay["unchanged_rows"] == replay["manifest_rows"] - replay["quarantined_rows"]
-    assert (replay["delta_version"], replay["dim_member_version"]) == (None, None)
+    # every row is settled (in the table as landed, or quarantined as landed): no Databricks run at all
+    assert replay["no_changes"] and replay["unchanged_rows"] == replay["manifest_rows"]
+    states = api.task_states(DAG_ID, runs.replay_id)
+    assert (states["choose_run"], states["confirm_unchanged"]) == ("success", "success")
+    assert (states["merge_members"], states["reconcile"]) == ("skipped", "skipped")
     assert runs.after_replay == DeltaState(runs.after_first.rows, 0, runs.after_first.version)
 
 

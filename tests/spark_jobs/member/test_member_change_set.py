@@ -12,6 +12,7 @@ from delta.tables import DeltaTable
 from dev.seed_members import COLUMNS, generate_members, load_members, setup_schema
 from include.extract.change_set import StateLocation
 from include.extract.engine import extract_table
+from include.reconcile import ReconciliationError, confirm_unchanged_batch
 from lakehouse_jobs.contracts import MEMBER
 from lakehouse_jobs.member import job as member_merge
 from tests.services import mysql_connect
@@ -110,14 +111,21 @@ def test_a_state_the_table_has_moved_past_is_not_used(spark, s3, scratch_bucket,
     day.job(spark, day.extract())
     path = f"s3://{scratch_bucket}/delta/member"
 
-    # OPTIMIZE rewrites files but not data: the state still holds
+    # OPTIMIZE rewrites files but not data: the state still holds, and the day needs no job (the DAG's check)
     spark.sql(f"OPTIMIZE delta.`{path}`")
-    assert day.extract().change_set is not None
+    unchanged = day.extract()
+    assert unchanged.change_set.is_empty
+    confirmed = confirm_unchanged_batch(s3, unchanged.batch_id, landing_bucket=scratch_bucket,
+                                        lakehouse_bucket=scratch_bucket)
+    assert confirmed["unchanged_rows"] == unchanged.row_count and confirmed["no_changes"]
 
-    # a data change the job did not make (an erasure, a manual fix): the extract does not trust the state
+    # a data change the job did not make (an erasure, a manual fix): the extract does not trust the state,
+    # and the day it was confirmed for no longer reconciles as unchanged
     cur.execute("SELECT member_id FROM member ORDER BY member_id LIMIT 1")
     (gone,) = cur.fetchone()
     DeltaTable.forPath(spark, path).delete(f"member_id = '{gone}'")
+    with pytest.raises(ReconciliationError, match="no longer version .* changed the table's data since"):
+        confirm_unchanged_batch(s3, unchanged.batch_id, landing_bucket=scratch_bucket, lakehouse_bucket=scratch_bucket)
     stale = day.extract()
     assert stale.change_set is None
 
