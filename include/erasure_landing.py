@@ -198,10 +198,14 @@ def _erase_batch(s3, bucket: str, table: str, batch_id: str, member_id: str, key
         if missing:  # lifecycle expiry deletes a batch's objects in no order: what is gone holds nobody
             log.warning("batch %s: %d listed file(s) missing (expiring?)", batch_id, missing)
         rows_removed = 0
-        if affected:
+        # a change set (include/extract/change_set.py) names member ids, deleted ones too, which no snapshot
+        # file holds: it goes whole, with its files; the job then compares the whole snapshot, as it must
+        # after an erasure changed the table anyway
+        if affected or manifest.change_set is not None:
             replaced, rows_removed = _rewrite_files(s3, bucket, prefix, affected, keys, key_column, member_id,
                                                     request_id=request_id, batch_id=batch_id,
-                                                    extra_args=batch_object_args(extra), held=held)
+                                                    extra_args=batch_object_args(extra), held=held) \
+                if affected else ({}, 0)
             manifest = _publish(s3, bucket, manifest, replaced, batch_object_args(extra))
             log.info("batch %s: republished with %d of %d file(s) rewritten, %d row(s) removed", batch_id,
                      len(affected), len(manifest.files), rows_removed)
@@ -355,9 +359,10 @@ def _rewrite(s3, bucket: str, key: str, new_key: str, entry: FileEntry, key_colu
 
 def _publish(s3, bucket: str, manifest: BatchManifest, replaced: dict[str, FileEntry],
              extra_args: dict) -> BatchManifest:
-    """Replace the batch's manifest (one PUT) with one listing the rewritten files; return it."""
+    """Replace the batch's manifest (one PUT) with one listing the rewritten files and no change set; return
+    it."""
     files = [replaced.get(entry.path, entry) for entry in manifest.files]
-    updated = dataclasses.replace(manifest, files=files, row_count=sum(f.rows for f in files),
+    updated = dataclasses.replace(manifest, files=files, row_count=sum(f.rows for f in files), change_set=None,
                                   created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     publish_manifest(s3, bucket, updated, extra_args)
     return updated

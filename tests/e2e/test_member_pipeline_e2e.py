@@ -5,6 +5,7 @@ the data really is. One run and its replay are shared by the module's tests; the
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,6 +24,7 @@ from dev.demo_report import counts_for_run, task_result
 from dev.seed_members import DIRTY_MEMBERS
 from include import layout
 from include.databricks_runs import member_merge_run
+from include.landing.manifest_io import publish_manifest, read_manifest
 from lakehouse_jobs import pii
 from lakehouse_jobs.tables import TABLES
 from tests.e2e.conftest import SOURCE_ROWS, run_to_success, trigger
@@ -219,11 +221,16 @@ def assert_driver_logs_clean(paths: list[Path], secrets: dict[str, str]) -> None
 
 
 def test_a_failing_job_leaks_nothing(runs):
-    """The failure path: the DAG's own run JSON for the shared run's batch, with a quarantine limit of 0, so
+    """The failure path: the DAG's own run JSON for the shared run's snapshot, with a quarantine limit of 0, so
     the job fails after it has read, hashed and encrypted the batch. The error reaches runs/get-output; no key
-    or plaintext PII reaches it or the driver log."""
+    or plaintext PII reaches it or the driver log. The snapshot is republished without its change set under
+    a batch id of its own: against the change state every dirty row is settled, nothing would be quarantined."""
+    s3 = pii_scan.s3_client()
+    landed = read_manifest(s3, os.environ["LANDING_BUCKET"], "member", runs.first["batch_id"])
+    failing = dataclasses.replace(landed, batch_id=f"{landed.batch_id}.e2e-failing", change_set=None)
+    publish_manifest(s3, os.environ["LANDING_BUCKET"], failing, {})
     run = json.loads(jinja2.Environment().from_string(json.dumps(
-        member_merge_run(runs.first["batch_id"], max_quarantine_ratio="0"))).render(
+        member_merge_run(failing.batch_id, max_quarantine_ratio="0"))).render(
         ti={"dag_id": DAG_ID, "task_id": "e2e"}))
     hook = DatabricksHook(databricks_conn_id="databricks_default")
     run_id = hook.submit_run(run)

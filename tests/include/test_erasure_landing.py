@@ -24,9 +24,10 @@ from include.erasure_landing import erase_from_landing, member_in_source
 from include.extract import readers
 from include.extract.engine import extract_table
 from include.landing.lease import LeaseHeld
+from include.landing.manifest_io import publish_manifest
 from include.landing.retention import BATCH_OBJECT_TAGS
 from lakehouse_jobs.contracts import MEMBER, arrow_schema
-from lakehouse_jobs.manifest import BatchManifest
+from lakehouse_jobs.manifest import BatchManifest, ChangeSet, FileEntry
 from tests.services import mysql_connect
 
 pytestmark = pytest.mark.integration
@@ -245,6 +246,28 @@ def test_the_member_is_gone_from_every_batch_and_everything_else_is_as_landed(la
     assert erase(s3, bucket) == NOTHING_TO_DO
     assert erase(s3, bucket, request_id="gdpr-2026-0043") == NOTHING_TO_DO
     assert etags(s3, bucket) == after_tags
+
+
+def test_a_change_set_naming_the_member_goes_whole_with_its_files(landed, s3):
+    """B3 was extracted after the member left the source, so its change set names the member only as deleted,
+    in its key index (include/extract/change_set.py), which no snapshot file holds."""
+    bucket = landed.bucket
+    manifest = read_manifest(s3, bucket, B3)
+    keys_key = f"member/{B3}/keys-00000.parquet"
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"member_id": [ERASED], "change": ["deleted"]}), sink)
+    s3.put_object(Bucket=bucket, Key=keys_key, Body=sink.getvalue())
+    entry = FileEntry(path=f"s3://{bucket}/{keys_key}", rows=1, bytes=len(sink.getvalue()),
+                      sha256=hashlib.sha256(sink.getvalue()).hexdigest())
+    change_set = ChangeSet(base_version=1, rules_version="r", state_rows=manifest.row_count + 1,
+                           counts={"new": 0, "changed": 0, "duplicate": 0, "unchanged": manifest.row_count,
+                                   "deleted": 1}, files=[], key_files=[entry])
+    publish_manifest(s3, bucket, dataclasses.replace(manifest, change_set=change_set), {})
+
+    erase(s3, bucket)
+
+    assert read_manifest(s3, bucket, B3).change_set is None
+    assert_erased_everywhere(s3, bucket)  # the key index is gone with its change set
 
 
 def test_spark_reads_every_erased_batch(landed, s3, spark):

@@ -123,7 +123,8 @@ def test_manifest_describes_files_exactly(source, s3, scratch_bucket):
     assert BatchManifest.from_json(text) == manifest
     stored = json.loads(text)
     assert stored["schema"][0] == {"name": "member_id", "type": "string", "nullable": False}
-    assert stored["schema"][-1] == {"name": "registration_date_raw", "type": "string", "nullable": True}
+    assert stored["schema"][-2:] == [{"name": "registration_date_raw", "type": "string", "nullable": True},
+                                     {"name": "_row_hash", "type": "fixed_size_binary[32]", "nullable": False}]
     assert stored["schema_hash"].startswith("sha256:") and stored["source_query"].startswith("SELECT `member_id`")
 
 
