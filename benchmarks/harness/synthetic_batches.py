@@ -118,7 +118,25 @@ def generate_members(n: int, seed: int) -> pa.Table:
         "registration_date_raw": pa.nulls(n, pa.string()),
     }
     schema = arrow_schema(MEMBER, landed=True)
-    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+    return with_row_hash(pa.Table.from_arrays([columns[f.name] for f in schema if f.name in columns],
+                                              names=[f.name for f in schema if f.name in columns]))
+
+
+# the extract's change-detection key stands for any key here: the job carries the hash, it never checks it
+BENCH_HASH_KEY = bytes(32)
+
+
+def with_row_hash(table: pa.Table) -> pa.Table:
+    """`table` (the landed columns but the row hash) with ``_row_hash`` as the extract computes it
+    (lakehouse_jobs.change_hash), cast to the landed schema."""
+    from lakehouse_jobs.change_hash import row_hashes
+    from lakehouse_jobs.contracts import MEMBER, ROW_HASH_COLUMN, arrow_schema
+
+    schema = arrow_schema(MEMBER, landed=True)
+    table = table.drop_columns([c for c in (ROW_HASH_COLUMN,) if c in table.column_names])
+    table = table.cast(schema.remove(schema.get_field_index(ROW_HASH_COLUMN)))
+    digests = row_hashes(table, table.column_names, MEMBER.rules_version, BENCH_HASH_KEY)
+    return table.append_column(schema.field(ROW_HASH_COLUMN), digests)
 
 
 def change_members(table: pa.Table, share: float, seed: int) -> tuple[pa.Table, int]:
@@ -139,7 +157,7 @@ def change_members(table: pa.Table, share: float, seed: int) -> tuple[pa.Table, 
                              pc.if_else(mask, email, table["email"]))
     table = table.set_column(table.schema.get_field_index("address"), table.schema.field("address"),
                              pc.if_else(mask, _concat("Flat 2, ", table["address"]), table["address"]))
-    return table, changed
+    return with_row_hash(table), changed
 
 
 def write_batch(table: pa.Table, landing: Path, batch_id: str, extracted_at: str) -> dict:
