@@ -15,6 +15,8 @@ A landed batch has the contract's columns, then one string column `<name>_raw` p
 a null date (so the typed column is nullable in a batch) with their source text in `<name>_raw`, so a
 job can quarantine them with a precise reason. `<name>_raw` is null for every other value, a source NULL
 included.
+A contract with a ``rules_version`` (member) lands one more column, ``_row_hash``: the keyed hash of the row as
+read (lakehouse_jobs.change_hash), which change detection compares.
 
 PII classes, which the jobs protecting personal data act on:
 - "direct": identifies a person on its own (name, email, phone, street address);

@@ -3,15 +3,18 @@
 Entry point `member_merge` of the jobs wheel (``main``): a Databricks `python_wheel_task`, run the same
 way by the local runner (spark_jobs/README.md).
 
-Steps, in ``apply_batch``; each is a function of its own module of lakehouse_jobs.member (plan, clean,
-validate, quarantine, protect, merge_dim_member, merge_member, table_facts, batches):
-1. ``read_manifest`` / ``read_batch``: the batch's ``_manifest.json`` (docs/conventions.md) and exactly the
-   files it names, checked against it (sizes, row count).
+Steps, in ``apply_batch``; each is a function of its own module of lakehouse_jobs.member (change_tracking,
+plan, clean, validate, quarantine, protect, merge_dim_member, merge_member, table_facts, batches):
+1. ``read_manifest``: the batch's ``_manifest.json`` (docs/conventions.md), checked.
 2. ``check_order``: refuse a batch extracted before the last one applied (history only moves forward).
-3. ``plan_changes``: compare a keyed hash of each source row (lakehouse_jobs.pii.row_hash, over the row as
-   landed and RULES_VERSION) with the hash the member table kept, per member_id: unchanged rows go no
-   further; new, changed and duplicated keys are the candidates; with a snapshot, members absent from it
-   are deletions. The per-row Python work (email, phone, country) therefore runs on what changed.
+3. Plan. ``change_set_refusal``: the batch's change set (the rows the extract found changed against the
+   change state, include/extract/change_set.py) is trusted when its base version is still the member table's
+   last data-changing commit; then ``read_batch`` reads only its files and ``plan_from_change_set`` takes
+   its kinds (new, changed, duplicate, deleted) as they are: no row of the table is read. Otherwise
+   ``read_batch`` reads the whole snapshot and ``plan_changes`` compares each row's hash (``_row_hash``,
+   landed by the extract: lakehouse_jobs.change_hash) with the source_hash the member table kept, per
+   member_id. Either way unchanged rows go no further, so the per-row Python work (email, phone, country)
+   runs on what changed; the result says which way (``change_detection``).
 4. ``clean_members``, ``flag_rows`` and ``split_flagged`` on the candidates: normalise the rows (rules
    below), give each bad row the first quarantine reason that applies, and split valid from quarantined.
 5. ``write_quarantine``: replace this batch's rows in the quarantine table, direct identifiers encrypted.
@@ -23,8 +26,12 @@ validate, quarantine, protect, merge_dim_member, merge_member, table_facts, batc
    deleted at the source gets its current row closed. Runs before the member table's MERGE, so that a
    retry after a failure between the two finds the change again (it is detected against the member table).
 9. ``merge_members``: the current-state table, upserts and deletions on member_id. Nothing is committed
-   when nothing changed, so an unchanged replay writes no file.
-10. ``record_batch`` in member_batches; ``apply_batch`` returns the result, which ``run_job``
+   when nothing changed, so an unchanged replay writes no file. Into an empty table (a first load) both
+   MERGEs have their insert clause only (lakehouse_jobs.delta.is_empty).
+10. ``write_change_state`` (with ``--change-state``): the member table's (member_id, source_hash) at the
+   version just written, with the quarantined rows the source still holds, for the next extract; not
+   rewritten when the batch changed nothing and the state is current.
+11. ``record_batch`` in member_batches; ``apply_batch`` returns the result, which ``run_job``
    (lakehouse_jobs.entry) writes to ``--result-path`` last: counts for the DAG's reconciliation
    (manifest_rows = unchanged_rows + valid_rows + quarantined_rows).
 
@@ -101,7 +108,7 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
 
 
 def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePaths) -> MemberMergeResult:
-    """The job, steps 1-10 of the module docstring. The PII keys come from the environment
+    """The job, steps 1-11 of the module docstring. The PII keys come from the environment
     (lakehouse_jobs.pii.PiiKeys.from_env); a session setting carries the commit tag, so concurrent jobs
     need sessions of their own.
 
