@@ -55,6 +55,7 @@ def reset(bench: Bench, contender: str) -> None:
     if contender in ("dag", "job"):
         bench.store.delete(lake, "delta/")
         bench.store.delete(lake, "_results/")
+        bench.store.delete(lake, "_state/")  # the change state the next extract compares with
         bench.store.delete(bench.store.landing, "member/")
     elif contender == "dlt":
         bench.store.delete(lake, "dlt/")
