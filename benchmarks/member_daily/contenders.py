@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from benchmarks.harness.results import REPO
 from benchmarks.harness.stack import log_tail
 from benchmarks.member_daily.config import BENCH_VENV, DAG_ID, JDBC_JAR, JOB_TABLES, SAME_WORK_TABLES, STATE
+from benchmarks.member_daily.databricks import NO_RUN
 
 if TYPE_CHECKING:
     from benchmarks.member_daily.runner import Bench
@@ -89,13 +90,15 @@ def load_dag(bench: Bench, step: str, run: dict) -> dict:
                                      f"{max(ti['try_number'], 1)}?full_content=true")
                 details.append(f"--- {task}: {ti['state']}\n{log.text[-2500:]}")
         raise RuntimeError(f"DAG run {run_id} ended {state}\n" + "\n".join(details))
-    databricks = bench.runner.facts(bench.runner.get(int(af.xcom(run_id, "merge_members", "run_id"))))
+    skipped = tis["merge_members"]["state"] == "skipped"  # an unchanged day: no Databricks run at all
+    databricks = NO_RUN if skipped else bench.runner.facts(
+        bench.runner.get(int(af.xcom(run_id, "merge_members", "run_id"))))
     extracted = af.xcom(run_id, "extract_members", "return_value")
     dag_wall = (_ts(dag_run["end_date"]) - _ts(dag_run["queued_at"]))
     tasks = {t: {"s": round(_ts(ti["end_date"]) - _ts(ti["start_date"]), 1), "tries": ti["try_number"]}
              for t, ti in tis.items()}
     # every task run of this DAG run's Databricks runs: retries included
-    task_dirs = {bench.runner.task_dir(databricks["task_run_id"])}
+    task_dirs = set() if skipped else {bench.runner.task_dir(databricks["task_run_id"])}
     out = bench.measured(probe, ("airflow",), task_dirs)
     extract_s = tasks["extract_members"]["s"]
     out.update({

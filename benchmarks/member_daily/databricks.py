@@ -71,6 +71,11 @@ class DatabricksRunner:
                 "message": run["state"].get("state_message")}
 
 
+# a daily run whose batch changed nothing starts no Databricks run (dags/member_pipeline.py, choose_run)
+NO_RUN = {"run_id": None, "task_run_id": None, "state": "SKIPPED", "run_s": 0.0, "queue_s": 0.0, "setup_s": 0.0,
+          "execution_s": 0.0, "job_steps_s": {}, "start_and_stop_s": None, "message": "no changes: no run"}
+
+
 def build_jobs_wheel(runner: DatabricksRunner, stamp: str) -> dict:
     """Build the spark_jobs wheel from this checkout and put it in the runner's workspace under a path of the
     benchmark's own (as `dev/stack.sh deploy` does for the stack's), so that the DAG and the job alone run
