@@ -194,6 +194,12 @@ def check_load(bench: Bench, contender: str, step: str, rows: int, run: dict) ->
             out.append(check("its own count of quarantined rows = the quarantine table's", found["quarantine"]["rows"],
                              sum(facts["quarantine_reasons"].values())))
             return out
+        if run.get("databricks", {}).get("state") == "SKIPPED":  # an unchanged day: the DAG ran no job
+            manifest = bench.store.json(bench.store.landing, f"member/{run['batch_id']}/_manifest.json") or {}
+            counts = (manifest.get("change_set") or {}).get("counts") or {}
+            run["job_result"] = None
+            out.append(check("no job run: the change set holds no change", want["rows"], counts.get("unchanged")))
+            return out
         result = bench.store.json(bench.store.lakehouse, f"_results/member/{run['batch_id']}.json") or {}
         run["job_result"] = {k: result.get(k) for k in ("manifest_rows", "unchanged_rows", "valid_rows",
                                                          "quarantined_rows", "deleted_rows")}
