@@ -142,8 +142,10 @@ def stale_reason(s3, bucket: str, table_prefix: str, version: int) -> str | None
         return None if here else f"the table has no version {version}"
 
     def read(v: int) -> bytes | None:
-        key = f"{log_prefix}{v:020d}.json"
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read() if _exists(s3, bucket, key) else None
+        try:  # one GET: a HEAD first would double the requests for what is nearly always there
+            return s3.get_object(Bucket=bucket, Key=f"{log_prefix}{v:020d}.json")["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return None
 
     try:
         changed = last_data_change(max(versions), read, since=version)
