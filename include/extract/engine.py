@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from include.extract import watermark
 from include.extract.change_set import ChangeDetector, StateLocation, load_state
-from include.extract.readers import Reader, locating, stream_record_batches
+from include.extract.readers import Reader, lift_statement_time_limit, locating, stream_record_batches
 from include.extract.schema_drift import check_schema, live_columns, schema_hash, schema_json, select_sql
 from include.landing import lease
 from include.landing.cleanup import remove_unlisted
@@ -257,6 +257,7 @@ def _extract(conn, s3, *, contract: SourceContract, bucket: str, batch_id: str, 
     # disconnect). ConnectorX reads on connections of its own, each from a snapshot a moment later.
     # extracted_at is MySQL's clock just before the snapshot: either way the batch holds every change
     # committed before it.
+    lift_statement_time_limit(conn)  # readers with connections of their own lift it there (run.make_reader)
     cur = conn.cursor()
     try:
         cur.execute("SELECT UTC_TIMESTAMP(6)")

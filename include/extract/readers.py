@@ -4,25 +4,59 @@ Two readers turn rows into record batches: ConnectorX (Rust, the default: about 
 mysqlclient's server-side cursor (pure DB-API, used when the connection needs options ConnectorX does not
 take, such as TLS client settings). Either way memory holds one fetch batch, whatever the table size. A
 value a reader cannot convert fails the extract with UnreadableValue naming table, column and key
-(`locating`), not with the library's error.
+(`locating`), not with the library's error; an error the server sends (a statement-time limit, a dropped
+connection) fails it with that error, never taken for a bad value.
+
+Managed and replica servers often cap a statement's time (MariaDB `max_statement_time`, MySQL
+`max_execution_time`, also per user); a snapshot read of a large table outlasts any such cap, so each
+reader lifts it for its own session (`lift_statement_time_limit`), and only there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pyarrow as pa
 
 Reader = Callable[[str, pa.Schema], Iterator[pa.RecordBatch]]
 
 
-def connectorx_reader(url: str, fetch_rows: int = 64 * 1024) -> Reader:
-    """Record batches straight from ConnectorX's Arrow stream, cast to the contract's types."""
+def statement_time_unlimited(server_version: str) -> str:
+    """The SET statement that lifts the statement-time limit for one session, in the server's own form.
+
+    `server_version`: as the server reports it (``SELECT VERSION()``, mysqlclient's get_server_info()).
+    MariaDB (>= 10.1): ``max_statement_time``, seconds, 0 = none; it also overrides a per-user
+    ``MAX_STATEMENT_TIME`` (mariadb.com/kb, "Aborting Statements that Exceed a Certain Time to Execute").
+    MySQL (>= 5.7.8): ``max_execution_time``, milliseconds, 0 = none, read-only SELECTs only
+    (dev.mysql.com, "Server System Variables"). Neither needs a privilege for the session's own value.
+    """
+    if "mariadb" in server_version.lower():
+        return "SET SESSION max_statement_time = 0"
+    return "SET SESSION max_execution_time = 0"
+
+
+def lift_statement_time_limit(conn) -> str:
+    """Lift the statement-time limit of `conn`'s session (DB-API, mysqlclient); return the statement run,
+    for readers that open connections of their own (`connectorx_reader`'s `session_sql`)."""
+    sql = statement_time_unlimited(conn.get_server_info())
+    cur = conn.cursor()
+    try:
+        cur.execute(sql)
+    finally:
+        cur.close()
+    return sql
+
+
+def connectorx_reader(url: str, fetch_rows: int = 64 * 1024, session_sql: Sequence[str] = ()) -> Reader:
+    """Record batches straight from ConnectorX's Arrow stream, cast to the contract's types.
+    `session_sql`: statements run on each of ConnectorX's connections before the query (its
+    ``pre_execution_query``), such as `statement_time_unlimited`."""
 
     def read(query: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         import connectorx as cx
 
-        for batch in cx.read_sql(url, query, return_type="arrow_stream", batch_size=fetch_rows):
+        for batch in cx.read_sql(url, query, return_type="arrow_stream", batch_size=fetch_rows,
+                                 pre_execution_query=list(session_sql) or None):
             yield batch.cast(schema)
 
     return read
@@ -52,11 +86,30 @@ class UnreadableValue(RuntimeError):
     """A source value the reader cannot convert to the batch's Arrow type; names table, column and key."""
 
 
+class SourceError(RuntimeError):
+    """The server ended the read (a statement-time limit, a killed query, a dropped connection), reported
+    through a Rust panic of ConnectorX; the message is the server's error."""
+
+
+def _is_panic(e: BaseException) -> bool:
+    return type(e).__name__ == "PanicException"  # pyo3's, a BaseException: ConnectorX failed in Rust
+
+
+def _server_error(e: BaseException) -> str | None:
+    """The server's error a ConnectorX panic carries (the mysql crate's ``MySqlError { ERROR n (state): ... }``,
+    or its I/O error on a dropped connection), else None."""
+    text = str(e)
+    if _is_panic(e) and ("MySqlError {" in text or "IoError" in text or "DriverError" in text):
+        return (text.strip().splitlines() or [text])[0][:500]
+    return None
+
+
 def _is_conversion_error(e: BaseException) -> bool:
-    # ConnectorX panics in Rust (pyo3's PanicException, a BaseException); pyarrow raises ArrowInvalid etc.
-    # Connection and SQL errors (MySQLdb, ConnectorX's RuntimeError) are none of these.
-    return type(e).__name__ == "PanicException" or isinstance(
-        e, (pa.ArrowException, ValueError, TypeError, OverflowError))
+    # ConnectorX panics in Rust on a value it cannot convert, and on the server's errors too (those are
+    # not a value's fault); pyarrow raises ArrowInvalid etc. MySQLdb's errors are none of these.
+    if _is_panic(e):
+        return _server_error(e) is None
+    return isinstance(e, (pa.ArrowException, ValueError, TypeError, OverflowError))
 
 
 def locating(read: Reader, table: str, key: str) -> Reader:
@@ -106,6 +159,8 @@ def locating(read: Reader, table: str, key: str) -> Reader:
         try:
             yield from read(query, schema)
         except BaseException as e:
+            if (server := _server_error(e)) is not None:
+                raise SourceError(f"table {table!r}: the MySQL server ended the read: {server}") from None
             if not _is_conversion_error(e):
                 raise
             located = locate(query, schema, e)

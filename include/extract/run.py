@@ -12,7 +12,7 @@ from urllib.parse import quote
 from include import layout, settings
 from include.extract.change_set import StateLocation
 from include.extract.engine import extract_table
-from include.extract.readers import Reader, connectorx_reader
+from include.extract.readers import Reader, connectorx_reader, statement_time_unlimited
 from include.landing.layout import manifest_key
 from lakehouse_jobs.contracts import MEMBER, SourceContract
 
@@ -25,8 +25,10 @@ def connectorx_url(conn) -> str:
     return f"mysql://{auth}{conn.host}:{conn.port or 3306}/{conn.schema}"
 
 
-def make_reader(hook) -> Reader | None:
-    """ConnectorX unless configured otherwise or the connection asks for TLS settings it cannot take.
+def make_reader(hook, server_version: str) -> Reader | None:
+    """ConnectorX unless configured otherwise or the connection asks for TLS settings it cannot take
+    (None: the extract reads through mysqlclient). Its connections lift the server's statement-time
+    limit as the extract's own does (readers.statement_time_unlimited, for `server_version`).
 
     Falling back is explicit and logged: a TLS connection is never read over plaintext.
     """
@@ -37,7 +39,7 @@ def make_reader(hook) -> Reader | None:
     if tls:
         log.info("connection %s sets %s: reading through mysqlclient, which applies them", conn.conn_id, sorted(tls))
         return None
-    return connectorx_reader(connectorx_url(conn))
+    return connectorx_reader(connectorx_url(conn), session_sql=[statement_time_unlimited(server_version)])
 
 
 def extract_member_batch(batch_id: str, run_id: str) -> dict:
@@ -54,7 +56,8 @@ def extract_batch(contract: SourceContract, batch_id: str, run_id: str) -> dict:
     conn = hook.get_conn()
     try:
         manifest = extract_table(
-            conn, S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn(), contract=contract, reader=make_reader(hook),
+            conn, S3Hook(aws_conn_id=settings.AWS_CONN_ID).get_conn(), contract=contract,
+            reader=make_reader(hook, conn.get_server_info()),
             bucket=settings.LANDING_BUCKET, batch_id=batch_id, run_id=run_id,
             sse=settings.S3_SSE, sse_kms_key_id=settings.S3_SSE_KMS_KEY_ID,
             rows_per_file=settings.EXTRACT_ROWS_PER_FILE,

@@ -64,5 +64,5 @@ def test_plain_connection_is_not_encrypted(monkeypatch, mysql_env, ca):
 
 
 def test_tls_connections_read_through_mysqlclient(monkeypatch, mysql_env, ca):
-    assert make_reader(hook_with(monkeypatch, mysql_env, {"ssl_mode": "REQUIRED"})) is None
-    assert make_reader(hook_with(monkeypatch, mysql_env, {})) is not None
+    assert make_reader(hook_with(monkeypatch, mysql_env, {"ssl_mode": "REQUIRED"}), "10.11.19-MariaDB") is None
+    assert make_reader(hook_with(monkeypatch, mysql_env, {}), "10.11.19-MariaDB") is not None
