@@ -4,8 +4,10 @@
 Every day (or when triggered) for the run's interval:
 
 1. **extract_members** streams the MySQL `member` table into Parquet files under
-   `s3://<landing>/member/extract_date=YYYY-MM-DD/` and publishes the batch by writing its
-   `_manifest.json` last (`include/extract/`). On the way it hashes every row and compares it with the
+   `s3://<landing>/member/<batch id>/` (`extract_date=YYYY-MM-DD` for a scheduled run, `ingest_ts=...` for
+   any other: include/landing/batch_id.py) and publishes the batch by writing its `_manifest.json` last
+   (`include/extract/`). The table is a snapshot, so a run for a past interval (a backfill, an old logical
+   date) fails at once saying so. On the way it hashes every row and compares it with the
    change state the last job run left: the batch also holds the rows that changed and the deleted ids
    (its change set, include/extract/change_set.py).
 2. **wait_for_manifest** waits until that manifest exists: nothing downstream reads an unpublished batch.
@@ -25,9 +27,10 @@ Every day (or when triggered) for the run's interval:
    (include/reconcile.py). Its success updates the Assets of the three tables, which schedule
    `lakehouse_maintenance`.
 
-Re-running any task for the same interval is safe: the extract replaces its batch, the job changes only
-rows whose values changed (an unchanged replay commits nothing), the quarantine is replaced per batch, and
-a batch older than one already applied is refused (history only moves forward).
+Re-running any task of a run is safe: the extract replaces its batch, the job changes only rows whose
+values changed (an unchanged replay commits nothing), keeps the quarantine verdicts on rows it does not
+evaluate again, records each run in `member_batches`, and refuses a batch older than one already applied
+(history only moves forward).
 Connections: `mysql_members`, `aws_lakehouse`, `databricks_default` (ids overridable, see include/settings.py).
 """
 
@@ -37,6 +40,7 @@ import datetime as dt
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from include import settings
 from include.assets import MEMBER_TABLES, MEMBER_TABLES_POOL
@@ -76,10 +80,14 @@ def member_pipeline():
     @task(execution_timeout=dt.timedelta(minutes=20))
     def extract_members(**context) -> dict:
         from include.extract.run import extract_member_batch
-        from include.landing.batch_id import daily_batch_id, interval_end
+        from include.landing.batch_id import PastIntervalError, interval_end, snapshot_batch_id
 
-        # manual runs may carry no data interval; they then extract for the day they were triggered
-        return extract_member_batch(daily_batch_id(interval_end(context).date()), context["run_id"])
+        try:  # one batch per day for scheduled runs, one per run otherwise; never one of a past interval
+            batch_id = snapshot_batch_id(str(context["dag_run"].run_type), interval_end(context),
+                                         dt.datetime.now(dt.timezone.utc))
+        except PastIntervalError as e:
+            raise AirflowFailException(str(e)) from None  # no retry can make the past interval extractable
+        return extract_member_batch(batch_id, context["run_id"])
 
     wait_for_manifest = S3KeySensor(
         task_id="wait_for_manifest",

@@ -3,10 +3,14 @@
 A batch id is a Hive-style ``key=value`` folder naming the interval the batch covers, so re-running a DAG
 run (or a task's retry) names, and replaces, the same batch:
 
-    daily_batch_id(day)        extract_date=2026-11-26       one per day: member_pipeline, `python -m include.extract`
-    run_batch_id(at)           ingest_ts=20261126T130000     one per DAG run: invoice_pipeline (claim, member cards)
+    daily_batch_id(day)        extract_date=2026-11-26       one per day: member_pipeline's scheduled runs,
+                                                             `python -m include.extract`
+    run_batch_id(at)           ingest_ts=20261126T130000     one per DAG run: member_pipeline's other runs,
+                                                             invoice_pipeline (claim, member cards)
 
-A DAG task gets its instant from `interval_end(context)`.
+A DAG task gets its instant from `interval_end(context)`. A snapshot source (member) holds its rows as they
+are now, so `snapshot_batch_id` refuses an interval that has passed: a backfill or an old logical date would
+land today's rows under that day's name and replace what that day's run landed and recorded.
 """
 
 from __future__ import annotations
@@ -19,6 +23,35 @@ def interval_end(context: Mapping) -> dt.datetime:
     """The instant a DAG run's batches are named by: its data interval's end, or, for a manual run that has
     no data interval, when it was triggered (`dag_run.run_after`). `context`: the task's Airflow context."""
     return context.get("data_interval_end") or context["dag_run"].run_after
+
+
+class PastIntervalError(ValueError):
+    """A run asked a snapshot source for an interval that has passed; the message says what to do instead."""
+
+
+# how late a scheduled run's extract may still run (a retry, a cleared run): one schedule period, @daily
+SNAPSHOT_MAX_LAG = dt.timedelta(days=1)
+
+
+def snapshot_batch_id(run_type: str, end: dt.datetime, now: dt.datetime,
+                      max_lag: dt.timedelta = SNAPSHOT_MAX_LAG) -> str:
+    """The batch a DAG run lands from a snapshot source: a scheduled run's day (`daily_batch_id` of `end`'s
+    UTC date), any other run's own instant (`run_batch_id(end)`: two manual runs of one day never replace
+    each other's batch, nor the scheduled run's).
+
+    `run_type`: the DAG run's type ("scheduled", "manual", "backfill", "asset_triggered"); `end`: its
+    `interval_end`; `now`: the current time, aware. Raises PastIntervalError when `end` is more than
+    `max_lag` before `now` (a backfill, a manual run with an old logical date, a run cleared days later).
+    """
+    if now - end > max_lag:
+        raise PastIntervalError(
+            f"this {run_type} run is for the interval ending {end.isoformat()}, more than {max_lag} ago, but the "
+            "source is a snapshot: it holds its rows as they are now, and would land them under that day's name, "
+            "replacing what that day's run landed. Trigger a new run instead (`airflow dags trigger "
+            "member_pipeline`, no logical date); the lakehouse keeps history by extraction time (dim_member).")
+    if run_type == "scheduled":
+        return daily_batch_id(end.astimezone(dt.timezone.utc).date())
+    return run_batch_id(end)
 
 
 def daily_batch_id(day: dt.date) -> str:

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import jinja2
 import pytest
+import requests
 from airflow.providers.databricks.hooks.databricks import DatabricksHook
 from delta.tables import DeltaTable
 
 from dev import pii_scan
-from dev.airflow_api import AirflowApi
+from dev.airflow_api import AirflowApi, airflow_cli
 from dev.demo_report import counts_for_run, task_result
 from dev.seed_members import DIRTY_MEMBERS
 from include import layout
@@ -88,7 +89,8 @@ def test_the_run_loads_exactly_the_test_source(runs):
 
 def test_a_replay_of_the_interval_runs_no_spark_and_commits_nothing(api, runs):
     first, replay = runs.first, runs.replay
-    assert replay["batch_id"] == first["batch_id"], "both runs cover the same interval"
+    # each manual run lands a batch of its own, so the replay replaces nothing the first run landed
+    assert replay["batch_id"] != first["batch_id"] and replay["batch_id"].startswith("ingest_ts=")
     same = ("mysql_rows", "manifest_rows", "parquet_rows")
     assert {k: replay[k] for k in same} == {k: first[k] for k in same}
     # every row is settled (in the table as landed, or quarantined as landed): no Databricks run at all
@@ -97,6 +99,39 @@ def test_a_replay_of_the_interval_runs_no_spark_and_commits_nothing(api, runs):
     assert (states["choose_run"], states["confirm_unchanged"]) == ("success", "success")
     assert (states["merge_members"], states["reconcile"]) == ("skipped", "skipped")
     assert runs.after_replay == DeltaState(runs.after_first.rows, 0, runs.after_first.version)
+
+
+def test_a_backfill_fails_saying_the_source_is_a_snapshot_and_replaces_nothing(api, runs):
+    """`airflow backfill create` for past days (issue 23 item 3): the member table holds only today's rows, so
+    each backfill run fails in extract_members, naming the reason, and no landed object changes."""
+    s3 = pii_scan.s3_client()
+
+    def landed() -> dict[str, str]:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=os.environ["LANDING_BUCKET"], Prefix="member/")
+        return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+    for old in api.get(f"dags/{DAG_ID}/dagRuns?run_type=backfill&limit=100").json()["dag_runs"]:  # an earlier session's
+        requests.delete(f"{api.base_url}/api/v2/dags/{DAG_ID}/dagRuns/{old['dag_run_id']}",
+                        headers={"Authorization": f"Bearer {api.token()}"}, timeout=30).raise_for_status()
+    before = landed()
+    today = dt.datetime.now(dt.timezone.utc).date()
+    airflow_cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", str(today - dt.timedelta(days=4)),
+                "--to-date", str(today - dt.timedelta(days=3)))
+    deadline = time.monotonic() + 300
+    while True:
+        backfill = api.get(f"dags/{DAG_ID}/dagRuns?run_type=backfill&limit=100").json()["dag_runs"]
+        if backfill and all(r["state"] in ("success", "failed") for r in backfill):
+            break
+        assert time.monotonic() < deadline, f"the backfill's runs did not end in 5 minutes: {backfill}"
+        time.sleep(3)
+    assert len(backfill) == 2 and {r["state"] for r in backfill} == {"failed"}
+    for run in backfill:
+        states = api.task_states(DAG_ID, run["dag_run_id"])
+        assert states["extract_members"] == "failed" and states["merge_members"] != "success"
+        log = api.get(f"dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/extract_members/logs/1"
+                      "?full_content=true").text
+        assert "but the source is a snapshot" in log
+    assert landed() == before
 
 
 def test_no_secret_leaves_the_cluster(api, runs):

@@ -8,7 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.landing.batch_id import daily_batch_id, interval_end, run_batch_id
+from include.landing.batch_id import (
+    SNAPSHOT_MAX_LAG,
+    PastIntervalError,
+    daily_batch_id,
+    interval_end,
+    run_batch_id,
+    snapshot_batch_id,
+)
 from lakehouse_jobs.manifest import BATCH_ID_PATTERN
 
 pytestmark = pytest.mark.unit
@@ -47,3 +54,24 @@ def test_an_instant_is_named_in_utc_whatever_its_offset():
 def test_what_is_not_an_instant_or_a_day_is_refused(namer, value, error):
     with pytest.raises(error):
         namer(value)
+
+
+def test_a_snapshot_batch_is_the_scheduled_runs_day_or_any_other_runs_own_instant():
+    """Two manual runs of one day, and a manual run beside the scheduled one, never share a batch (issue 23
+    item 3): each lands and records its own."""
+    now = END + dt.timedelta(hours=2)
+    assert snapshot_batch_id("scheduled", END, now) == "extract_date=2026-11-26"
+    assert snapshot_batch_id("manual", END, now) == "ingest_ts=20261126T130509"
+    assert snapshot_batch_id("manual", END + dt.timedelta(seconds=1), now) == "ingest_ts=20261126T130510"
+    assert snapshot_batch_id("asset_triggered", END, now) == run_batch_id(END)
+
+
+@pytest.mark.parametrize("run_type", ["backfill", "manual", "scheduled"])
+def test_a_snapshot_source_refuses_an_interval_that_has_passed(run_type):
+    """A snapshot holds today's rows: landing them under a past day's name would replace that day's batch."""
+    now = END + SNAPSHOT_MAX_LAG + dt.timedelta(seconds=1)
+    with pytest.raises(PastIntervalError, match=r"interval ending 2026-11-26T13:05:09.123456\+00:00, more than "
+                                                r"1 day, 0:00:00 ago, but the source is a snapshot.*Trigger a new run"):
+        snapshot_batch_id(run_type, END, now)
+    # a retry or a cleared run within one schedule period still names its own batch
+    assert snapshot_batch_id(run_type, END, END + SNAPSHOT_MAX_LAG).endswith(("2026-11-26", "T130509"))
