@@ -135,7 +135,7 @@ def with_row_hash(table: pa.Table) -> pa.Table:
     schema = arrow_schema(MEMBER, landed=True)
     table = table.drop_columns([c for c in (ROW_HASH_COLUMN,) if c in table.column_names])
     table = table.cast(schema.remove(schema.get_field_index(ROW_HASH_COLUMN)))
-    digests = row_hashes(table, table.column_names, MEMBER.rules_version, BENCH_HASH_KEY)
+    digests = row_hashes(table, table.column_names, MEMBER.effective_rules_version, BENCH_HASH_KEY)
     return table.append_column(schema.field(ROW_HASH_COLUMN), digests)
 
 

@@ -240,14 +240,14 @@ def _extract(conn, s3, *, contract: SourceContract, bucket: str, batch_id: str, 
     schema = arrow_schema(contract, landed=True)
     hashed = ROW_HASH_COLUMN in schema.names
     read_schema = schema.remove(schema.get_field_index(ROW_HASH_COLUMN)) if hashed else schema
-    rules = hashed and state_rules_version(contract.rules_version)
+    rules = hashed and state_rules_version(contract.effective_rules_version)
     # the state is read before the source's snapshot: a job committing in between makes it stale, which the
     # job sees (its last data change is newer than the state) and then compares the whole snapshot
     state = load_state(s3, change_state, rules) if hashed and change_state else None
     changes = _FileSequence(s3, bucket, prefix, schema, file_name="change", **_sequence_options(options)) \
         if state else None
-    detector = hashed and ChangeDetector(read_schema.names, contract.key, contract.rules_version, hash_key, state,
-                                         on_change=changes and changes.add)
+    detector = hashed and ChangeDetector(read_schema.names, contract.key, contract.effective_rules_version, hash_key,
+                                         state, on_change=changes and changes.add)
 
     def rows(query: str):
         return detector.stream(read(query, read_schema)) if detector else read(query, schema)

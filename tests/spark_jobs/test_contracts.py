@@ -79,3 +79,49 @@ def test_seeded_mysql_table_is_the_contract(mysql_root, mysql_env):
     expected = [(c.name, "varchar" if c.type == "string" else c.type, c.max_length, c.nullable,
                  c.name == MEMBER.key) for c in MEMBER.columns]
     assert live == expected
+
+
+def _pins() -> dict[str, str]:
+    """The jobs wheel's pinned dependencies (spark_jobs/pyproject.toml, the one place they are declared)."""
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[2] / "spark_jobs" / "pyproject.toml").read_text())["project"]
+    return dict(dep.split("==") for dep in project["dependencies"])
+
+
+def test_the_effective_rules_version_names_each_rule_librarys_pinned_version():
+    """Issue 23 item 6: moving a pin (and installing it) moves the version change detection hashes with, so
+    every row is standardised again by the new library; a pin moved without an install fails here."""
+    pins = _pins()
+    effective = MEMBER.effective_rules_version
+    assert effective.startswith(MEMBER.rules_version + "+")
+    for library in MEMBER.rule_libraries:
+        assert f"+{library}=={pins[library]}" in effective, f"{library} is installed at another version than its pin"
+
+
+def test_every_library_the_rules_import_is_a_rule_library():
+    """A library lakehouse_jobs.standardise calls (a wheel dependency, not the runtime's pandas) decides answers:
+    adding one without listing it in MEMBER.rule_libraries would leave its upgrades unnoticed."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    import lakehouse_jobs.standardise as rules
+
+    tree = ast.parse(open(rules.__file__).read())
+    modules = {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+        a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    distributions = {d for m in modules for d in packages_distributions().get(m, [])}
+    wheel_dependencies = {d for d in distributions if d.lower() in {p.lower() for p in _pins()}}
+    assert wheel_dependencies == set(MEMBER.rule_libraries)
+
+
+def test_an_upgrade_of_a_rule_library_changes_every_row_hash(monkeypatch):
+    from lakehouse_jobs import contracts
+    from lakehouse_jobs.change_hash import row_hashes
+
+    rows = pa.table({"member_id": ["m1"], "email": ["a@example.com"]})
+    before = row_hashes(rows, ["member_id", "email"], MEMBER.effective_rules_version, b"k" * 32)
+    monkeypatch.setattr(contracts, "_installed_version", lambda name: "99.0" if name == "phonenumbers" else "1")
+    assert "+phonenumbers==99.0" in MEMBER.effective_rules_version
+    assert row_hashes(rows, ["member_id", "email"], MEMBER.effective_rules_version, b"k" * 32) != before

@@ -4,7 +4,7 @@ member table's ``source_hash``, and compared against the job's change state the 
 
 ``row_hashes``: BLAKE2b (RFC 7693) keyed with LAKEHOUSE_CHANGE_HASH_KEY, 32-byte digests, over an unambiguous
 encoding of the row (each value as ``<UTF-8 length>:<text>`` or ``-`` for null, joined with ``|``) prefixed
-with the contract's rules_version and ENCODING. Keyed, because a bare hash of a row with a known member_id
+with the contract's effective_rules_version and ENCODING. Keyed, because a bare hash of a row with a known member_id
 would let anyone holding the table confirm a guessed email or phone number. The key lives where the
 extract runs (Airflow) and where the rows are plaintext anyway; docs/pii.md draws that trust boundary.
 

@@ -43,6 +43,15 @@ class Column:
     description: str = ""
 
 
+def _installed_version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "absent"
+
+
 @dataclass(frozen=True)
 class SourceContract:
     """One source table: its columns in order and its primary key. Any difference at the source (a
@@ -51,8 +60,11 @@ class SourceContract:
     watermark_column: a column that grows on every insert and update (e.g. updated_at); None means the
     table can only be extracted as a full snapshot.
     rules_version: set for a table whose job detects changes by row hash (lakehouse_jobs.change_hash): its
-    landed batches carry ``_row_hash``, the keyed hash of the row as landed and this version. Change it
-    when a rule the job applies to the rows changes, and the next batch reprocesses every row.
+    landed batches carry ``_row_hash``, the keyed hash of the row as landed and `effective_rules_version`.
+    Change it when a rule the job applies to the rows changes, and the next batch reprocesses every row.
+    rule_libraries: the distributions whose answers the rules are (email-validator, phonenumbers,
+    pycountry for members, lakehouse_jobs.standardise): their installed versions are part of
+    `effective_rules_version`, so upgrading one reprocesses every row too, without anyone editing a constant.
     """
 
     table: str
@@ -60,6 +72,16 @@ class SourceContract:
     columns: tuple[Column, ...]
     watermark_column: str | None = None
     rules_version: str | None = None
+    rule_libraries: tuple[str, ...] = ()
+
+    @property
+    def effective_rules_version(self) -> str | None:
+        """What a row's change-detection hash and the change state are made with: `rules_version` and the
+        installed version of each of `rule_libraries`, ``member-rules-1+email-validator==2.4.0+...`` (a
+        library that is not installed reads ``==absent``). None without a rules_version."""
+        if self.rules_version is None:
+            return None
+        return self.rules_version + "".join(f"+{name}=={_installed_version(name)}" for name in self.rule_libraries)
 
     @property
     def column_names(self) -> list[str]:
@@ -86,6 +108,7 @@ MEMBER = SourceContract(
         Column("registration_date", "date", pii="quasi", description="date the member registered"),
     ),
     rules_version="member-rules-1",
+    rule_libraries=("email-validator", "phonenumbers", "pycountry"),
 )
 
 

@@ -118,6 +118,9 @@ class MemberMergeResult(JobResult):
     # "change set" when the job applied the extract's change set, else "full snapshot: <why>"
     change_detection: str
     rows_absent_from_snapshot: int | None = field(default=None, metadata={"omit_none": True})
+    # members with a current dim_member version whose standardised attributes changed (a new version): after
+    # a rule library upgrade (change_detection names it), how many members the new rules answer differently
+    attributes_changed: int | None = field(default=None, metadata={"omit_none": True})
 
 
 @dataclass(frozen=True)

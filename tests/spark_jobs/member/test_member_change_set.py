@@ -149,3 +149,29 @@ def test_the_job_refuses_a_change_set_when_the_table_changed_after_the_extract(s
 
     assert result["change_detection"].startswith("full snapshot: version ")
     assert result["rows_after"] == landed.row_count - result["quarantined_rows"]
+
+
+def test_a_rule_library_upgrade_standardises_every_row_again_and_says_so(spark, s3, scratch_bucket, source,
+                                                                         monkeypatch):
+    """Issue 23 item 6: the installed version of a rule library is part of the rules version, so after an
+    upgrade the extract lands no change set, the job compares and standardises every row again, names the
+    change in its result and reports how many members' values the new library changed (here none: the
+    "upgrade" is the same library under another version), and the next day is a change set again."""
+    from lakehouse_jobs import contracts
+
+    conn, _, _ = source
+    day = Day(s3, scratch_bucket, conn)
+    first = day.job(spark, day.extract())
+    real = contracts._installed_version
+    monkeypatch.setattr(contracts, "_installed_version",
+                        lambda name: "99.0.0" if name == "phonenumbers" else real(name))
+
+    upgraded = day.extract()
+    assert upgraded.change_set is None  # the state's hashes are of the old library
+    result = day.job(spark, upgraded)
+    assert result["change_detection"].startswith("full snapshot: the rules changed from member-rules-1+")
+    assert "phonenumbers==99.0.0" in result["change_detection"]
+    assert result["unchanged_rows"] == 0 and result["valid_rows"] == first["valid_rows"]
+    assert result["attributes_changed"] == 0  # same answers: no member gets a new dim_member version
+    assert table(spark, scratch_bucket, "dim_member").count() == first["dim_member_rows"]
+    assert day.extract().change_set.is_empty  # the new state is of the new rules

@@ -192,7 +192,7 @@ def landed_table(rows: list[tuple]) -> pa.Table:
     """Rows (SOURCE_COLUMNS order) as the extract lands them: with their ``_row_hash``."""
     read_schema = pa.schema([f for f in arrow_schema(MEMBER, landed=True) if f.name != ROW_HASH_COLUMN])
     table = pa.Table.from_pylist([dict(zip(member_schema.SOURCE_COLUMNS, row)) for row in rows], schema=read_schema)
-    digests = row_hashes(table, read_schema.names, MEMBER.rules_version, TEST_HASH_KEY)
+    digests = row_hashes(table, read_schema.names, MEMBER.effective_rules_version, TEST_HASH_KEY)
     return table.append_column(arrow_schema(MEMBER, landed=True).field(ROW_HASH_COLUMN), digests)
 
 

@@ -12,10 +12,10 @@ from pyspark.sql import functions as F
 
 from lakehouse_jobs import hadoop_fs
 from lakehouse_jobs.change_state import POINTER_NAME, STATE_COLUMNS, ChangeState, ChangeStateError, state_rules_version
+from lakehouse_jobs.contracts import MEMBER
 from lakehouse_jobs.delta_log import DeltaLogError, last_data_change
 from lakehouse_jobs.keys import member_key_column
 from lakehouse_jobs.manifest import ChangeSet
-from lakehouse_jobs.member.schema import RULES_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ def change_set_refusal(spark: SparkSession, change_set: ChangeSet | None, table_
     """
     if change_set is None:
         return "the batch has no change set (no change state when it was extracted)"
-    if change_set.rules_version != state_rules_version(RULES_VERSION):
-        return f"its hashes are of rules {change_set.rules_version}, the job's are {state_rules_version(RULES_VERSION)}"
+    if change_set.rules_version != (rules := state_rules_version(MEMBER.effective_rules_version)):
+        return f"its hashes are of rules {change_set.rules_version}, the job's are {rules}"
     if change_set.base_version > table_version:
         return f"its base version {change_set.base_version} is newer than the table's {table_version}"
     try:
@@ -95,8 +95,8 @@ def write_change_state(spark: SparkSession, table_path: str, state_root: str, ve
     state_rows.write.mode("errorifexists").parquet(folder)
     files = sorted(p for p in hadoop_fs.list_files(spark, folder) if p.endswith(".parquet"))
     rows = spark.read.parquet(*files).count() if files else 0  # from the files' footers
-    state = ChangeState(table_version=version, rules_version=state_rules_version(RULES_VERSION), rows=rows,
-                        table_rows=table_rows, duplicate_keys=duplicate_keys, files=files,
+    state = ChangeState(table_version=version, rules_version=state_rules_version(MEMBER.effective_rules_version),
+                        rows=rows, table_rows=table_rows, duplicate_keys=duplicate_keys, files=files,
                         written_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     hadoop_fs.write_text(spark, f"{root}/{POINTER_NAME}", state.to_json())
     # keep the state just replaced: an extract that read its pointer a moment ago may still be reading it

@@ -92,7 +92,6 @@ from lakehouse_jobs.member.merge_member import merge_members
 from lakehouse_jobs.member.plan import plan_changes, plan_from_change_set, with_source_hash
 from lakehouse_jobs.member.protect import protect, protect_quarantine
 from lakehouse_jobs.member.quarantine import write_quarantine
-from lakehouse_jobs.member.schema import RULES_VERSION
 from lakehouse_jobs.member.table_facts import table_facts
 from lakehouse_jobs.member.validate import flag_rows, split_flagged
 from lakehouse_jobs.results import MemberMergeParams, MemberMergeResult
@@ -132,7 +131,12 @@ def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePath
 
     with timed("plan_changes", log):
         table_version = DeltaTable.forPath(spark, paths["member"]).history(1).first()["version"]
-        refusal = change_set_refusal(spark, manifest.change_set, paths["member"], table_version)
+        rules = state_rules_version(MEMBER.effective_rules_version)
+        previous = current_state(spark, params.change_state) if params.change_state else None
+        # a new rule library (or rules_version) answers every row anew: each is compared, cleaned and hashed again
+        rules_change = previous is not None and previous.rules_version != rules and (
+            f"the rules changed from {previous.rules_version} to {rules}: every row is standardised again")
+        refusal = rules_change or change_set_refusal(spark, manifest.change_set, paths["member"], table_version)
         if refusal is None:
             change_set = manifest.change_set
             batch = with_source_hash(read_batch(spark, manifest, MEMBER, change_set.files,
@@ -168,6 +172,9 @@ def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePath
             f"batch {batch_id}: {quarantined_rows} of {manifest_rows} rows quarantined, more than "
             f"--max-quarantine-ratio {params.max_quarantine_ratio}; see {paths['member_quarantine']} "
             f"where batch_id = '{batch_id}'. The member tables were not changed."
+            + (f" This batch is the first since {rules_change.split(':')[0]}: compare its reasons with the last "
+               "batch's before raising the limit for one run (the DAG's max_quarantine_ratio)."
+               if rules_change else "")
         )
     if rows_before and deleted_rows / rows_before > params.max_delete_ratio:
         raise BatchError(
@@ -180,7 +187,7 @@ def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePath
     deleted = plan.deleted_keys()
     commit_tag = f"member_merge {batch_id} {uuid.uuid4()}"
     with timed("merge_dim_member", log):
-        dim_version = merge_dim_member(spark, changes, deleted, paths["dim_member"], batch_id,
+        dim_version, attributes_changed = merge_dim_member(spark, changes, deleted, paths["dim_member"], batch_id,
                                        extracted_at, commit_tag)
     with timed("merge_members", log):
         version, source_rows = merge_members(spark, changes, deleted, paths["member"], batch_id,
@@ -194,9 +201,8 @@ def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePath
     if params.change_state:
         with timed("change_state", log):
             state_version = table_version if version is None else version
-            state = current_state(spark, params.change_state)
-            current = state is not None and (state.table_version, state.rules_version) == (
-                state_version, state_rules_version(RULES_VERSION))
+            state = current_state(spark, params.change_state)  # again: a run outside Airflow may have written one
+            current = state is not None and (state.table_version, state.rules_version) == (state_version, rules)
             if not (current and plan.is_empty):
                 from_change_set = refusal is None and state is not None and (
                     state.table_version == manifest.change_set.base_version)
@@ -209,7 +215,8 @@ def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePath
         batch_id=batch_id, manifest_rows=manifest_rows, unchanged_rows=plan.counts.get("unchanged", 0),
         valid_rows=valid_rows, quarantined_rows=quarantined_rows, quarantine_reasons=reasons,
         deleted_rows=deleted_rows, merge_source_rows=source_rows, delta_version=version,
-        dim_member_version=dim_version, commit_tag=commit_tag, change_detection=detection, **facts,
+        dim_member_version=dim_version, commit_tag=commit_tag, change_detection=detection,
+        attributes_changed=attributes_changed, **facts,
     )
     with timed("record_batch", log):
         record_batch(spark, paths["member_batches"], extracted_at, result)

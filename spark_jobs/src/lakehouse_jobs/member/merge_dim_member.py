@@ -15,9 +15,10 @@ from lakehouse_jobs.tables import DIM_MEMBER, OPEN_END
 
 
 def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame, path: str, batch_id: str,
-                     extracted_at: datetime, commit_tag: str) -> int | None:
-    """SCD type 2 MERGE into dim_member (module docstring, step 8); the version it committed, or None
-    when no member's attributes changed (nothing is committed).
+                     extracted_at: datetime, commit_tag: str) -> tuple[int | None, int]:
+    """SCD type 2 MERGE into dim_member (module docstring, step 8): the version it committed, or None
+    when no member's attributes changed (nothing is committed), and how many members that had a current
+    version got a new one (their standardised attributes changed: at the source, or by new rules).
 
     changes: protect()'s rows of new and changed members. deleted: ``member_id`` of members deleted at
     the source. Versions are compared on attribute_hash, never on ciphertext.
@@ -31,13 +32,13 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
         "_batch_id": F.lit(batch_id), "_updated_at": F.current_timestamp(),
     }
 
-    def merge() -> int | None:
+    def merge() -> tuple[int | None, int]:
         table = DeltaTable.forPath(spark, path)
         if is_empty(table):  # a first load: every change is a first version, and nothing is closed
             source = changes.select(F.lit("insert").alias("_op"), *attributes)
             builder = (table.alias("t").merge(source.alias("s"), "t.member_id = s.member_id AND t.is_current")
                        .whenNotMatchedInsert(values=values))
-            return tagged_commit(spark, builder, path, commit_tag) if not changes.isEmpty() else None
+            return (tagged_commit(spark, builder, path, commit_tag) if not changes.isEmpty() else None), 0
         # decided against the table as it is now, on every attempt: after a conflict, a concurrent run of
         # the same batch may have applied these changes already, and they must not be applied twice
         current = (
@@ -69,7 +70,9 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
         # once: the emptiness check and the MERGE would each join the changes with every current version
         source = materialise(source)
         if source.isEmpty():
-            return None
+            return None, 0
+        # a close of a member this batch also inserts: a new version of an existing member (not a deletion)
+        versioned = source.where("_op = 'close'").join(changed.select("member_id"), "member_id", "left_semi").count()
         written_by_this_extraction = (F.col("t._batch_id") == batch_id) & (F.col("t.valid_from") == at)
         builder = (
             table.alias("t")
@@ -80,7 +83,7 @@ def merge_dim_member(spark: SparkSession, changes: DataFrame, deleted: DataFrame
                 "valid_to": at, "is_current": F.lit(False), "_updated_at": F.current_timestamp()})
             .whenNotMatchedInsert(condition="s._op = 'insert'", values=values)
         )
-        return tagged_commit(spark, builder, path, commit_tag)
+        return tagged_commit(spark, builder, path, commit_tag), versioned
 
     return retry_on_conflict(merge, f"MERGE into {path}")
 

@@ -16,8 +16,10 @@ MEMBER_COLUMNS = ["member_id"] + [f.name.removesuffix("_enc") for f in MEMBER_AT
 
 DIRECT_COLUMNS = [f.name.removesuffix("_enc") for f in MEMBER_ATTRIBUTES if f.pii == "direct"]
 
-# Part of every row hash (the source's, which the extract computes, and attribute_hash): the contract's, so the
-# extract and the job never disagree. Change it there when a cleaning or validation rule changes.
+# Part of attribute_hash (dim_member's versions compare it): the contract's own version, without the rule
+# libraries' (a library upgrade that changes no standardised value must not version every member). Change it
+# in the contract when a cleaning or validation rule changes. The source's row hash, which the extract
+# computes, uses MEMBER.effective_rules_version, which adds the libraries' installed versions.
 RULES_VERSION = MEMBER.rules_version
 
 
