@@ -43,3 +43,35 @@ def test_retry_on_conflict_retries_only_delta_conflicts():
 
 
 # -------------------------------------------------------------------------------- unit: DataFrames
+
+
+@pytest.mark.integration
+def test_a_constraint_that_grew_is_replaced_once_and_a_narrower_one_fails_loudly(spark, tmp_path):
+    """A table created with an older list of reason codes takes the declared list (issue 23 item 5 added two
+    invoice quarantine reasons); a table already as declared gets no commit; a constraint its rows break is
+    refused, and the table keeps its own."""
+    from delta.tables import DeltaTable
+
+    from lakehouse_jobs import delta
+    from lakehouse_jobs.tables import Field, TableSpec
+
+    path = str(tmp_path / "t")
+
+    def ensure(*reasons: str) -> int:
+        spec = TableSpec(name="t", description="test", fields=(Field("reason", "STRING", nullable=False),),
+                         constraints={"reason_known": "reason IN ({})".format(", ".join(f"'{r}'" for r in reasons))})
+        delta._ENSURED.discard(path)
+        delta.ensure_table(spark, spec, path)
+        return DeltaTable.forPath(spark, path).history(1).first()["version"]
+
+    created = ensure("a")
+    spark.sql(f"INSERT INTO delta.`{path}` VALUES ('a')")
+    grown = ensure("a", "b")
+    assert grown > created + 1
+    spark.sql(f"INSERT INTO delta.`{path}` VALUES ('b')")  # allowed now
+    inserted = DeltaTable.forPath(spark, path).history(1).first()["version"]
+    assert ensure("a", "b") == inserted  # as declared: nothing committed
+    with pytest.raises(delta.TableDeclarationError, match="has rows that break the declared constraint"):
+        ensure("b")
+    kept = DeltaTable.forPath(spark, path).detail().first()["properties"]["delta.constraints.reason_known"]
+    assert kept == "reason IN ('a', 'b')"

@@ -84,7 +84,10 @@ def ensure_table(spark: SparkSession, spec: TableSpec, path: str) -> None:
     """Create the Delta table `spec` declares at `path` unless it exists, with its columns, properties,
     clustering and CHECK constraints; an existing table must have the declared columns (names, types,
     nullability, in order), else TableDeclarationError says how it differs (migrating is a deliberate act,
-    not a side effect of a run). Safe to call from runs racing each other."""
+    not a side effect of a run). A CHECK constraint of an existing table that is missing or reads otherwise
+    than declared (a list of reason codes that grew) is added or replaced: Delta validates every existing row
+    against it, so a narrower one fails loudly rather than hiding rows. Safe to call from runs racing each
+    other."""
 
     if path in _ENSURED:
         return
@@ -106,7 +109,15 @@ def ensure_table(spark: SparkSession, spec: TableSpec, path: str) -> None:
         _check_columns(spec, path, existing.toDF().schema)
         present = existing.detail().first()["properties"]
         for name, expression in spec.constraints.items():
-            if f"delta.constraints.{name.lower()}" not in present:
+            current = present.get(f"delta.constraints.{name.lower()}")
+            if current is not None and current != expression:
+                # checked before the old one goes: a table is never left without its constraint
+                if existing.toDF().where(f"NOT ({expression})").limit(1).count():
+                    raise TableDeclarationError(
+                        f"the Delta table at {path} has rows that break the declared constraint {name} "
+                        f"({expression}); it keeps its own ({current}). Migrate the rows or the declaration.")
+                spark.sql(f"ALTER TABLE delta.`{path}` DROP CONSTRAINT {name}")
+            if current != expression:
                 spark.sql(f"ALTER TABLE delta.`{path}` ADD CONSTRAINT {name} CHECK ({expression})")
 
     retry_on_conflict(create, f"create {spec.name} at {path}")

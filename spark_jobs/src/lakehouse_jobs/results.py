@@ -126,7 +126,8 @@ class MemberMergeResult(JobResult):
 @dataclass(frozen=True)
 class InvoiceLoadResult(JobResult):
     """invoice_load's counts (include/reconcile.check_invoice_load): files_seen = skipped + deferred +
-    parsed; files_parsed = invoices_loaded + quarantined + invoices_superseded + files_changed_during_run;
+    parsed, where parsed counts the files judged this run (parsed, or too_large: refused unread);
+    files_parsed = invoices_loaded + quarantined + invoices_superseded + files_changed_during_run;
     invoices_loaded = invoices_new + invoices_replaced + invoices_unchanged; lines_loaded = lines_inserted +
     lines_updated. versions: {table: the last version this run committed, or None}."""
 
@@ -209,6 +210,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds above 0."""
+    value = float(text)
+    if not 0 < value < float("inf"):  # false for NaN too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds above 0")
+    return value
+
+
 def json_object(text: str) -> str:
     """The text of a JSON object, checked before the job changes anything, passed on as text."""
     try:
@@ -273,6 +282,11 @@ class MemberMergeParams(JobParams):
 
 
 MAX_FILES = 50_000  # invoice_load reads at most this many new files (oldest first); the rest wait (files_deferred)
+# a real invoice PDF is kilobytes; Spark's binaryFile holds a file whole in one value (at most 2 GiB)
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# a one-page invoice parses in ~30 ms (benchmarks/invoice_parse_bench.py) and the parser's MAX_PAGES pages in
+# seconds: a minute per file is far beyond any file it can read, and short beside a run's timeout
+PARSE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -290,6 +304,10 @@ class InvoiceLoadParams(JobParams):
     batch_id: str | None = _param("this run's id in _batch_id columns (default: invoice_load-<UTC time>)", None)
     max_files: int = _param("read at most this many new files, oldest first; the rest wait for the next run",
                             MAX_FILES, parse=positive_int)
+    max_file_bytes: int = _param("quarantine a larger file as too_large from its listed size, without reading it",
+                                 MAX_FILE_BYTES, parse=positive_int)
+    parse_seconds: float = _param("quarantine a file whose parse takes longer as parse_timeout", PARSE_SECONDS,
+                                  parse=positive_seconds)
 
 
 @dataclass(frozen=True)

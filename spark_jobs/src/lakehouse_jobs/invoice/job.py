@@ -18,12 +18,14 @@ members, facts, ledger; shapes in their docstrings):
 2. ``unseen_files``: files the ledger holds with the same path, size and modification time were processed
    before; nothing of them is read again (originals stay where they are, so the prefix keeps every file
    ever received, and only the new ones cost a read).
-3. ``hash_files`` and ``plan_files``: the rest are read and hashed in Spark (SHA-256 of the bytes); content
-   already in the ledger is skipped (the same PDF under another name), and content present twice in this
-   run is processed once (its first path by name).
+3. ``hash_files`` and ``plan_files``: a file over ``--max-file-bytes`` (64 MiB) is quarantined ``too_large``
+   from its listed size and never read (``too_large_rows``); the rest are read and hashed in Spark (SHA-256
+   of the bytes); content already in the ledger is skipped (the same PDF under another name), and content
+   present twice in this run is processed once (its first path by name).
 4. ``parse_files``: the files to parse, repartitioned to about FILES_PER_TASK files per task, are parsed in
    parallel on the executors (``mapInArrow`` over ``parse_invoice_file``: lakehouse_jobs.invoice.pdf's
-   parser, document.check_arithmetic, then allocate_adjustments).
+   parser, document.check_arithmetic, then allocate_adjustments), each file within ``--parse-seconds``
+   (lakehouse_jobs.invoice.budget: a file that hangs the parser is quarantined ``parse_timeout``).
 5. ``decide``: unreadable or unbalanced invoices are quarantined; of valid files with one invoice number in
    a run, the one that arrived last (the file list's arrival time, else its modification time; then the
    last path) is loaded and the others are ``superseded``: arrival order is taken as issue order, as it is
@@ -52,7 +54,8 @@ Quarantine reasons (tables.QUARANTINE_REASONS): the parser's (pdf.REASONS: not_p
 truncated, encrypted, no_text_layer, ...), check_arithmetic's first code without its ``:<where>`` suffix
 (line_amount_mismatch, subtotal_mismatch, total_mismatch, balance_mismatch, ...; the detail lists every
 code), date_out_of_range (a date outside dim_date), amount_out_of_range (a number too large for its
-column), parser_error (an unforeseen exception: a bug, named in the detail).
+column), parser_error (an unforeseen exception: a bug, named in the detail, or the parser's process died),
+too_large, parse_timeout.
 
 Needs a classic cluster (``spark._jvm`` for the result file), like member_merge.
 """
@@ -87,7 +90,7 @@ from lakehouse_jobs.invoice.facts import header_rows, line_rows, merge_fact_invo
 from lakehouse_jobs.invoice.files import Listed, decide, hash_files, list_files, listed_files, plan_files, unseen_files
 from lakehouse_jobs.invoice.ledger import insert_absent, ledger_rows, quarantine_rows
 from lakehouse_jobs.invoice.members import fix_up_members, member_versions, read_member_cards, resolve_members
-from lakehouse_jobs.invoice.parse import parse_files
+from lakehouse_jobs.invoice.parse import parse_files, too_large_rows
 from lakehouse_jobs.invoice.tables import INVOICE_TABLES
 from lakehouse_jobs.manifest import FileList
 from lakehouse_jobs.results import InvoiceLoadParams, InvoiceLoadResult
@@ -145,15 +148,23 @@ def load(spark: SparkSession, params: InvoiceLoadParams, paths: TablePaths) -> I
                              "starting with '_' or '.'; include/invoice_landing.claimed_name avoids them)")
         unseen = unseen_files(listing, ledger).orderBy("file_modified_at", "source_path").collect()
         deferred = max(0, len(unseen) - params.max_files)
-        unseen_paths = [r["source_path"] for r in unseen[:params.max_files]]
+        taken = unseen[:params.max_files]
+        # judged from its listed size, never read: one huge upload must not fail the run, and every run after it
+        too_large = [(r["source_path"], r["file_size"], r["file_modified_at"]) for r in taken
+                     if r["file_size"] > params.max_file_bytes]
+        unseen_paths = [r["source_path"] for r in taken if r["file_size"] <= params.max_file_bytes]
     with timed("hash_files", log):
-        planned = materialise(plan_files(hash_files(spark, unseen_paths, listed), ledger))
+        refused = too_large_rows(spark, too_large, params.max_file_bytes)
+        planned = materialise(plan_files(hash_files(spark, unseen_paths, listed), ledger).unionByName(
+            refused.select("source_path", "source_sha256").join(listing, "source_path")
+            .withColumn("_action", F.lit("too_large"))))
         actions = {r["_action"]: r["count"] for r in planned.groupBy("_action").count().collect()}
         to_parse = [r["source_path"] for r in planned.where("_action = 'parse'").select("source_path").collect()]
     log.info("%d files listed, %d new by path, %d to parse (%s)", files_seen, len(unseen), len(to_parse), actions)
 
     with timed("parse", log):
-        decided = materialise(decide(parse_files(spark, to_parse, listed), planned))
+        parsed = parse_files(spark, to_parse, listed, seconds=params.parse_seconds).unionByName(refused)
+        decided = materialise(decide(parsed, planned))
         outcomes = {r["outcome"]: r["count"] for r in decided.groupBy("outcome").count().collect()}
         reasons = {r["reason"]: r["count"] for r in
                    decided.where("outcome = 'quarantined'").groupBy("reason").count().collect()}
@@ -215,7 +226,7 @@ def load(spark: SparkSession, params: InvoiceLoadParams, paths: TablePaths) -> I
         files_skipped_same_content=actions.get("same_content", 0),
         files_changed_during_run=outcomes.get("changed", 0),
         files_deferred=deferred,
-        files_parsed=len(to_parse),
+        files_parsed=len(to_parse) + len(too_large),
         invoices_loaded=outcomes.get("loaded", 0),
         invoices_new=fact_counts["new"],
         invoices_replaced=fact_counts["replaced"],

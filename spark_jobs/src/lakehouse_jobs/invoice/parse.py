@@ -1,12 +1,15 @@
 """Parsing (invoice_load step 4): each file's bytes -> one row of PARSED_SCHEMA, on the executors
 (``mapInArrow``): lakehouse_jobs.invoice.pdf's parser, document.check_arithmetic, then
-allocate_adjustments; a refused file gets a stable reason code instead."""
+allocate_adjustments, within a time budget per file (lakehouse_jobs.invoice.budget); a refused file gets a
+stable reason code instead. A file over the size limit is refused from its listed size (`too_large_rows`)
+and never read."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import math
 import re
 from collections.abc import Iterator
@@ -18,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lakehouse_jobs.invoice.budget import BudgetedParser
 from lakehouse_jobs.invoice.document import (
     ADJUSTMENT_SIGNS,
     InvoiceDocument,
@@ -29,6 +33,7 @@ from lakehouse_jobs.invoice.files import Listed, read_files
 from lakehouse_jobs.invoice.pdf import parse_invoice_pdf
 from lakehouse_jobs.invoice.tables import FACT_INVOICE, FACT_INVOICE_LINE, FIRST_DATE, LAST_DATE, MONEY, QUANTITY, RATE
 from lakehouse_jobs.invoice.text_layer import InvoiceParseError
+from lakehouse_jobs.results import PARSE_SECONDS
 
 # files per parse task: ~30 ms per page (benchmarks/invoice_parse_bench.py), so a task takes about a second,
 # long beside Spark's per-task overhead and short enough to spread a batch over every core
@@ -186,24 +191,38 @@ def _parsed_arrow_schema() -> pa.Schema:
     return to_arrow_schema(PARSED_SCHEMA)
 
 
-def parse_arrow_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow body: (source_path, source_sha256, content) batches -> PARSED_SCHEMA batches, one row per file.
-    PDFium is not thread-safe: Spark's Python workers are processes, one file at a time each."""
+def parse_arrow_batches(batches: Iterator[pa.RecordBatch], seconds: float) -> Iterator[pa.RecordBatch]:
+    """mapInArrow body: (source_path, source_sha256, content) batches -> PARSED_SCHEMA batches, one row per file,
+    each parsed within `seconds` (BudgetedParser). PDFium is not thread-safe: one file at a time per worker."""
     schema = _parsed_arrow_schema()
-    for batch in batches:
-        paths, hashes, contents = (batch.column(c) for c in ("source_path", "source_sha256", "content"))
-        rows = [{"source_path": paths[i].as_py(), "source_sha256": hashes[i].as_py(),
-                 **parse_invoice_file(contents[i].as_py())} for i in range(batch.num_rows)]
-        yield pa.RecordBatch.from_pylist(rows, schema=schema)
+    with BudgetedParser(parse_invoice_file, seconds, _quarantined) as parse:
+        for batch in batches:
+            paths, hashes, contents = (batch.column(c) for c in ("source_path", "source_sha256", "content"))
+            rows = [{"source_path": paths[i].as_py(), "source_sha256": hashes[i].as_py(),
+                     **parse(contents[i].as_py())} for i in range(batch.num_rows)]
+            yield pa.RecordBatch.from_pylist(rows, schema=schema)
 
 
-def parse_files(spark: SparkSession, paths: list[str], listed: Listed | None = None) -> DataFrame:
+def parse_files(spark: SparkSession, paths: list[str], listed: Listed | None = None, *,
+                seconds: float = PARSE_SECONDS) -> DataFrame:
     """PARSED_SCHEMA rows of `paths` (read_files): read again (the content is not kept between steps), hashed
     again (the hash of exactly the bytes parsed), spread over ceil(len(paths) / FILES_PER_TASK) tasks and
-    parsed."""
+    parsed, each file within `seconds`."""
     if not paths:
         return spark.createDataFrame([], PARSED_SCHEMA)
     files = read_files(spark, paths, listed).select(
         F.col("path").alias("source_path"), F.sha2("content", 256).alias("source_sha256"), "content")
     return files.repartition(max(1, math.ceil(len(paths) / FILES_PER_TASK))).mapInArrow(
-        parse_arrow_batches, PARSED_SCHEMA)
+        functools.partial(parse_arrow_batches, seconds=seconds), PARSED_SCHEMA)
+
+
+def too_large_rows(spark: SparkSession, files: list[tuple[str, int, dt.datetime]], limit: int) -> DataFrame:
+    """PARSED_SCHEMA rows quarantining `files` (source_path, file_size in bytes, file_modified_at) as
+    ``too_large``: over `limit` bytes, they are never read (Spark's binaryFile reads a file whole into one
+    value, at most 2 GiB, and a real invoice is kilobytes). As their bytes are not read, source_sha256 is the
+    SHA-256 of the listing "too_large:<path>:<size>:<modified at>": unique per listed file, never a content's."""
+    rows = [{"source_path": path, "source_sha256": hashlib.sha256(
+                f"too_large:{path}:{size}:{modified.isoformat()}".encode()).hexdigest(),
+             **_quarantined("too_large", f"{size} bytes, over the limit of {limit} bytes (--max-file-bytes)")}
+            for path, size, modified in files]
+    return spark.createDataFrame(rows, PARSED_SCHEMA)

@@ -66,7 +66,8 @@ ARITHMETIC_REASONS = (
 # the job's own: a date dim_date does not cover, a number too large for its column, an invoice that fails
 # allocation or the parser in an unforeseen way (a bug: the detail names the exception), a file that
 # changed between the job's two reads of it
-JOB_REASONS = ("date_out_of_range", "amount_out_of_range", "parser_error", "changed_during_run")
+JOB_REASONS = ("date_out_of_range", "amount_out_of_range", "parser_error", "changed_during_run", "too_large",
+               "parse_timeout")
 QUARANTINE_REASONS = tuple(sorted(set(PARSER_REASONS) | set(ARITHMETIC_REASONS) | set(JOB_REASONS)))
 
 
