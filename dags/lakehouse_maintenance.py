@@ -1,11 +1,13 @@
 """
 ### Lakehouse maintenance: compact and vacuum the Delta tables, expire landed batches
 
-Runs after each verified update of the member tables (scheduled on their Assets, which the member
-pipeline's `reconcile` task updates), never beside a writer of them (the pool of the member tables' writers).
+Runs after each verified update of the member tables or the invoice facts (scheduled on their Assets,
+which the member pipeline's `reconcile` and the invoice pipeline's `check_load` update), never beside
+another writer of the member tables (the pool of the member tables' writers).
 
-1. **optimize_and_vacuum**: a Databricks run of `table_maintenance` (`spark_jobs`): `OPTIMIZE` (compaction
-   of the small files each daily MERGE adds) and `VACUUM` with the 7-day safety retention, never less.
+1. **optimize_and_vacuum**: a Databricks run of `table_maintenance` (`spark_jobs`) on the member tables and
+   the invoice star schema: `OPTIMIZE` (compaction of the small files each daily MERGE or invoice load
+   adds) and `VACUUM` with the 7-day safety retention, never less.
 2. **expire_landing_batches**: deletes landed batches extracted more than `LANDING_RETENTION_DAYS` (14) ago,
    manifest last, which the landing bucket's lifecycle rule would also do (`include/landing/retention.py`):
    the snapshots hold plaintext personal data.
@@ -18,7 +20,7 @@ import datetime as dt
 from airflow.sdk import dag, task
 
 from include import settings
-from include.assets import MEMBER, MEMBER_TABLES_POOL
+from include.assets import FACT_INVOICE, MEMBER, MEMBER_TABLES_POOL
 from include.dag_defaults import DAG_ARGS, SAFE_RUN_ID, databricks_run_task, default_args
 from include.databricks_runs import table_maintenance_run
 from include.databricks_submit import execution_timeout_for
@@ -27,7 +29,7 @@ MAINTENANCE_RUN = table_maintenance_run(SAFE_RUN_ID)
 
 
 @dag(
-    schedule=[MEMBER],
+    schedule=MEMBER | FACT_INVOICE,  # either pipeline's verified update
     **DAG_ARGS,
     max_active_runs=1,
     # the worst case of every task's tries, timeouts and backoff (tests/dags/test_dag_integrity.py)

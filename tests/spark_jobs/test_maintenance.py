@@ -7,6 +7,7 @@ from delta.tables import DeltaTable
 
 from lakehouse_jobs import maintenance as table_maintenance
 from lakehouse_jobs.delta import ensure_table
+from lakehouse_jobs.invoice.tables import INVOICE_LEDGER
 from lakehouse_jobs.tables import MEMBER_BATCHES
 
 
@@ -26,6 +27,22 @@ def test_small_files_are_compacted_and_recent_files_kept(spark, tmp_path):
     assert DeltaTable.forPath(spark, path).toDF().count() == 3
     # the compacted-away files are younger than 7 days: VACUUM keeps them for readers of older versions
     assert files_on_disk <= {p.name for p in (tmp_path / "member_batches").glob("*.parquet")}
+
+
+@pytest.mark.integration
+def test_the_invoice_tables_are_maintained_too(spark, tmp_path):
+    """The invoice star schema gets its small files compacted like the member tables (issue 23 item 7)."""
+    path = str(tmp_path / "invoice_ledger")
+    ensure_table(spark, INVOICE_LEDGER, path)
+    for n in range(2):  # two invoice runs, two small files
+        spark.sql(f"INSERT INTO delta.`{path}` VALUES ('{n:064x}', 's3://in/{n}.pdf', 1, current_timestamp(), "
+                  f"'quarantined', NULL, current_timestamp(), 'run-{n}')")
+
+    result = table_maintenance.main(["--tables-root", str(tmp_path), "--result-path", str(tmp_path / "r.json")],
+                                    spark=spark)
+
+    assert result.to_dict() == {"invoice_ledger": {"files_before": 2, "files_after": 1}}
+    assert DeltaTable.forPath(spark, path).toDF().count() == 2
 
 
 @pytest.mark.unit

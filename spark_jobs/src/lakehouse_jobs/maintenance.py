@@ -2,8 +2,9 @@
 within the retention window uses (VACUUM).
 
 Entry point `table_maintenance` of the jobs wheel, run by the DAG `lakehouse_maintenance` after the member
-pipeline has updated the tables, in the Airflow pool that keeps it from running beside a MERGE (a
-conflicting commit would still be retried: lakehouse_jobs.delta.retry_on_conflict).
+pipeline or the invoice pipeline has updated its tables, on every table of both (MAINTAINED_TABLES), in
+the Airflow pool that keeps it from running beside a member MERGE (a conflicting commit, such as an
+invoice load's, is retried: lakehouse_jobs.delta.retry_on_conflict).
 
 VACUUM never goes below the 7-day safety retention here (MIN_RETAIN_HOURS, Delta's default
 `delta.deletedFileRetentionDuration`): a reader or writer that started before the VACUUM may still need a
@@ -20,8 +21,12 @@ from pyspark.sql import SparkSession
 
 from lakehouse_jobs.delta import retry_on_conflict
 from lakehouse_jobs.entry import TablePaths, run_job
+from lakehouse_jobs.invoice.tables import INVOICE_TABLES
 from lakehouse_jobs.results import MaintenanceParams, MaintenanceResult
 from lakehouse_jobs.tables import TABLES
+
+# the member tables and the invoice star schema: every table the jobs write under --tables-root
+MAINTAINED_TABLES = TABLES | INVOICE_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +46,10 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
 
 
 def maintain_all(spark: SparkSession, params: MaintenanceParams, paths: TablePaths) -> MaintenanceResult:
-    """Every declared table that exists under --tables-root: files before and after per table. The
-    retention's floor (7 days) is checked when the parameters are parsed (results.retention_hours)."""
+    """Every table of MAINTAINED_TABLES that exists under --tables-root: files before and after per table.
+    The retention's floor (7 days) is checked when the parameters are parsed (results.retention_hours)."""
     result = {}
-    for name in TABLES:
+    for name in MAINTAINED_TABLES:
         if DeltaTable.isDeltaTable(spark, paths[name]):
             result[name] = maintain(spark, paths[name], params.retain_hours)
             log.info("%s: %s", name, result[name])

@@ -190,7 +190,8 @@ QUARANTINE_REASONS = (
 MEMBER_QUARANTINE = TableSpec(
     name="member_quarantine",
     description="Source rows that failed validation, one row per rejected row and batch, as landed (direct "
-                "identifiers encrypted) with the reason; replaced per batch on a rerun.",
+                "identifiers encrypted) with the reason; a rerun of a batch replaces its verdicts on the rows it "
+                "evaluated again.",
     fields=(
         Field("member_id", "STRING", comment="member_id as landed (may be missing or malformed)"),
         *_protected([_contract_column(c.name) for c in MEMBER.columns if c.name != "member_id"]),
@@ -204,14 +205,15 @@ MEMBER_QUARANTINE = TableSpec(
     constraints={
         "known_reason": "quarantine_reason IN ({})".format(", ".join(f"'{r}'" for r in QUARANTINE_REASONS)),
     },
-    # a rerun replaces its batch's rows: batch_id prunes that overwrite
+    # a rerun replaces its batch's verdicts: batch_id prunes that MERGE
     stats_columns=("batch_id", "quarantine_reason", "quarantined_at"),
 )
 
 MEMBER_BATCHES = TableSpec(
     name="member_batches",
-    description="One row per member batch applied to member and dim_member: the ordering guard (history "
-                "only moves forward) and the audit trail of what each batch changed.",
+    description="One row per run that applied a member batch to member and dim_member (a rerun of a batch "
+                "adds its own row): the ordering guard (history only moves forward) and the audit trail of "
+                "what each run changed.",
     fields=(
         Field("batch_id", "STRING", nullable=False, comment="the batch"),
         Field("extracted_at", "TIMESTAMP", nullable=False, comment="its extraction time (UTC)"),

@@ -43,8 +43,9 @@ class Day:
         self.s3, self.bucket, self.conn, self.day = s3, bucket, conn, 0
         self.location = StateLocation(bucket, "_state/member/", "delta/member/")
 
-    def extract(self):
-        self.day += 1
+    def extract(self, *, rerun: bool = False):
+        """The next day's batch, or with `rerun` the last day's batch extracted again (a cleared DAG run)."""
+        self.day += not rerun
         return extract_table(self.conn, self.s3, contract=MEMBER, bucket=self.bucket,
                              batch_id=f"extract_date=2026-11-{self.day:02d}", run_id=f"day{self.day}",
                              change_state=self.location)
@@ -175,3 +176,35 @@ def test_a_rule_library_upgrade_standardises_every_row_again_and_says_so(spark, 
     assert result["attributes_changed"] == 0  # same answers: no member gets a new dim_member version
     assert table(spark, scratch_bucket, "dim_member").count() == first["dim_member_rows"]
     assert day.extract().change_set.is_empty  # the new state is of the new rules
+
+
+def test_a_rerun_of_a_batch_keeps_the_verdicts_it_does_not_evaluate_again(spark, s3, scratch_bucket, source):
+    """A cleared DAG run re-extracts its batch after the batch was applied: the change set then holds only
+    what changed since, and the rows the first run quarantined that the source still holds unchanged keep
+    their quarantine rows; a quarantined row fixed in between loses its verdict and is loaded. Each run keeps
+    its own member_batches row (issue 23 item 3)."""
+    conn, cur, root = source
+    cur.execute("SELECT member_id FROM member ORDER BY member_id LIMIT 3")
+    still_bad, fixed, edited = (r[0] for r in cur.fetchall())
+    cur.execute("UPDATE member SET registration_date = '2999-01-01' WHERE member_id IN (%s, %s)", (still_bad, fixed))
+    root.commit()
+    day = Day(s3, scratch_bucket, conn)
+    first = day.job(spark, day.extract())
+    quarantine = table(spark, scratch_bucket, "member_quarantine")
+    verdicts = {r["member_id"]: r["quarantine_reason"] for r in quarantine.where(
+        f"batch_id = '{first['batch_id']}'").collect()}
+    assert verdicts[still_bad] == verdicts[fixed] == "registration_date_in_future"
+
+    cur.execute("UPDATE member SET registration_date = '2020-01-01' WHERE member_id = %s", (fixed,))
+    cur.execute("UPDATE member SET city = CONCAT(city, ' Town') WHERE member_id = %s", (edited,))
+    root.commit()
+    again = day.extract(rerun=True)
+    assert again.batch_id == first["batch_id"] and again.change_set.counts["changed"] == 2
+    second = day.job(spark, again)
+
+    after = {r["member_id"]: r["quarantine_reason"] for r in table(spark, scratch_bucket, "member_quarantine")
+             .where(f"batch_id = '{first['batch_id']}'").collect()}
+    assert after == {k: v for k, v in verdicts.items() if k != fixed}  # still_bad's verdict kept
+    assert table(spark, scratch_bucket).where(f"member_id = '{fixed}'").count() == 1
+    runs = table(spark, scratch_bucket, "member_batches").where(f"batch_id = '{first['batch_id']}'")
+    assert sorted(r["member_version"] for r in runs.collect()) == [first["delta_version"], second["delta_version"]]

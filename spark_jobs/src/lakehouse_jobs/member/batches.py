@@ -1,10 +1,10 @@
-"""The member_batches table: the order batches are applied in (member_merge steps 2 and 10)."""
+"""The member_batches table: the order batches are applied in, and what each run changed (member_merge
+steps 2 and 11)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -33,16 +33,13 @@ def check_order(spark: SparkSession, batches_path: str, batch_id: str, extracted
 
 
 def record_batch(spark: SparkSession, path: str, extracted_at: datetime, result: MemberMergeResult) -> None:
-    """Upsert the batch's row in member_batches (check_order reads it)."""
+    """Append this application of the batch to member_batches (check_order reads it). Every run keeps its
+    own row: a rerun of a batch (a retry, a cleared DAG run) adds one beside the earlier run's, whose
+    counts say what that run changed."""
     row = spark.createDataFrame([{
         "batch_id": result.batch_id, "extracted_at": extracted_at, "applied_at": datetime.now(timezone.utc),
         "member_version": result.delta_version, "dim_member_version": result.dim_member_version,
         "result": result.to_json(),
     }], MEMBER_BATCHES.schema_ddl)
-
-    def upsert() -> None:
-        (DeltaTable.forPath(spark, path).alias("t").merge(row.alias("s"), "t.batch_id = s.batch_id")
-         .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
-
-    retry_on_conflict(upsert, f"record batch in {path}")
-
+    # a blind append never conflicts with a concurrent append (Delta's WriteSerializable isolation)
+    retry_on_conflict(lambda: row.write.format("delta").mode("append").save(path), f"record batch in {path}")

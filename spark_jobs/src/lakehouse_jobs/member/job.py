@@ -17,7 +17,8 @@ plan, clean, validate, quarantine, protect, merge_dim_member, merge_member, tabl
    runs on what changed; the result says which way (``change_detection``).
 4. ``clean_members``, ``flag_rows`` and ``split_flagged`` on the candidates: normalise the rows (rules
    below), give each bad row the first quarantine reason that applies, and split valid from quarantined.
-5. ``write_quarantine``: replace this batch's rows in the quarantine table, direct identifiers encrypted.
+5. ``write_quarantine``: replace this batch's verdicts on the rows it evaluated in the quarantine table
+   (a rerun keeps those of the rows it did not evaluate again), direct identifiers encrypted.
 6. Fail (BatchError, tables unchanged) when the quarantined share exceeds ``--max-quarantine-ratio`` or a
    snapshot would delete more than ``--max-delete-ratio`` of the table.
 7. ``protect``: email_hash, attribute_hash, and direct identifiers encrypted (lakehouse_jobs.pii).
@@ -159,7 +160,7 @@ def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePath
     valid, quarantine = split_flagged(flagged)
     with timed("quarantine", log):
         write_quarantine(spark, protect_quarantine(pii.with_keys(spark, quarantine, keys)),
-                         paths["member_quarantine"], batch_id)
+                         flagged.select("member_id"), paths["member_quarantine"], batch_id)
         by_reason = quarantine.groupBy("quarantine_reason").count().collect()
         reasons = {r["quarantine_reason"]: r["count"] for r in by_reason}
         quarantined_rows = sum(reasons.values())
