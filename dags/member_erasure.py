@@ -8,12 +8,16 @@ member_erasure --conf '{"member_id": "..."}'`), after the member was deleted at 
    bring them back; the run fails and says so.
 2. **erase_landing**: rewrites every landed batch that holds the member without their rows, keeping each
    manifest's counts, sizes and checksums true (`include/erasure_landing.py`).
-3. **erase_lakehouse**: a Databricks run of `member_erasure` (`spark_jobs`): deletes the member from
+3. **wait_for_table_writers**: waits (rescheduled, holding no worker) until the Jobs API lists no active
+   run of a job that writes the tables, whoever submitted it (include/table_writers.py): the purge below
+   must never run beside a writer.
+4. **erase_lakehouse**: a Databricks run of `member_erasure` (`spark_jobs`): deletes the member from
    `member`, every `dim_member` version and `member_quarantine`, then `REORG TABLE … APPLY (PURGE)` and
-   `VACUUM … RETAIN 0 HOURS`, so no older table version can bring the rows back, and records the request
-   by a keyed hash of the id in `erasure_requests`. It shares the pool of the member tables' writers, so it
-   never runs beside the member MERGE.
-4. **verify**: the job's counts: no row of the member left in any table.
+   `VACUUM … LITE RETAIN 0 HOURS` (only files the log removed: never a running writer's), so no older
+   table version can bring the rows back, and records the request by a keyed hash of the id in
+   `erasure_requests`. It shares the pool of the member tables' writers, so it never runs beside the
+   member MERGE that Airflow starts.
+5. **verify**: the job's counts: no row of the member left in any table.
 
 Rerunning a request is harmless: nothing is left to remove. Vacuuming below 7 days ends time travel to
 older versions for every reader; that is the price of erasing history (docs/pii.md, "Erasure").
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, PokeReturnValue, dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from include import settings
@@ -43,7 +47,7 @@ ERASURE_RUN = member_erasure_run(
     schedule=None,
     **DAG_ARGS,
     # the worst case of every task's tries, timeouts and backoff (tests/dags/test_dag_integrity.py)
-    dagrun_timeout=dt.timedelta(hours=4) + 3 * execution_timeout_for(ERASURE_RUN),
+    dagrun_timeout=dt.timedelta(hours=6, minutes=10) + 3 * execution_timeout_for(ERASURE_RUN),
     default_args=default_args(max_retry_delay=dt.timedelta(minutes=5)),
     tags=["member", "gdpr", "erasure", "delta"],
     params={"member_id": Param(type="string", pattern=UUID_PATTERN,
@@ -76,6 +80,23 @@ def member_erasure():
         return erase_from_landing(s3, settings.LANDING_BUCKET, "member", params["member_id"],
                                   request_id=safe_run_id(run_id))
 
+    # a run outside Airflow, or a MERGE whose task waits for a retry, is invisible to the pool: ask the Jobs API
+    @task.sensor(poke_interval=30, timeout=dt.timedelta(hours=2).total_seconds(), mode="reschedule",
+                 execution_timeout=dt.timedelta(hours=2, minutes=5))
+    def wait_for_table_writers() -> PokeReturnValue:
+        import logging
+
+        from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+        from include import layout
+        from include.table_writers import active_table_writers
+
+        writers = active_table_writers(DatabricksHook(databricks_conn_id=settings.DATABRICKS_CONN_ID),
+                                       layout.delta_root_uri())
+        if writers:
+            logging.getLogger("airflow.task").info("waiting for runs writing the tables: %s", ", ".join(writers))
+        return PokeReturnValue(is_done=not writers)
+
     erase_lakehouse = databricks_run_task("erase_lakehouse", ERASURE_RUN, pool=MEMBER_TABLES_POOL)
 
     @task(execution_timeout=dt.timedelta(minutes=5), outlets=MEMBER_TABLES)
@@ -93,7 +114,7 @@ def member_erasure():
             raise RuntimeError(f"rows of the member are left after the erasure: {result.rows_left}")
         return {"rows_removed": result.rows_removed, "rows_left": result.rows_left}
 
-    check_source() >> erase_landing() >> erase_lakehouse >> verify()
+    check_source() >> erase_landing() >> wait_for_table_writers() >> erase_lakehouse >> verify()
 
 
 member_erasure()

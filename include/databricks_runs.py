@@ -147,10 +147,14 @@ def invoice_load_run(batch_id: str, member_cards_batch_id: str, db: DatabricksSe
 
 def member_erasure_run(member_id: str, request_id: str, landing: str, db: DatabricksSettings | None = None) -> dict:
     """The run that erases one member from the Delta tables, history included (lakehouse_jobs.member.erasure).
-    `member_id`, `request_id` and `landing` (the landing erasure's counts, JSON) may be Jinja templates."""
+    `member_id`, `request_id` and `landing` (the landing erasure's counts, JSON) may be Jinja templates.
+    Its writer window is every run's timeout_seconds plus 10 minutes for clocks that differ: Databricks ends
+    any run of a writer before that, so no file younger than it is left by a finished writer alone."""
+    db = db or settings.DATABRICKS
     params = ErasureParams(
         member_id=member_id, tables_root=layout.delta_root_uri(), request_id=request_id, landing=landing,
         result_path=layout.result_uri("member_erasure", request_id),
+        writer_hours=round((db.run_timeout_seconds + 600) / 3600, 3),
     )
     return job_run(params, request_id, db)
 

@@ -210,11 +210,11 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_seconds(text: str) -> float:
-    """A finite number of seconds above 0."""
+def positive_number(text: str) -> float:
+    """A finite number (of seconds, of hours) above 0."""
     value = float(text)
     if not 0 < value < float("inf"):  # false for NaN too
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds above 0")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number above 0")
     return value
 
 
@@ -307,7 +307,7 @@ class InvoiceLoadParams(JobParams):
     max_file_bytes: int = _param("quarantine a larger file as too_large from its listed size, without reading it",
                                  MAX_FILE_BYTES, parse=positive_int)
     parse_seconds: float = _param("quarantine a file whose parse takes longer as parse_timeout", PARSE_SECONDS,
-                                  parse=positive_seconds)
+                                  parse=positive_number)
 
 
 @dataclass(frozen=True)
@@ -321,6 +321,9 @@ class ErasureParams(JobParams):
     result_path: str = _param("JSON file of counts, written last")
     landing: str = _param("JSON counts of the landing erasure that ran before (recorded with the request)", "{}",
                           parse=json_object)
+    writer_hours: float = _param("the longest a run writing the tables may take (its timeout): files no version "
+                                 "uses and younger than this may be a running writer's, and are kept",
+                                 1.0, parse=positive_number)
 
 
 MIN_RETAIN_HOURS = 7 * 24  # Delta's default delta.deletedFileRetentionDuration: VACUUM's safety retention

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -93,11 +95,23 @@ def test_an_erased_member_is_unrecoverable_and_nobody_else_changes(spark, tmp_pa
     assert len(needles) > 10 and files_holding(lake, needles), "the member must be in the tables first"
     before = others(spark, lake)
 
+    # what a writer still running beside the erasure has written and not yet committed (no log names it),
+    # and what a writer that failed two hours ago left: the purge keeps the first (deleting it would break the
+    # writer's commit: delta-io/delta#1470) and removes the second, older than any running writer's files
+    in_flight, orphan = lake.root / "member" / "part-in-flight.parquet", lake.root / "member" / "part-orphan.parquet"
+    for f in (in_flight, orphan):
+        f.write_bytes(b"PAR1 not yet committed")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(orphan, (two_hours_ago, two_hours_ago))
+
     def erase() -> dict:
         return member_erasure.main(["--member-id", ERASED, "--tables-root", str(lake.root), "--request-id", "t",
-                                    "--result-path", str(tmp_path / "erasure.json")], spark=spark).to_dict()
+                                    "--result-path", str(tmp_path / "erasure.json"), "--writer-hours", "1"],
+                                   spark=spark).to_dict()
 
     result = erase()
+
+    assert in_flight.exists() and not orphan.exists()
 
     assert result["rows_removed"] == {"member": 1, "dim_member": 2, "member_quarantine": 1}
     assert result["rows_left"] == {"member": 0, "dim_member": 0, "member_quarantine": 0}

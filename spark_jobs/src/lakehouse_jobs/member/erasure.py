@@ -11,9 +11,15 @@ through time travel until VACUUM removes them. So, for each table holding the me
 1. ``delete_member``: a MERGE ... WHEN MATCHED DELETE against a one-row source, not a DELETE with a
    literal predicate, which Delta would keep in the commit's operationParameters, in the log, for 30 days.
 2. ``REORG TABLE ... APPLY (PURGE)``: rewrite the files whose deletion vectors mark the member's rows.
-3. ``VACUUM ... RETAIN 0 HOURS``: remove every file no longer in the latest version, so no older version
-   can bring the rows back. The 7-day safety check is switched off for this job's session only: this is
-   the one path that may go below it, and it ends time travel to older versions for every reader.
+3. ``VACUUM ... LITE RETAIN 0 HOURS``: remove every file an earlier version used and the latest does not,
+   so no older version can bring the rows back. LITE takes the files from the log's remove actions only, so
+   it never touches a file a running writer has written and not yet committed (no log names it): a full
+   VACUUM at 0 hours would, and the writer's commit would then name files that are gone (delta-io/delta#1470).
+   Then a full ``VACUUM ... RETAIN <--writer-hours> HOURS`` removes files no version ever used (a failed
+   writer's) older than any running writer's; a younger one goes with the next erasure or maintenance run.
+   The 7-day safety check is switched off for this job's session only: this is the one path that may go
+   below it, and it ends time travel to older versions for every reader. The DAG also waits until no run of
+   a job writing the tables is active (include/table_writers.py).
 The table log holds no member id (tables declare no statistics on identifying columns). The request is
 recorded in ``erasure_requests`` by a keyed hash of the member id, never the id. Rerunning a request
 removes nothing more and changes nothing but completed_at.
@@ -73,12 +79,14 @@ def delete_member(spark: SparkSession, spec: TableSpec, path: str, member_id: st
     return retry_on_conflict(delete, f"erase from {path}")
 
 
-def purge(spark: SparkSession, path: str) -> None:
-    """Rewrite the files with deleted rows, then remove every file the latest version does not use."""
+def purge(spark: SparkSession, path: str, writer_hours: float) -> None:
+    """Rewrite the files with deleted rows, remove every file an earlier version used and the latest does not
+    (VACUUM LITE at 0 hours), then the files of no version older than `writer_hours` (module docstring)."""
     spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
     spark.conf.set(RETENTION_CHECK_CONF, "false")
     try:
-        DeltaTable.forPath(spark, path).vacuum(0.0)
+        spark.sql(f"VACUUM delta.`{path}` LITE RETAIN 0 HOURS")
+        DeltaTable.forPath(spark, path).vacuum(writer_hours)
     finally:
         spark.conf.unset(RETENTION_CHECK_CONF)
 
@@ -126,7 +134,7 @@ def erase(spark: SparkSession, params: ErasureParams, paths: TablePaths) -> Eras
     for spec in MEMBER_PII_TABLES:
         path = paths[spec.name]
         removed[spec.name] = delete_member(spark, spec, path, member_id)
-        purge(spark, path)
+        purge(spark, path, params.writer_hours)
         left[spec.name] = remaining_rows(spark.read.format("delta").load(path), erase_ids(spark, member_id),
                                          raw_ids=spec.name == "member_quarantine")
         log.info("erasure %s: %s removed %d rows, %d left", digest[:12], spec.name, removed[spec.name],
