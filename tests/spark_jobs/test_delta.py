@@ -74,4 +74,4 @@ def test_a_constraint_that_grew_is_replaced_once_and_a_narrower_one_fails_loudly
     with pytest.raises(delta.TableDeclarationError, match="has rows that break the declared constraint"):
         ensure("b")
     kept = DeltaTable.forPath(spark, path).detail().first()["properties"]["delta.constraints.reason_known"]
-    assert kept == "reason IN ('a', 'b')"
+    assert kept.replace(" ", "") == "reasonIN('a','b')"  # Delta keeps an added one's tokens spaced out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -110,18 +111,25 @@ def ensure_table(spark: SparkSession, spec: TableSpec, path: str) -> None:
         present = existing.detail().first()["properties"]
         for name, expression in spec.constraints.items():
             current = present.get(f"delta.constraints.{name.lower()}")
-            if current is not None and current != expression:
+            if current is not None and not _same_sql(current, expression):
                 # checked before the old one goes: a table is never left without its constraint
                 if existing.toDF().where(f"NOT ({expression})").limit(1).count():
                     raise TableDeclarationError(
                         f"the Delta table at {path} has rows that break the declared constraint {name} "
                         f"({expression}); it keeps its own ({current}). Migrate the rows or the declaration.")
                 spark.sql(f"ALTER TABLE delta.`{path}` DROP CONSTRAINT {name}")
-            if current != expression:
+            if current is None or not _same_sql(current, expression):
                 spark.sql(f"ALTER TABLE delta.`{path}` ADD CONSTRAINT {name} CHECK ({expression})")
 
     retry_on_conflict(create, f"create {spec.name} at {path}")
     _ENSURED.add(path)
+
+
+def _same_sql(stored: str, declared: str) -> bool:
+    # Delta keeps an added constraint as its tokens joined by single spaces ("reason IN ( 'a' , 'b' )"), one
+    # declared at creation as written: compared without whitespace (so two expressions differing only by
+    # spaces inside a string literal read as the same)
+    return re.sub(r"\s+", "", stored) == re.sub(r"\s+", "", declared)
 
 
 # tables this process has checked: a job checks each once, however many steps use it
