@@ -14,6 +14,8 @@ reader lifts it for its own session (`lift_statement_time_limit`), and only ther
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import pyarrow as pa
@@ -86,9 +88,60 @@ class UnreadableValue(RuntimeError):
     """A source value the reader cannot convert to the batch's Arrow type; names table, column and key."""
 
 
+class ReadStalled(RuntimeError):
+    """No rows arrived from MySQL for longer than the extract's stall limit."""
+
+
+def stall_guarded(batches: Iterator[pa.RecordBatch], seconds: float, table: str) -> Iterator[pa.RecordBatch]:
+    """`batches`, pulled on a thread of their own; ReadStalled when none arrives for `seconds`.
+
+    A server that holds a statement without sending rows, or a network path that drops packets without
+    closing the connection, leaves a reader waiting forever (neither reader has a read timeout: ConnectorX's
+    URL takes none), until the task's execution_timeout kills it with a message that does not name MySQL.
+    Both readers wait without the GIL, so this thread sees the time pass. The reader's thread is abandoned
+    on a stall (a daemon: it ends with the connection, or with the task's process)."""
+    slots: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item) -> None:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=1)
+                return
+            except queue.Full:
+                continue
+
+    def pump() -> None:
+        try:
+            for batch in batches:
+                put(("batch", batch))
+                if stop.is_set():
+                    return
+            put(("end", None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
+            put(("error", e))
+
+    threading.Thread(target=pump, name=f"read-{table}", daemon=True).start()
+    try:
+        while True:
+            try:
+                kind, value = slots.get(timeout=seconds)
+            except queue.Empty:
+                raise ReadStalled(f"table {table!r}: no rows from MySQL for {seconds:g} s: the server or the network "
+                                  "path stalled (the read is abandoned; a retry opens new connections)") from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+
+
 class SourceError(RuntimeError):
-    """The server ended the read (a statement-time limit, a killed query, a dropped connection), reported
-    through a Rust panic of ConnectorX; the message is the server's error."""
+    """The read from MySQL failed, not a value (the server's error: a statement-time limit, a killed query;
+    or the connection's: dropped, cut), as ConnectorX reports it through a Rust panic; the message is the
+    error it carries."""
 
 
 def _is_panic(e: BaseException) -> bool:
@@ -96,10 +149,11 @@ def _is_panic(e: BaseException) -> bool:
 
 
 def _server_error(e: BaseException) -> str | None:
-    """The server's error a ConnectorX panic carries (the mysql crate's ``MySqlError { ERROR n (state): ... }``,
-    or its I/O error on a dropped connection), else None."""
+    """The error of the mysql crate a ConnectorX panic carries (``Source(MySQLError(MySqlError { ERROR 1969
+    ...`` from the server, ``CodecError { IO error ...`` from a cut connection, ...), else None. Its one
+    conversion error, FromValueError, is a value's; so is mysql_common's "Couldn't convert the value"."""
     text = str(e)
-    if _is_panic(e) and ("MySqlError {" in text or "IoError" in text or "DriverError" in text):
+    if _is_panic(e) and "MySQLError(" in text and "FromValueError" not in text:
         return (text.strip().splitlines() or [text])[0][:500]
     return None
 
@@ -160,7 +214,7 @@ def locating(read: Reader, table: str, key: str) -> Reader:
             yield from read(query, schema)
         except BaseException as e:
             if (server := _server_error(e)) is not None:
-                raise SourceError(f"table {table!r}: the MySQL server ended the read: {server}") from None
+                raise SourceError(f"table {table!r}: the read from MySQL failed: {server}") from None
             if not _is_conversion_error(e):
                 raise
             located = locate(query, schema, e)

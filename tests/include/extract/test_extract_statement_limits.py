@@ -76,7 +76,7 @@ def test_a_server_error_is_reported_as_such_without_probing_for_a_bad_value(limi
         reads.append(query)
         return connectorx_reader(url)(query, schema)
 
-    with pytest.raises(SourceError, match=r"table 'event': the MySQL server ended the read: .*ERROR 1969"):
+    with pytest.raises(SourceError, match=r"table 'event': the read from MySQL failed: .*ERROR 1969"):
         list(locating(counted, "event", "event_id")("SELECT event_id FROM event",
                                                    pa.schema([("event_id", pa.string())])))
     assert len(reads) == 1
