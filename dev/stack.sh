@@ -28,6 +28,9 @@ UV_VERSION=0.13.8
 # MinIO publishes no semver tags, so the Go proxy knows it by commit; this one is 2026-02-12.
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_BIN=$CACHE/bin/minio-$MINIO_VERSION
+# Toxiproxy, the TCP proxy the fault tests put in front of MariaDB and MinIO (tests/faults/)
+TOXIPROXY_VERSION=v2.5.0
+TOXIPROXY_BIN=$CACHE/bin/toxiproxy-server-$TOXIPROXY_VERSION
 APT_PACKAGES=(mariadb-server mariadb-client libmariadb-dev pkg-config postgresql maven openjdk-17-jre-headless)
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
@@ -102,6 +105,16 @@ install_minio() {
   mkdir -p "$CACHE/bin" && mv "$gobin/minio" "$MINIO_BIN" && rmdir "$gobin"
 }
 
+install_toxiproxy() {
+  if [ -x "$TOXIPROXY_BIN" ]; then say "Toxiproxy: cached at $TOXIPROXY_BIN"; return; fi
+  command -v go >/dev/null || die "Go is needed to build Toxiproxy from its Go module; install Go >= 1.24"
+  say "Toxiproxy: building $TOXIPROXY_VERSION from its Go module (about a minute, once per machine)"
+  local gobin; gobin=$(mktemp -d)
+  GOBIN=$gobin GOFLAGS=-mod=mod go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" \
+    >"$STATE/logs/toxiproxy-build.log" 2>&1 || die "Toxiproxy build failed; see $STATE/logs/toxiproxy-build.log"
+  mkdir -p "$CACHE/bin" && mv "$gobin/server" "$TOXIPROXY_BIN" && rmdir "$gobin"
+}
+
 # .env from .env.example, every `change-me` replaced by a fresh random secret of the right shape. An
 # existing .env is kept as it is, but gets any variable of .env.example it lacks (with the comment lines
 # just above it, and a fresh secret for a change-me), so an older clone picks up new settings; only the
@@ -166,6 +179,7 @@ cmd_install() {
   install_runtime
   install_jars
   install_minio
+  install_toxiproxy
   install_env
   say "install: done"
 }
@@ -178,6 +192,7 @@ load_env() {
   . "$REPO/.env"
   LAKEHOUSE_PROFILE=${LAKEHOUSE_PROFILE:-demo}
   LAKEHOUSE_STATE=$STATE
+  TOXIPROXY_BIN=$TOXIPROXY_BIN  # started by the fault tests themselves (tests/faults/conftest.py)
   # Airflow's default ports for its log servers and the scheduler's health check, and every scheduled run
   AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=8793
   AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=8794
