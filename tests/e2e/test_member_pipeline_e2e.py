@@ -326,7 +326,25 @@ def test_erasure_removes_a_member_everywhere_and_maintenance_runs(api, spark, my
                      .select("email_hash").where("email_hash IS NOT NULL").collect()}
     needles -= shared | others_hashes
     assert member_id.encode() in needles and len(needles) > 3
+    # a MERGE submitted straight to the Jobs API, as someone outside Airflow would (no pool sees it): the
+    # erasure waits until it has ended before it purges anything (issue 23 item 2)
+    hook = DatabricksHook(databricks_conn_id="databricks_default")
+    outside = hook.submit_run(json.loads(jinja2.Environment().from_string(json.dumps(
+        member_merge_run(runs.first["batch_id"]))).render(ti={"dag_id": DAG_ID, "task_id": "outside_airflow"})))
     run_to_success(api, "member_erasure", f"e2e__{stamp}__erase", {"member_id": member_id})
+    ended = hook.get_run(outside)
+    assert ended["state"]["life_cycle_state"] == "TERMINATED", "the erasure did not wait for the MERGE"
+
+    def task_ms(task: str, field: str) -> float:
+        return 1000 * dt.datetime.fromisoformat(api.get(
+            f"dags/member_erasure/dagRuns/e2e__{stamp}__erase/taskInstances/{task}").json()[field]).timestamp()
+
+    assert task_ms("erase_landing", "end_date") < ended["end_time"], (
+        "the outside run ended before the erasure reached its wait: this run proves nothing")
+    assert task_ms("erase_lakehouse", "start_date") >= ended["end_time"]
+    waited = api.get(f"dags/member_erasure/dagRuns/e2e__{stamp}__erase/taskInstances/wait_for_table_writers/logs/1"
+                     "?full_content=true").text
+    assert f"waiting for runs writing the tables: {outside} " in waited
 
     verified = task_result(api, "member_erasure", f"e2e__{stamp}__erase", "verify")
     assert verified["rows_removed"]["member"] == 1 and verified["rows_left"] == {
