@@ -8,7 +8,7 @@ member_erasure --conf '{"member_id": "..."}'`), after the member was deleted at 
    bring them back; the run fails and says so.
 2. **erase_landing**: rewrites every landed batch that holds the member without their rows, keeping each
    manifest's counts, sizes and checksums true (`include/erasure_landing.py`).
-3. **wait_for_table_writers**: waits (rescheduled, holding no worker) until the Jobs API lists no active
+3. **wait_for_table_writers**: waits (rescheduled, holding no worker; at most an hour) until the Jobs API lists no active
    run of a job that writes the tables, whoever submitted it (include/table_writers.py): the purge below
    must never run beside a writer.
 4. **erase_lakehouse**: a Databricks run of `member_erasure` (`spark_jobs`): deletes the member from
@@ -47,7 +47,7 @@ ERASURE_RUN = member_erasure_run(
     schedule=None,
     **DAG_ARGS,
     # the worst case of every task's tries, timeouts and backoff (tests/dags/test_dag_integrity.py)
-    dagrun_timeout=dt.timedelta(hours=6, minutes=10) + 3 * execution_timeout_for(ERASURE_RUN),
+    dagrun_timeout=dt.timedelta(hours=7, minutes=30) + 3 * execution_timeout_for(ERASURE_RUN),
     default_args=default_args(max_retry_delay=dt.timedelta(minutes=5)),
     tags=["member", "gdpr", "erasure", "delta"],
     params={"member_id": Param(type="string", pattern=UUID_PATTERN,
@@ -81,8 +81,9 @@ def member_erasure():
                                   request_id=safe_run_id(run_id))
 
     # a run outside Airflow, or a MERGE whose task waits for a retry, is invisible to the pool: ask the Jobs API
-    @task.sensor(poke_interval=30, timeout=dt.timedelta(hours=2).total_seconds(), mode="reschedule",
-                 execution_timeout=dt.timedelta(hours=2, minutes=5))
+    # writers still running after an hour fail the erasure (a sensor's timeout is not retried): trigger it again
+    @task.sensor(poke_interval=30, timeout=dt.timedelta(hours=1).total_seconds(), mode="reschedule",
+                 execution_timeout=dt.timedelta(hours=1, minutes=5))
     def wait_for_table_writers() -> PokeReturnValue:
         import logging
 
