@@ -8,9 +8,9 @@ member_erasure --conf '{"member_id": "..."}'`), after the member was deleted at 
    bring them back; the run fails and says so.
 2. **erase_landing**: rewrites every landed batch that holds the member without their rows, keeping each
    manifest's counts, sizes and checksums true (`include/erasure_landing.py`).
-3. **wait_for_table_writers**: waits (rescheduled, holding no worker; at most an hour) until the Jobs API lists no active
-   run of a job that writes the tables, whoever submitted it (include/table_writers.py): the purge below
-   must never run beside a writer.
+3. **wait_for_table_writers**: waits (rescheduled, holding no worker; at most an hour) until the Jobs API
+   lists no active run of a job that writes the tables, whoever submitted it (include/table_writers.py):
+   the purge below must never run beside a writer.
 4. **erase_lakehouse**: a Databricks run of `member_erasure` (`spark_jobs`): deletes the member from
    `member`, every `dim_member` version and `member_quarantine`, then `REORG TABLE … APPLY (PURGE)` and
    `VACUUM … LITE RETAIN 0 HOURS` (only files the log removed: never a running writer's), so no older
