@@ -4,8 +4,8 @@ then ingest a batch of invoice PDFs (dev/demo_invoices.py) and report what was l
 Runs inside `dev/stack.sh run` (the stack's environment). Before triggering, it makes a day's worth of
 changes at the source (one member deleted, one updated, one new), so the report shows the MERGE's
 inserts, updates and deletes; the seeded dirty rows (dev/seed_members.py DIRTY_MEMBERS) show as
-quarantined with their reasons. Triggering again is safe: the run's interval maps to the same batch,
-which is replaced, and the MERGE changes only what changed at the source.
+quarantined with their reasons. Triggering again is safe: the new run lands a batch of its own
+(include/landing/batch_id.py) and the MERGE changes only what changed at the source since the last one.
 """
 
 from __future__ import annotations
