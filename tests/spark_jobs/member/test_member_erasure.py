@@ -10,6 +10,8 @@ import os
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from delta.tables import DeltaTable
 
@@ -100,7 +102,7 @@ def test_an_erased_member_is_unrecoverable_and_nobody_else_changes(spark, tmp_pa
     # writer's commit: delta-io/delta#1470) and removes the second, older than any running writer's files
     in_flight, orphan = lake.root / "member" / "part-in-flight.parquet", lake.root / "member" / "part-orphan.parquet"
     for f in (in_flight, orphan):
-        f.write_bytes(b"PAR1 not yet committed")
+        pq.write_table(pa.table({"note": ["written, not yet committed"]}), f)
     two_hours_ago = time.time() - 2 * 3600
     os.utime(orphan, (two_hours_ago, two_hours_ago))
 
