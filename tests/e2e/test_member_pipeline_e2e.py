@@ -326,11 +326,19 @@ def test_erasure_removes_a_member_everywhere_and_maintenance_runs(api, spark, my
                      .select("email_hash").where("email_hash IS NOT NULL").collect()}
     needles -= shared | others_hashes
     assert member_id.encode() in needles and len(needles) > 3
-    # a MERGE submitted straight to the Jobs API, as someone outside Airflow would (no pool sees it): the
-    # erasure waits until it has ended before it purges anything (issue 23 item 2)
+    # a member_merge run submitted straight to the Jobs API, as someone outside Airflow would (no pool sees
+    # it): the erasure waits until it has ended before it purges anything (issue 23 item 2). It applies a copy
+    # of the shared run's snapshot with a quarantine limit of 0, so it reads and writes (quarantine rows) and
+    # then fails before its MERGEs: whatever the landing erasure does to the batch meanwhile, it changes no
+    # member's row, and the counts below stay the erasure's alone
+    s3 = pii_scan.s3_client()
+    landed = read_manifest(s3, os.environ["LANDING_BUCKET"], "member", runs.first["batch_id"])
+    copy = dataclasses.replace(landed, batch_id=f"{landed.batch_id}.e2e-outside", change_set=None)
+    publish_manifest(s3, os.environ["LANDING_BUCKET"], copy, {})
     hook = DatabricksHook(databricks_conn_id="databricks_default")
     outside = hook.submit_run(json.loads(jinja2.Environment().from_string(json.dumps(
-        member_merge_run(runs.first["batch_id"]))).render(ti={"dag_id": DAG_ID, "task_id": "outside_airflow"})))
+        member_merge_run(copy.batch_id, max_quarantine_ratio="0"))).render(
+        ti={"dag_id": DAG_ID, "task_id": "outside_airflow"})))
     run_to_success(api, "member_erasure", f"e2e__{stamp}__erase", {"member_id": member_id})
     ended = hook.get_run(outside)
     assert ended["state"]["life_cycle_state"] == "TERMINATED", "the erasure did not wait for the MERGE"
