@@ -148,20 +148,25 @@ def test_s3_slow_mid_upload_only_takes_longer(source, mysql_env, s3_env, s3_prox
 
 
 STALL_DB = "extract_stall_test"
-EVENT = SourceContract("event", "event_id", (Column("event_id", "string", nullable=False, max_length=10),))
+EVENT = SourceContract("event", "event_id", (Column("event_id", "string", nullable=False, max_length=10),
+                                             Column("payload", "string", max_length=4000)))
 
 
 def test_mysql_stalling_mid_read_fails_naming_the_stall(mysql_env, mysql_root, mysql_proxy, s3, scratch_bucket):
     """The server's rows stop coming without the connection closing (toxiproxy's timeout toxic: data held,
     nothing closed): neither reader would ever return; the extract's stall limit fails it, naming MySQL, long
     before the task's execution_timeout. The source is a view that sends a row every 50 ms, so the read is
-    under way when the stall starts."""
+    under way when the stall starts; each row carries 3 KB, so the server's 16 KB network buffer goes out every
+    few rows instead of once at the end."""
     cur = mysql_root.cursor()
     cur.execute(f"DROP DATABASE IF EXISTS {STALL_DB}")
     cur.execute(f"CREATE DATABASE {STALL_DB}")
-    cur.execute(f"CREATE TABLE {STALL_DB}.event_rows (event_id VARCHAR(10) NOT NULL PRIMARY KEY)")
-    cur.executemany(f"INSERT INTO {STALL_DB}.event_rows VALUES (%s)", [(f"e{i:04d}",) for i in range(400)])
-    cur.execute(f"CREATE VIEW {STALL_DB}.event AS SELECT event_id FROM {STALL_DB}.event_rows WHERE SLEEP(0.05) = 0")
+    cur.execute(f"CREATE TABLE {STALL_DB}.event_rows (event_id VARCHAR(10) NOT NULL PRIMARY KEY, "
+                "payload VARCHAR(4000))")
+    cur.executemany(f"INSERT INTO {STALL_DB}.event_rows VALUES (%s, REPEAT('x', 3000))",
+                    [(f"e{i:04d}",) for i in range(400)])
+    cur.execute(f"CREATE VIEW {STALL_DB}.event AS SELECT event_id, payload FROM {STALL_DB}.event_rows "
+                "WHERE SLEEP(0.05) = 0")
     cur.execute(f"GRANT SELECT ON {STALL_DB}.* TO %s@'%%'", (mysql_env["MYSQL_EXTRACT_USER"],))
     try:
         conn = mysql_connect(mysql_env, mysql_env["MYSQL_EXTRACT_USER"], mysql_env["MYSQL_EXTRACT_PASSWORD"],
