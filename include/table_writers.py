@@ -21,7 +21,12 @@ PACKAGE_NAME = "lakehouse_jobs"
 RUNS_LIST = ("GET", "2.2/jobs/runs/list")
 
 
-def _tables_root(parameters: list[str]) -> str | None:
+def _tables_root(wheel_task: dict) -> str | None:
+    """The --tables-root of a python_wheel_task: in its named_parameters (as include/databricks_runs.py submits
+    them) or its positional parameters."""
+    if root := (wheel_task.get("named_parameters") or {}).get("tables-root"):
+        return root
+    parameters = wheel_task.get("parameters") or []
     for i, arg in enumerate(parameters):
         if arg == "--tables-root" and i + 1 < len(parameters):
             return parameters[i + 1]
@@ -39,7 +44,7 @@ def table_writers(runs: Iterable[dict], tables_root: str) -> list[str]:
         for task in run.get("tasks", []):
             wheel = task.get("python_wheel_task") or {}
             if (wheel.get("package_name") == PACKAGE_NAME and wheel.get("entry_point") in WRITER_ENTRY_POINTS
-                    and (_tables_root(wheel.get("parameters") or []) or "").rstrip("/") == root):
+                    and (_tables_root(wheel) or "").rstrip("/") == root):
                 found.append(f"{run['run_id']} {run.get('run_name', '')}".strip())
                 break
     return found

@@ -165,8 +165,9 @@ def test_mysql_stalling_mid_read_fails_naming_the_stall(mysql_env, mysql_root, m
                 "payload VARCHAR(4000))")
     cur.executemany(f"INSERT INTO {STALL_DB}.event_rows VALUES (%s, REPEAT('x', 3000))",
                     [(f"e{i:04d}",) for i in range(400)])
+    # SLEEP over a column: evaluated for each row (a constant condition would be evaluated once)
     cur.execute(f"CREATE VIEW {STALL_DB}.event AS SELECT event_id, payload FROM {STALL_DB}.event_rows "
-                "WHERE SLEEP(0.05) = 0")
+                "WHERE SLEEP(0.05 + 0 * LENGTH(event_id)) = 0")
     cur.execute(f"GRANT SELECT ON {STALL_DB}.* TO %s@'%%'", (mysql_env["MYSQL_EXTRACT_USER"],))
     try:
         conn = mysql_connect(mysql_env, mysql_env["MYSQL_EXTRACT_USER"], mysql_env["MYSQL_EXTRACT_PASSWORD"],

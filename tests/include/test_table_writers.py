@@ -11,15 +11,17 @@ pytestmark = pytest.mark.unit
 ROOT = "s3://lakehouse/delta"
 
 
-def run(run_id: int, entry_point: str, parameters: list[str], package: str = "lakehouse_jobs") -> dict:
+def run(run_id: int, entry_point: str, parameters: list[str] | dict[str, str], package: str = "lakehouse_jobs",
+        ) -> dict:
+    """A run as runs/list lists it; a dict of parameters is the named_parameters form the DAGs submit."""
+    arguments = {"named_parameters": parameters} if isinstance(parameters, dict) else {"parameters": parameters}
     return {"run_id": run_id, "run_name": f"{entry_point} {run_id}", "tasks": [
-        {"task_key": "t", "python_wheel_task": {"package_name": package, "entry_point": entry_point,
-                                                "parameters": parameters}}]}
+        {"task_key": "t", "python_wheel_task": {"package_name": package, "entry_point": entry_point, **arguments}}]}
 
 
 def test_a_run_of_a_writing_entry_point_on_the_same_tables_is_a_writer_whoever_submitted_it():
     runs = [
-        run(1, "member_merge", ["--manifest", "s3://l/m.json", "--tables-root", ROOT]),
+        run(1, "member_merge", {"manifest": "s3://l/m.json", "tables-root": ROOT}),  # as the DAGs submit it
         run(2, "invoice_load", [f"--tables-root={ROOT}/"]),  # the = form, a trailing slash
         run(3, "table_maintenance", ["--tables-root", "s3://other-lakehouse/delta"]),  # another lakehouse
         run(4, "unity_catalog_ddl", ["--tables-root", ROOT]),  # prints DDL, writes nothing
@@ -27,7 +29,8 @@ def test_a_run_of_a_writing_entry_point_on_the_same_tables_is_a_writer_whoever_s
         {"run_id": 6, "run_name": "a notebook", "tasks": [{"task_key": "n", "notebook_task": {"notebook_path": "/x"}}]},
         {"run_id": 7, "run_name": "no tasks listed"},
     ]
-    assert table_writers(runs, ROOT) == ["1 member_merge 1", "2 invoice_load 2"]
+    runs.append(run(8, "member_merge", ["--manifest", "s3://l/m.json", "--tables-root", ROOT]))  # positional
+    assert table_writers(runs, ROOT) == ["1 member_merge 1", "2 invoice_load 2", "8 member_merge 8"]
 
 
 class FakeHook:

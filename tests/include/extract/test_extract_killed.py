@@ -36,6 +36,9 @@ def extract_cmd_env(mysql_env, bucket: str) -> dict[str, str]:
         f"mysql://{mysql_env['MYSQL_EXTRACT_USER']}:{mysql_env['MYSQL_EXTRACT_PASSWORD']}"
         f"@{mysql_env['MYSQL_HOST']}:{mysql_env['MYSQL_PORT']}/{DB}?charset=utf8mb4")
     env["LANDING_BUCKET"] = bucket
+    # and no change state: the test profile's lakehouse bucket may hold one the e2e tests left (a change set
+    # would land beside the snapshot)
+    env["LAKEHOUSE_BUCKET"] = bucket
     env["EXTRACT_ROWS_PER_FILE"] = "100000"
     return env
 
