@@ -36,13 +36,7 @@ import pyarrow.parquet as pq
 
 from include.extract import watermark
 from include.extract.change_set import ChangeDetector, StateLocation, load_state
-from include.extract.readers import (
-    Reader,
-    lift_statement_time_limit,
-    locating,
-    stall_guarded,
-    stream_record_batches,
-)
+from include.extract.readers import Reader, lift_statement_time_limit, locating, stream_record_batches
 from include.extract.schema_drift import check_schema, live_columns, schema_hash, schema_json, select_sql
 from include.landing import lease
 from include.landing.cleanup import remove_unlisted
@@ -175,7 +169,7 @@ def extract_table(
     reader: Reader | None = None, mode: str = "snapshot", overlap: dt.timedelta = dt.timedelta(minutes=10),
     low: dt.datetime | None = None, high: dt.datetime | None = None, partition_cols: tuple[str, ...] = (),
     key_ranges: int = 1, lease_seconds: float = 30 * 60, change_state: StateLocation | None = None,
-    hash_key: bytes | None = None, stall_seconds: float = 300.0,
+    hash_key: bytes | None = None,
 ) -> BatchManifest:
     """Extract `contract.table` as batch `batch_id`; return the published BatchManifest.
 
@@ -186,7 +180,6 @@ def extract_table(
     connections (ConnectorX).
     `conn` (DB-API, mysqlclient) checks the schema and, without a `reader`, reads the rows too.
     `lease_seconds`: how long a crashed extract of another run blocks this batch (include/landing/lease.py).
-    `stall_seconds`: the longest wait for the next rows through `reader` (readers.stall_guarded).
     A contract with a rules_version lands each row with its ``_row_hash`` (keyed with `hash_key`, default
     LAKEHOUSE_CHANGE_HASH_KEY); a snapshot with `change_state` also lands the change set against that state
     (include/extract/change_set.py) when the state describes the table as it is.
@@ -194,8 +187,8 @@ def extract_table(
     A snapshot is the table as it is now, whatever interval `batch_id` names: the manifest's
     extracted_at says when it was read, so a backfill or late re-run is recorded as what it is.
     Raises ValueError for impossible options, lease.LeaseHeld while another run extracts the batch,
-    lease.LeaseLost if another extract took the batch over, SchemaDriftError, UnreadableValue, SourceError,
-    ReadStalled; the published batch, if any, is then unchanged.
+    lease.LeaseLost if another extract took the batch over, SchemaDriftError, UnreadableValue, SourceError;
+    the published batch, if any, is then unchanged.
     """
     if mode not in ("snapshot", "incremental"):
         raise ValueError(f"mode must be 'snapshot' or 'incremental', not {mode!r}")
@@ -216,7 +209,7 @@ def extract_table(
                 conn, s3, contract=contract, bucket=bucket, batch_id=batch_id, run_id=run_id, prefix=attempt,
                 mode=mode, overlap=overlap, low=low, high=high, key_ranges=key_ranges,
                 change_state=change_state if mode == "snapshot" else None, hash_key=hash_key,
-                read=_read(conn, reader, contract, fetch_rows, stall_seconds),
+                read=_read(conn, reader, contract, fetch_rows),
                 options=dict(extra_args=batch_extra, rows_per_file=rows_per_file, row_group_rows=row_group_rows,
                              compression=compression, partition_cols=partition_cols))
             held.confirm()
@@ -238,15 +231,10 @@ def extract_table(
     return manifest
 
 
-def _read(conn, reader: Reader | None, contract: SourceContract, fetch_rows: int, stall_seconds: float) -> Reader:
-    """The extract's reader: `reader` (ConnectorX, its own connections) with a stall limit, else mysqlclient on
-    `conn`. No stall limit there: its read would go on in another thread on the connection this one must then
-    close, which mysqlclient does not allow (a TLS connection's stall ends at the task's execution_timeout)."""
-    if reader is None:
-        return locating(lambda q, schema: stream_record_batches(conn, q, schema, fetch_rows), contract.table,
-                        contract.key)
-    located = locating(reader, contract.table, contract.key)
-    return lambda query, schema: stall_guarded(located(query, schema), stall_seconds, contract.table)
+def _read(conn, reader: Reader | None, contract: SourceContract, fetch_rows: int) -> Reader:
+    """The extract's reader: `reader` (ConnectorX, its own connections), else mysqlclient on `conn`."""
+    return locating(reader or (lambda q, schema: stream_record_batches(conn, q, schema, fetch_rows)), contract.table,
+                    contract.key)
 
 
 def _extract(conn, s3, *, contract: SourceContract, bucket: str, batch_id: str, run_id: str, prefix: str,

@@ -14,8 +14,6 @@ reader lifts it for its own session (`lift_statement_time_limit`), and only ther
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import pyarrow as pa
@@ -86,56 +84,6 @@ def stream_record_batches(conn, query: str, schema: pa.Schema, fetch_rows: int =
 
 class UnreadableValue(RuntimeError):
     """A source value the reader cannot convert to the batch's Arrow type; names table, column and key."""
-
-
-class ReadStalled(RuntimeError):
-    """No rows arrived from MySQL for longer than the extract's stall limit."""
-
-
-def stall_guarded(batches: Iterator[pa.RecordBatch], seconds: float, table: str) -> Iterator[pa.RecordBatch]:
-    """`batches`, pulled on a thread of their own; ReadStalled when none arrives for `seconds`.
-
-    A server that holds a statement without sending rows, or a network path that drops packets without
-    closing the connection, leaves a reader waiting forever (neither reader has a read timeout: ConnectorX's
-    URL takes none), until the task's execution_timeout kills it with a message that does not name MySQL.
-    Both readers wait without the GIL, so this thread sees the time pass. The reader's thread is abandoned
-    on a stall (a daemon: it ends with the connection, or with the task's process)."""
-    slots: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def put(item) -> None:
-        while not stop.is_set():
-            try:
-                slots.put(item, timeout=1)
-                return
-            except queue.Full:
-                continue
-
-    def pump() -> None:
-        try:
-            for batch in batches:
-                put(("batch", batch))
-                if stop.is_set():
-                    return
-            put(("end", None))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
-            put(("error", e))
-
-    threading.Thread(target=pump, name=f"read-{table}", daemon=True).start()
-    try:
-        while True:
-            try:
-                kind, value = slots.get(timeout=seconds)
-            except queue.Empty:
-                raise ReadStalled(f"table {table!r}: no rows from MySQL for {seconds:g} s: the server or the network "
-                                  "path stalled (the read is abandoned; a retry opens new connections)") from None
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
 
 
 class SourceError(RuntimeError):
