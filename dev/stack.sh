@@ -95,24 +95,25 @@ install_jars() {
   echo "$want" >"$CACHE/jars/.pom-hash"
 }
 
+# go_tool <name> <module>@<version> <binary> <cached path> <duration>: build a Go program from its module
+# into the cache once per machine (the cache is a speed-up; the module proxy is the source)
+go_tool() {
+  local name=$1 module=$2 binary=$3 target=$4 took=$5 log
+  if [ -x "$target" ]; then say "$name: cached at $target"; return; fi
+  command -v go >/dev/null || die "Go is needed to build $name from its Go module; install Go >= 1.24"
+  say "$name: building ${module##*@} from its Go module ($took, once per machine)"
+  local gobin; gobin=$(mktemp -d); log=$STATE/logs/${name,,}-build.log
+  GOBIN=$gobin GOFLAGS=-mod=mod go install "$module" >"$log" 2>&1 || die "$name build failed; see $log"
+  mkdir -p "$CACHE/bin" && mv "$gobin/$binary" "$target" && rmdir "$gobin"
+}
+
 install_minio() {
-  if [ -x "$MINIO_BIN" ]; then say "MinIO: cached at $MINIO_BIN"; return; fi
-  command -v go >/dev/null || die "Go is needed to build MinIO from its Go module; install Go >= 1.24"
-  say "MinIO: building $MINIO_VERSION from its Go module (about 3 minutes on 2 cores, once per machine)"
-  local gobin; gobin=$(mktemp -d)
-  GOBIN=$gobin GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION" \
-    >"$STATE/logs/minio-build.log" 2>&1 || die "MinIO build failed; see $STATE/logs/minio-build.log"
-  mkdir -p "$CACHE/bin" && mv "$gobin/minio" "$MINIO_BIN" && rmdir "$gobin"
+  go_tool MinIO "github.com/minio/minio@$MINIO_VERSION" minio "$MINIO_BIN" "about 3 minutes on 2 cores"
 }
 
 install_toxiproxy() {
-  if [ -x "$TOXIPROXY_BIN" ]; then say "Toxiproxy: cached at $TOXIPROXY_BIN"; return; fi
-  command -v go >/dev/null || die "Go is needed to build Toxiproxy from its Go module; install Go >= 1.24"
-  say "Toxiproxy: building $TOXIPROXY_VERSION from its Go module (about a minute, once per machine)"
-  local gobin; gobin=$(mktemp -d)
-  GOBIN=$gobin GOFLAGS=-mod=mod go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" \
-    >"$STATE/logs/toxiproxy-build.log" 2>&1 || die "Toxiproxy build failed; see $STATE/logs/toxiproxy-build.log"
-  mkdir -p "$CACHE/bin" && mv "$gobin/server" "$TOXIPROXY_BIN" && rmdir "$gobin"
+  go_tool Toxiproxy "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" server "$TOXIPROXY_BIN" \
+    "about a minute"
 }
 
 # .env from .env.example, every `change-me` replaced by a fresh random secret of the right shape. An
