@@ -59,6 +59,10 @@ EXTRACT_ROWS_PER_FILE = _int(os.environ, "EXTRACT_ROWS_PER_FILE", 1_000_000)
 # "connectorx" (default, fastest) or "mysqlclient" (pure DB-API; also used whenever the MySQL connection
 # carries ssl* options, which ConnectorX cannot take).
 EXTRACT_READER = os.getenv("EXTRACT_READER", "connectorx")
+# Seconds the ConnectorX reader waits for the next rows before it stops the read as stalled (a server that
+# holds the statement, a network path that drops packets without closing): far above a healthy gap between
+# two 64K-row batches (well under a second), far below the extract task's execution_timeout.
+EXTRACT_STALL_SECONDS = _int(os.environ, "EXTRACT_STALL_SECONDS", 300, minimum=1)
 # Extra Hive-style partition columns inside each batch, comma-separated (e.g. "country"); by default a
 # batch is partitioned only by its extraction interval (README, "Design choices").
 EXTRACT_PARTITION_COLS = tuple(c.strip() for c in os.getenv("EXTRACT_PARTITION_COLS", "").split(",") if c.strip())

@@ -7,6 +7,10 @@ value a reader cannot convert fails the extract with UnreadableValue naming tabl
 (`locating`), not with the library's error; an error the server sends (a statement-time limit, a dropped
 connection) fails it with that error, never taken for a bad value.
 
+ConnectorX reads in a child process so that a read that stalls (no rows, the connection still open) can
+be stopped: `connectorx_reader`'s `stall_seconds`. mysqlclient (used only for TLS connections) has no
+such limit: a stall there lasts until something kills the task (docs/reliability.md).
+
 Managed and replica servers often cap a statement's time (MariaDB `max_statement_time`, MySQL
 `max_execution_time`, also per user); a snapshot read of a large table outlasts any such cap, so each
 reader lifts it for its own session (`lift_statement_time_limit`), and only there.
@@ -14,6 +18,13 @@ reader lifts it for its own session (`lift_statement_time_limit`), and only ther
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 
 import pyarrow as pa
@@ -47,19 +58,106 @@ def lift_statement_time_limit(conn) -> str:
     return sql
 
 
-def connectorx_reader(url: str, fetch_rows: int = 64 * 1024, session_sql: Sequence[str] = ()) -> Reader:
-    """Record batches straight from ConnectorX's Arrow stream, cast to the contract's types.
+def connectorx_reader(url: str, fetch_rows: int = 64 * 1024, session_sql: Sequence[str] = (),
+                      stall_seconds: float = 300.0) -> Reader:
+    """Record batches from ConnectorX's Arrow stream, cast to the contract's types.
+
     `session_sql`: statements run on each of ConnectorX's connections before the query (its
-    ``pre_execution_query``), such as `statement_time_unlimited`."""
+    ``pre_execution_query``), such as `statement_time_unlimited`.
+    `stall_seconds`: the longest wait for the next bytes of rows; past it the read is stopped with
+    ReadStalled. ConnectorX has no read timeout (its URL takes none) and, stalled, keeps the calling
+    process's threads from running, so it reads in a child process (`_serve_connectorx`) that streams Arrow
+    IPC through a pipe: a stall is seen by this process and ended by killing the child, whose connections
+    then close. The URL (with its credentials) reaches the child on stdin, never on a command line.
+    Raises ReaderFailed for the child's errors (kind = its exception's type name), ReadStalled.
+    """
 
     def read(query: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-        import connectorx as cx
-
-        for batch in cx.read_sql(url, query, return_type="arrow_stream", batch_size=fetch_rows,
-                                 pre_execution_query=list(session_sql) or None):
+        job = {"url": url, "query": query, "fetch_rows": fetch_rows, "session_sql": list(session_sql)}
+        for batch in _child_stream(job, stall_seconds):
             yield batch.cast(schema)
 
     return read
+
+
+_CHILD = "from include.extract.readers import _serve_connectorx; _serve_connectorx()"
+_ERROR_MARK = "\x1e"  # starts the child's last stderr line: its error as JSON (Rust's panic text comes before it)
+
+
+def _child_stream(job: dict, stall_seconds: float) -> Iterator[pa.RecordBatch]:
+    import pyarrow.ipc  # noqa: F401 - pa.ipc is loaded on first use
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # the modules this process sees
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=errors, env=env)
+        try:
+            child.stdin.write(json.dumps(job).encode() + b"\n")
+            child.stdin.close()
+            rows = io.BufferedReader(_StallGuardedPipe(child.stdout.fileno(), stall_seconds), 1 << 20)
+            try:
+                yield from pa.ipc.open_stream(rows)
+                stream_error = None
+            except (pa.ArrowException, OSError) as e:  # the stream broke off: the child's error says why
+                stream_error = e
+            if child.wait() != 0 or stream_error is not None:
+                errors.seek(0)
+                raise _child_error(errors.read().decode(errors="replace"), child.returncode) from stream_error
+        finally:
+            if child.poll() is None:  # stalled, or the consumer stopped early
+                child.kill()
+                child.wait()
+            child.stdout.close()
+
+
+class _StallGuardedPipe(io.RawIOBase):
+    """The read end of a pipe whose reads raise ReadStalled after `seconds` without a byte."""
+
+    def __init__(self, fd: int, seconds: float) -> None:
+        self.fd, self.seconds = fd, seconds
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        ready, _, _ = select.select([self.fd], [], [], self.seconds)
+        if not ready:
+            raise ReadStalled(f"no rows from MySQL for {self.seconds:g} s: the server or the network path "
+                              "stalled; the read was stopped and its connections closed")
+        data = os.read(self.fd, len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _child_error(stderr: str, returncode: int) -> ReaderFailed:
+    last = stderr.rstrip("\n").rpartition("\n")[2]
+    if last.startswith(_ERROR_MARK):
+        error = json.loads(last[len(_ERROR_MARK):])
+        return ReaderFailed(error["kind"], error["text"])
+    # killed (OOM, a signal) before it could say why
+    return ReaderFailed("ChildDied", f"the ConnectorX reader process ended with exit status {returncode}")
+
+
+def _serve_connectorx() -> None:
+    """The child of `connectorx_reader`: one JSON job on stdin, Arrow IPC on stdout, exit status 1 and the
+    error as `_ERROR_MARK` + JSON on stderr's last line."""
+    import connectorx as cx
+    import pyarrow.ipc  # noqa: F401
+
+    job = json.loads(sys.stdin.readline())
+    rows = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever else writes to stdout goes to stderr, never into the Arrow stream
+    try:
+        batches = cx.read_sql(job["url"], job["query"], return_type="arrow_stream", batch_size=job["fetch_rows"],
+                              pre_execution_query=job["session_sql"] or None)
+        with pa.ipc.new_stream(rows, batches.schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+    except BaseException as e:  # noqa: BLE001 - a Rust panic is a BaseException; the parent raises it
+        sys.stderr.write("\n" + _ERROR_MARK + json.dumps({"kind": type(e).__name__, "text": str(e)}) + "\n")
+        sys.stderr.flush()
+        os._exit(1)  # not sys.exit: ConnectorX's threads may still hold the stalled connection
+    rows.close()
 
 
 def stream_record_batches(conn, query: str, schema: pa.Schema, fetch_rows: int = 50_000) -> Iterator[pa.RecordBatch]:
@@ -86,6 +184,19 @@ class UnreadableValue(RuntimeError):
     """A source value the reader cannot convert to the batch's Arrow type; names table, column and key."""
 
 
+class ReaderFailed(RuntimeError):
+    """The ConnectorX reader's child process failed; `kind` is its exception's type name (``PanicException``
+    for ConnectorX's Rust errors), the message its text."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind
+
+
+class ReadStalled(RuntimeError):
+    """No bytes of rows arrived from the reader for longer than its stall limit."""
+
+
 class SourceError(RuntimeError):
     """The read from MySQL failed, not a value (the server's error: a statement-time limit, a killed query;
     or the connection's: dropped, cut), as ConnectorX reports it through a Rust panic; the message is the
@@ -93,7 +204,13 @@ class SourceError(RuntimeError):
 
 
 def _is_panic(e: BaseException) -> bool:
-    return type(e).__name__ == "PanicException"  # pyo3's, a BaseException: ConnectorX failed in Rust
+    # pyo3's PanicException (a BaseException): ConnectorX failed in Rust, here or in the reader's child
+    return getattr(e, "kind", type(e).__name__) == "PanicException"
+
+
+# what a conversion error raised in the reader's child is called (pyarrow's and Python's)
+_CONVERSION_KINDS = {"ArrowInvalid", "ArrowTypeError", "ArrowNotImplementedError", "ValueError", "TypeError",
+                     "OverflowError"}
 
 
 def _server_error(e: BaseException) -> str | None:
@@ -111,6 +228,8 @@ def _is_conversion_error(e: BaseException) -> bool:
     # not a value's fault); pyarrow raises ArrowInvalid etc. MySQLdb's errors are none of these.
     if _is_panic(e):
         return _server_error(e) is None
+    if isinstance(e, ReaderFailed):
+        return e.kind in _CONVERSION_KINDS
     return isinstance(e, (pa.ArrowException, ValueError, TypeError, OverflowError))
 
 
@@ -163,6 +282,8 @@ def locating(read: Reader, table: str, key: str) -> Reader:
         except BaseException as e:
             if (server := _server_error(e)) is not None:
                 raise SourceError(f"table {table!r}: the read from MySQL failed: {server}") from None
+            if isinstance(e, ReadStalled):
+                raise ReadStalled(f"table {table!r}: {e}") from None
             if not _is_conversion_error(e):
                 raise
             located = locate(query, schema, e)

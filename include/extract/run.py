@@ -28,7 +28,8 @@ def connectorx_url(conn) -> str:
 def make_reader(hook, server_version: str) -> Reader | None:
     """ConnectorX unless configured otherwise or the connection asks for TLS settings it cannot take
     (None: the extract reads through mysqlclient). Its connections lift the server's statement-time
-    limit as the extract's own does (readers.statement_time_unlimited, for `server_version`).
+    limit as the extract's own does (readers.statement_time_unlimited, for `server_version`), and a read
+    that stalls for EXTRACT_STALL_SECONDS is stopped (readers.ReadStalled).
 
     Falling back is explicit and logged: a TLS connection is never read over plaintext.
     """
@@ -39,7 +40,8 @@ def make_reader(hook, server_version: str) -> Reader | None:
     if tls:
         log.info("connection %s sets %s: reading through mysqlclient, which applies them", conn.conn_id, sorted(tls))
         return None
-    return connectorx_reader(connectorx_url(conn), session_sql=[statement_time_unlimited(server_version)])
+    return connectorx_reader(connectorx_url(conn), session_sql=[statement_time_unlimited(server_version)],
+                             stall_seconds=settings.EXTRACT_STALL_SECONDS)
 
 
 def extract_member_batch(batch_id: str, run_id: str) -> dict:

@@ -8,6 +8,8 @@ same run lands exactly the source's rows, each once (I3).
 from __future__ import annotations
 
 import io
+import threading
+import time
 
 import MySQLdb
 import pyarrow.parquet as pq
@@ -16,9 +18,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dev.seed_members import generate_members, load_members, setup_schema
 from include.extract.engine import extract_table
-from include.extract.readers import SourceError, connectorx_reader
+from include.extract.readers import ReadStalled, SourceError, connectorx_reader
 from include.landing.layout import manifest_key
-from lakehouse_jobs.contracts import MEMBER
+from lakehouse_jobs.contracts import MEMBER, Column, SourceContract
 from tests.faults.conftest import s3_through
 from tests.services import mysql_connect
 
@@ -144,3 +146,40 @@ def test_s3_slow_mid_upload_only_takes_longer(source, mysql_env, s3_env, s3_prox
     s3_proxy.toxic("latency", stream="upstream", latency=300, jitter=100)
     assert_exact(s3, extract(connect(mysql_env), s3_through(s3_proxy, s3_env), scratch_bucket))
 
+
+STALL_DB = "extract_stall_test"
+EVENT = SourceContract("event", "event_id", (Column("event_id", "string", nullable=False, max_length=10),
+                                             Column("payload", "string", max_length=4000)))
+
+
+def test_mysql_stalling_mid_read_fails_naming_the_stall(mysql_env, mysql_root, mysql_proxy, s3, scratch_bucket):
+    """The server's rows stop coming without the connection closing (toxiproxy's timeout toxic: data held,
+    nothing closed): ConnectorX would never return; the reader's stall limit fails it, naming MySQL, long
+    before the task's execution_timeout. The source is a view that sends a row every 50 ms, so the read is
+    under way when the stall starts; each row carries 3 KB, so the server's 16 KB network buffer goes out every
+    few rows instead of once at the end."""
+    cur = mysql_root.cursor()
+    cur.execute(f"DROP DATABASE IF EXISTS {STALL_DB}")
+    cur.execute(f"CREATE DATABASE {STALL_DB}")
+    cur.execute(f"CREATE TABLE {STALL_DB}.event_rows (event_id VARCHAR(10) NOT NULL PRIMARY KEY, "
+                "payload VARCHAR(4000))")
+    cur.executemany(f"INSERT INTO {STALL_DB}.event_rows VALUES (%s, REPEAT('x', 3000))",
+                    [(f"e{i:04d}",) for i in range(400)])
+    # SLEEP over a column: evaluated for each row (a constant condition would be evaluated once)
+    cur.execute(f"CREATE VIEW {STALL_DB}.event AS SELECT event_id, payload FROM {STALL_DB}.event_rows "
+                "WHERE SLEEP(0.05 + 0 * LENGTH(event_id)) = 0")
+    cur.execute(f"GRANT SELECT ON {STALL_DB}.* TO %s@'%%'", (mysql_env["MYSQL_EXTRACT_USER"],))
+    try:
+        conn = mysql_connect(mysql_env, mysql_env["MYSQL_EXTRACT_USER"], mysql_env["MYSQL_EXTRACT_PASSWORD"],
+                             STALL_DB)
+        url = (f"mysql://{mysql_env['MYSQL_EXTRACT_USER']}:{mysql_env['MYSQL_EXTRACT_PASSWORD']}"
+               f"@127.0.0.1:{mysql_proxy.port}/{STALL_DB}?prefer_socket=false")
+        threading.Timer(2, lambda: mysql_proxy.toxic("timeout", timeout=0)).start()
+        started = time.monotonic()
+        with pytest.raises(ReadStalled, match="table 'event': no rows from MySQL for 3 s"):
+            extract_table(conn, s3, contract=EVENT, bucket=scratch_bucket, batch_id=BATCH, run_id=RUN_ID,
+                          reader=connectorx_reader(url, fetch_rows=10, stall_seconds=3))
+        assert 5 <= time.monotonic() - started < 15  # the stall, not the reading, ended it
+        assert_nothing_published(s3, scratch_bucket)
+    finally:
+        cur.execute(f"DROP DATABASE IF EXISTS {STALL_DB}")
