@@ -6,6 +6,7 @@
 #   dev/stack.sh deploy    build the spark_jobs wheel and deploy it to the runner's local workspace
 #   dev/stack.sh stop      stop them all; data stays under .local/ for the next start
 #   dev/stack.sh status    what runs, where
+#   dev/stack.sh restart-airflow scheduler triggerer ...   restart those Airflow components of the profile
 #   dev/stack.sh run CMD   run CMD with the stack's environment (.env + Airflow settings)
 #
 # LAKEHOUSE_PROFILE picks whose data: `demo` (the default, `make demo`) or `test` (`make test`). Both share
@@ -490,6 +491,9 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   deploy) load_env; deploy_jobs ;;
+  # stop the named Airflow components of the profile (scheduler, triggerer, dag-processor, api-server) and
+  # start them again, as an operator restarts them; the fault suite restarts a scheduler mid-run with it
+  restart-airflow) shift; load_env; for c in "$@"; do stop_one "$AIRFLOW_NAME-$c"; done; start_airflow ;;
   run) shift; load_env; exec "$@" ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,33 @@ def test_a_backfill_fails_saying_the_source_is_a_snapshot_and_replaces_nothing(a
                       "?full_content=true").text
         assert "but the source is a snapshot" in log
     assert landed() == before
+
+
+def test_a_deferred_merge_survives_a_scheduler_and_triggerer_restart(api, spark, mysql_root, runs):
+    """Issue 23 item 1: five members change at the source; while merge_members is deferred (its Databricks
+    run going on), the scheduler and the triggerer are stopped and started again, as an operator restarts
+    them. The new triggerer takes the deferral over and the same try finishes: one Databricks run, the five
+    changes applied once, no duplicate key (I2), the counts reconciled (I3)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    cur = mysql_root.cursor()
+    cur.execute(f"UPDATE `{os.environ['MYSQL_DATABASE']}`.member SET first_name = CONCAT(first_name, 'r') "
+                "ORDER BY member_id LIMIT 5")
+    before = delta_state(spark)
+    run_id = f"e2e__{stamp}__restart"
+    trigger(DAG_ID, run_id)
+    deadline = time.monotonic() + 600
+    while (states := api.task_states(DAG_ID, run_id)).get("merge_members") != "deferred":
+        assert time.monotonic() < deadline and api.run_state(DAG_ID, run_id) in ("queued", "running"), states
+        time.sleep(0.5)
+    subprocess.run([str(Path(__file__).parents[2] / "dev" / "stack.sh"), "restart-airflow", "scheduler", "triggerer"],
+                   check=True, capture_output=True, timeout=300)
+    assert api.wait_for_run(DAG_ID, run_id, timeout=900) == "success", api.task_states(DAG_ID, run_id)
+    merge = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/merge_members").json()
+    assert merge["try_number"] == 1, "the deferral was taken over, not retried with a second Databricks run"
+    counts = task_result(api, DAG_ID, run_id, "reconcile")
+    assert counts["change_detection"] == "change set"
+    assert counts["valid_rows"] + counts["quarantined_rows"] == 5
+    assert delta_state(spark) == DeltaState(before.rows, 0, before.version + 1)
 
 
 def test_no_secret_leaves_the_cluster(api, runs):
