@@ -130,7 +130,8 @@ class _StallGuardedPipe(io.RawIOBase):
 
 
 def _child_error(stderr: str, returncode: int) -> ReaderFailed:
-    last = stderr.rstrip("\n").rpartition("\n")[2]
+    before, _, last = stderr.rstrip("\n").rpartition("\n")
+    sys.stderr.write(before + "\n" if before.strip() else "")  # Rust's panic message, as it would print here
     if last.startswith(_ERROR_MARK):
         error = json.loads(last[len(_ERROR_MARK):])
         return ReaderFailed(error["kind"], error["text"])

@@ -179,7 +179,7 @@ def test_mysql_stalling_mid_read_fails_naming_the_stall(mysql_env, mysql_root, m
         with pytest.raises(ReadStalled, match="table 'event': no rows from MySQL for 3 s"):
             extract_table(conn, s3, contract=EVENT, bucket=scratch_bucket, batch_id=BATCH, run_id=RUN_ID,
                           reader=connectorx_reader(url, fetch_rows=10, stall_seconds=3))
-        assert 5 <= time.monotonic() - started < 15  # the stall, not the reading, ended it
+        assert 3 <= time.monotonic() - started < 15  # the 3 s stall ended the read, not its end
         assert_nothing_published(s3, scratch_bucket)
     finally:
         cur.execute(f"DROP DATABASE IF EXISTS {STALL_DB}")
