@@ -135,33 +135,6 @@ def test_a_backfill_fails_saying_the_source_is_a_snapshot_and_replaces_nothing(a
     assert landed() == before
 
 
-def test_a_deferred_merge_survives_a_scheduler_and_triggerer_restart(api, spark, mysql_root, runs):
-    """Issue 23 item 1: five members change at the source; while merge_members is deferred (its Databricks
-    run going on), the scheduler and the triggerer are stopped and started again, as an operator restarts
-    them. The new triggerer takes the deferral over and the same try finishes: one Databricks run, the five
-    changes applied once, no duplicate key (I2), the counts reconciled (I3)."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    cur = mysql_root.cursor()
-    cur.execute(f"UPDATE `{os.environ['MYSQL_DATABASE']}`.member SET first_name = CONCAT(first_name, 'r') "
-                "ORDER BY member_id LIMIT 5")
-    before = delta_state(spark)
-    run_id = f"e2e__{stamp}__restart"
-    trigger(DAG_ID, run_id)
-    deadline = time.monotonic() + 600
-    while (states := api.task_states(DAG_ID, run_id)).get("merge_members") != "deferred":
-        assert time.monotonic() < deadline and api.run_state(DAG_ID, run_id) in ("queued", "running"), states
-        time.sleep(0.5)
-    subprocess.run([str(Path(__file__).parents[2] / "dev" / "stack.sh"), "restart-airflow", "scheduler", "triggerer"],
-                   check=True, capture_output=True, timeout=300)
-    assert api.wait_for_run(DAG_ID, run_id, timeout=900) == "success", api.task_states(DAG_ID, run_id)
-    merge = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/merge_members").json()
-    assert merge["try_number"] == 1, "the deferral was taken over, not retried with a second Databricks run"
-    counts = task_result(api, DAG_ID, run_id, "reconcile")
-    assert counts["change_detection"] == "change set"
-    assert counts["valid_rows"] + counts["quarantined_rows"] == 5
-    assert delta_state(spark) == DeltaState(before.rows, 0, before.version + 1)
-
-
 def test_no_secret_leaves_the_cluster(api, runs):
     assert_no_secret_leaves_the_cluster(api, [runs.first_id, runs.replay_id])
 
@@ -321,6 +294,33 @@ def landing_files_holding(needles: set[bytes]) -> list[str]:
     return hits
 
 
+def test_a_deferred_merge_survives_a_scheduler_and_triggerer_restart(api, spark, mysql_root, runs):
+    """Issue 23 item 1: five members change at the source; while merge_members is deferred (its Databricks
+    run going on), the scheduler and the triggerer are stopped and started again, as an operator restarts
+    them. The new triggerer takes the deferral over and the same try finishes: one Databricks run, the five
+    changes applied once, no duplicate key (I2), the counts reconciled (I3). After the failing job's test,
+    which applies a copy of the shared run's batch: this run's newer batch would make that one refused."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    cur = mysql_root.cursor()
+    cur.execute(f"UPDATE `{os.environ['MYSQL_DATABASE']}`.member SET first_name = CONCAT(first_name, 'r') "
+                "ORDER BY member_id LIMIT 5")
+    before = delta_state(spark)
+    run_id = f"e2e__{stamp}__restart"
+    trigger(DAG_ID, run_id)
+    deadline = time.monotonic() + 600
+    while (states := api.task_states(DAG_ID, run_id)).get("merge_members") != "deferred":
+        assert time.monotonic() < deadline and api.run_state(DAG_ID, run_id) in ("queued", "running"), states
+        time.sleep(0.5)
+    subprocess.run([str(Path(__file__).parents[2] / "dev" / "stack.sh"), "restart-airflow", "scheduler", "triggerer"],
+                   check=True, capture_output=True, timeout=300)
+    assert api.wait_for_run(DAG_ID, run_id, timeout=900) == "success", api.task_states(DAG_ID, run_id)
+    merge = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/merge_members").json()
+    assert merge["try_number"] == 1, "the deferral was taken over, not retried with a second Databricks run"
+    counts = task_result(api, DAG_ID, run_id, "reconcile")
+    assert counts["valid_rows"] + counts["quarantined_rows"] == 5  # the change set: the five, nothing else
+    assert delta_state(spark) == DeltaState(before.rows, 0, before.version + 1)
+
+
 def test_erasure_removes_a_member_everywhere_and_maintenance_runs(api, spark, mysql_root, runs):
     """Last, as it changes the source and the tables the tests above read: after the shared run, a member
     deleted at the source, then erased by the DAG, is in no landing batch, no table version and no table file;
@@ -356,11 +356,14 @@ def test_erasure_removes_a_member_everywhere_and_maintenance_runs(api, spark, my
     assert member_id.encode() in needles and len(needles) > 3
     # a member_merge run submitted straight to the Jobs API, as someone outside Airflow would (no pool sees
     # it): the erasure waits until it has ended before it purges anything (issue 23 item 2). It applies a copy
-    # of the shared run's snapshot with a quarantine limit of 0, so it reads and writes (quarantine rows) and
+    # of the newest landed snapshot with a quarantine limit of 0, so it reads and writes (quarantine rows) and
     # then fails before its MERGEs: whatever the landing erasure does to the batch meanwhile, it changes no
     # member's row, and the counts below stay the erasure's alone
     s3 = pii_scan.s3_client()
-    landed = read_manifest(s3, os.environ["LANDING_BUCKET"], "member", runs.first["batch_id"])
+    # the newest batch a run landed: an older one would be refused at once (history only moves forward)
+    [newest] = api.get(f"dags/{DAG_ID}/dagRuns?state=success&order_by=-end_date&limit=1").json()["dag_runs"]
+    newest_batch = task_result(api, DAG_ID, newest["dag_run_id"], "extract_members")["batch_id"]
+    landed = read_manifest(s3, os.environ["LANDING_BUCKET"], "member", newest_batch)
     copy = dataclasses.replace(landed, batch_id=f"{landed.batch_id}.e2e-outside", change_set=None)
     publish_manifest(s3, os.environ["LANDING_BUCKET"], copy, {})
     hook = DatabricksHook(databricks_conn_id="databricks_default")
