@@ -121,6 +121,8 @@ def reconcile_batch(manifest: BatchManifest, result: MemberMergeResult, commit: 
         "dim_member_version": result.dim_member_version,
         "dim_member_rows": result.dim_member_rows,
         "dim_member_current_rows": result.dim_member_current_rows,
+        # "change set", or "full snapshot: <why>": whether the daily run paid only for what changed
+        "change_detection": result.change_detection,
     }
 
 

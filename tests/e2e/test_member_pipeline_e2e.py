@@ -317,7 +317,8 @@ def test_a_deferred_merge_survives_a_scheduler_and_triggerer_restart(api, spark,
     merge = api.get(f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/merge_members").json()
     assert merge["try_number"] == 1, "the deferral was taken over, not retried with a second Databricks run"
     counts = task_result(api, DAG_ID, run_id, "reconcile")
-    assert counts["valid_rows"] + counts["quarantined_rows"] == 5  # the change set: the five, nothing else
+    assert counts["change_detection"] == "change set"
+    assert counts["valid_rows"] + counts["quarantined_rows"] == 5
     assert delta_state(spark) == DeltaState(before.rows, 0, before.version + 1)
 
 

@@ -49,6 +49,8 @@ def test_reconcile_accepts_matching_counts():
     counts = reconcile(MANIFEST, result(), commit(), dim_commit())
     assert [counts[k] for k in ("landed_rows", "unchanged_rows", "inserted_rows", "deleted_rows", "delta_rows",
                                 "dim_member_versions_opened", "dim_member_versions_closed")] == [10, 2, 4, 1, 8, 6, 3]
+    assert reconcile(MANIFEST, result(change_detection="full snapshot: no change state"), commit(),
+                     dim_commit())["change_detection"] == "full snapshot: no change state"
 
 
 def test_a_batch_that_changed_nothing_has_no_commit():
