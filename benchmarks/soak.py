@@ -247,7 +247,7 @@ def soak(runs: int, members: int, change: float, seed: int, maintenance_every: i
             unchanged = api.task_states("member_pipeline", run_id).get("confirm_unchanged") == "success"
             counts = task_result(api, "member_pipeline", run_id, "confirm_unchanged" if unchanged else "reconcile")
             record["change_detection"] = "no changes" if unchanged else counts["change_detection"]
-            record["manifest_rows_equal_source"] = counts["manifest_rows"] == len(expected.source)
+            record["manifest_rows_equal_source"] = counts["landed_rows"] == len(expected.source)
             member, duplicates, dim_current, quarantined, new_version = _tables(spark)
             record["violations"] = violations(expected, member, duplicates, dim_current, quarantined)
             record["versions_read"] = _versions_readable(spark, version, new_version)
