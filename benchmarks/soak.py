@@ -226,7 +226,7 @@ def soak(runs: int, members: int, change: float, seed: int, maintenance_every: i
     _reset(members, seed)
     conn = connect_root(os.environ["MYSQL_DATABASE"])
     expected = Expected(_source_rows(conn))
-    rng = random.Random(seed)
+    rng = random.Random(f"soak-{seed}")  # not the seeding generator's sequence: its ids would come again
     builder = SparkSession.builder.master("local[2]").appName("soak")
     for key, value in local_spark_conf().items():
         builder = builder.config(key, value)
