@@ -36,6 +36,9 @@ class Member:
     first_name: str
     email: str
     dirty: bool = False
+    # a dirty row the soak can fix by giving it a valid email (its own dirty rows, and the seeded bad email);
+    # the seeded bad dates stay dirty
+    fixable: bool = True
 
 
 @dataclass
@@ -76,10 +79,11 @@ class Expected:
 
 def plan_day(rng: random.Random, source: dict[str, Member], day: int, change: float) -> Day:
     """About `change` × members changed: 40% updates, 30% inserts, 20% deletes, 10% rows made dirty (new
-    members and updates); a tenth of the dirty members at the source are fixed. Names and emails are new
-    and distinct (`s<day>x<i>`), so a stale value can never equal the expected one by chance."""
+    members and updates); a tenth of the fixable dirty members at the source (at least one) are fixed. Names
+    and emails are new and distinct (`s<day>x<i>`), so a stale value can never equal the expected one by
+    chance."""
     n = max(1, round(len(source) * change))
-    ids = sorted(source)
+    ids = [k for k in sorted(source) if source[k].fixable]  # an update would leave an unfixable row dirty
     picked = rng.sample(ids, min(len(ids), round(n * 0.4) + round(n * 0.2) + round(n * 0.05)))
     updates, deletes = picked[:round(n * 0.4)], picked[round(n * 0.4):round(n * 0.4) + round(n * 0.2)]
     dirty_updates = picked[round(n * 0.4) + round(n * 0.2):]
@@ -88,8 +92,8 @@ def plan_day(rng: random.Random, source: dict[str, Member], day: int, change: fl
         plan.updates[member_id] = Member(f"Upd{day}x{i}", f"upd.{day}.{i}@example.com")
     for i, member_id in enumerate(dirty_updates):
         plan.updates[member_id] = Member(f"Bad{day}x{i}", f"bad.{day}.{i}@@example.com", dirty=True)
-    fixes = [k for k in sorted(source) if source[k].dirty and k not in plan.deletes]
-    for i, member_id in enumerate(rng.sample(fixes, len(fixes) // 10)):
+    fixes = [k for k in sorted(source) if source[k].dirty and source[k].fixable and k not in plan.deletes]
+    for i, member_id in enumerate(rng.sample(fixes, max(len(fixes) // 10, min(1, len(fixes))))):
         plan.updates[member_id] = Member(f"Fix{day}x{i}", f"fix.{day}.{i}@example.com")
     for i in range(round(n * 0.3) + round(n * 0.05)):
         dirty = i >= round(n * 0.3)
@@ -128,15 +132,17 @@ def violations(expected: Expected, member: dict[str, str], duplicate_keys: int,
 def _source_rows(conn) -> dict[str, Member]:
     cur = conn.cursor()
     cur.execute("SELECT member_id, first_name, email FROM member")
-    dirty = {m["member_id"] for m in _dirty_seed()}
-    return {r[0]: Member(r[1], r[2], dirty=r[0] in dirty) for r in cur.fetchall()}
+    dirty = _dirty_seed()
+    return {r[0]: Member(r[1], r[2], dirty=r[0] in dirty, fixable=dirty.get(r[0], True)) for r in cur.fetchall()}
 
 
-def _dirty_seed() -> list[dict]:
+def _dirty_seed() -> dict[str, bool]:
+    """The seeded members the job quarantines (dev/seed_members.DIRTY_MEMBERS; the others are valid in unusual
+    ways), each with whether a valid email fixes it."""
     from dev.seed_members import DIRTY_MEMBERS
 
-    # the seeded dirty members the job quarantines (the others are valid in unusual ways)
-    return [m for m in DIRTY_MEMBERS if m["last_name"] in ("zero-date", "no-valid-day", "bad-email", "future")]
+    reasons = {"zero-date": False, "no-valid-day": False, "future": False, "bad-email": True}
+    return {m["member_id"]: reasons[m["last_name"]] for m in DIRTY_MEMBERS if m["last_name"] in reasons}
 
 
 def _apply_to_source(conn, plan: Day) -> None:
@@ -227,7 +233,7 @@ def soak(runs: int, members: int, change: float, seed: int, maintenance_every: i
     conn = connect_root(os.environ["MYSQL_DATABASE"])
     expected = Expected(_source_rows(conn))
     rng = random.Random(f"soak-{seed}")  # not the seeding generator's sequence: its ids would come again
-    builder = SparkSession.builder.master("local[2]").appName("soak")
+    builder = SparkSession.builder.master("local[2]").appName("soak").config("spark.ui.showConsoleProgress", "false")
     for key, value in local_spark_conf().items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -16,7 +16,9 @@ UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 
 
 def source(n: int = 1000, dirty: int = 20) -> dict[str, Member]:
-    return {f"id{i:04d}": Member(f"Name{i}", f"n{i}@example.com", dirty=i < dirty) for i in range(n)}
+    # the first `dirty` members are dirty, every other one of them by a date no new email fixes
+    return {f"id{i:04d}": Member(f"Name{i}", f"n{i}@example.com", dirty=i < dirty, fixable=i % 2 == 0)
+            for i in range(n)}
 
 
 def test_a_day_changes_about_the_share_asked_of_existing_and_new_members():
@@ -26,7 +28,8 @@ def test_a_day_changes_about_the_share_asked_of_existing_and_new_members():
     assert set(day.deletes) <= members.keys() and not set(day.deletes) & day.updates.keys()
     assert not day.inserts.keys() & members.keys() and all(UUID4.match(k) for k in day.inserts)
     assert any(m.dirty for m in day.inserts.values()) and any(m.dirty for m in day.updates.values())
-    assert any(k in members and members[k].dirty and not m.dirty for k, m in day.updates.items()), "a fix"
+    fixed = [k for k, m in day.updates.items() if members[k].dirty and not m.dirty]
+    assert fixed and all(members[k].fixable for k in fixed), "fixes, never of a row a new email cannot fix"
     # every dirty row is one the job must quarantine (an email with two @), every new value is distinct
     assert all("@@" in m.email for m in [*day.inserts.values(), *day.updates.values()] if m.dirty)
     names = [m.first_name for m in [*day.inserts.values(), *day.updates.values()]]
