@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 
 import pytest
@@ -50,16 +49,15 @@ def test_every_member_has_an_email_and_a_phone_number_of_its_own():
 
 
 @pytest.mark.integration
-def test_a_million_members_seed_in_under_a_minute(mysql_env, mysql_root):
+def test_seeded_members_all_load_with_distinct_ids(mysql_env, mysql_root):
+    # no timing here (benchmarks are separate from tests; benchmarks/member_daily seeds 1M and 5M): this checks that
+    # the bulk load loses and repeats nothing
     cur = mysql_root.cursor()
     cur.execute("DROP DATABASE IF EXISTS seed_test")
     try:
         setup_schema(mysql_root, "seed_test", mysql_env["MYSQL_EXTRACT_USER"], mysql_env["MYSQL_EXTRACT_PASSWORD"])
-        started = time.monotonic()
-        loaded = load_members(mysql_root, generate_members(1_000_000, seed=11))
-        elapsed = time.monotonic() - started
+        loaded = load_members(mysql_root, generate_members(50_000, seed=11))
         cur.execute("SELECT COUNT(*), COUNT(DISTINCT member_id) FROM seed_test.member")
-        assert cur.fetchone() == (1_000_000, 1_000_000) and loaded == 1_000_000
-        assert elapsed < 60, f"seeding 1M rows took {elapsed:.1f}s"
+        assert cur.fetchone() == (50_000, 50_000) and loaded == 50_000
     finally:
         cur.execute("DROP DATABASE IF EXISTS seed_test")
