@@ -475,6 +475,21 @@ cmd_stop() {
   say "stopped; data kept under .local/"
 }
 
+AIRFLOW_COMPONENTS="scheduler triggerer dag-processor api-server"
+
+# restart means running: every component named must be one of the profile's and up, or nothing is touched
+cmd_restart_airflow() {
+  load_env
+  [ $# -gt 0 ] || die "name the Airflow components to restart: $AIRFLOW_COMPONENTS"
+  local c
+  for c in "$@"; do
+    [[ " $AIRFLOW_COMPONENTS " == *" $c "* ]] || die "'$c' is not an Airflow component of the stack: $AIRFLOW_COMPONENTS"
+    running "$AIRFLOW_NAME-$c" || die "$AIRFLOW_NAME-$c is not running ($LAKEHOUSE_PROFILE profile): 'dev/stack.sh start' starts it"
+  done
+  for c in "$@"; do stop_one "$AIRFLOW_NAME-$c"; done
+  start_airflow
+}
+
 cmd_status() {
   for n in mariadb minio databricks-runner {airflow,airflow-test}-{api-server,scheduler,dag-processor,triggerer}; do
     if running "$n"; then printf '  %-27s running (pid %s)\n' "$n" "$(cat "$(pidfile "$n")")"
@@ -493,7 +508,7 @@ case "${1:-}" in
   deploy) load_env; deploy_jobs ;;
   # stop the named Airflow components of the profile (scheduler, triggerer, dag-processor, api-server) and
   # start them again, as an operator restarts them; the fault suite restarts a scheduler mid-run with it
-  restart-airflow) shift; load_env; for c in "$@"; do stop_one "$AIRFLOW_NAME-$c"; done; start_airflow ;;
+  restart-airflow) shift; cmd_restart_airflow "$@" ;;
   run) shift; load_env; exec "$@" ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;
 esac
