@@ -322,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replay-every", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
+    if args.runs < 1 or args.members < 1 or not 0 < args.change <= 1:
+        parser.error("--runs and --members must be at least 1, --change a share in (0, 1]")
+    if args.maintenance_every < 0 or args.replay_every < 0:
+        parser.error("--maintenance-every and --replay-every are days (0: never)")
     report = soak(args.runs, args.members, args.change, args.seed, args.maintenance_every, args.replay_every)
     report["date"] = dt.date.today().isoformat()
     report["command"] = "python -m benchmarks.soak " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from benchmarks.soak import Day, Expected, Member, plan_day, summarize, violations
+from benchmarks.soak import Day, Expected, Member, main, plan_day, summarize, violations
 
 pytestmark = pytest.mark.unit
 
@@ -74,3 +74,13 @@ def test_the_summary_counts_lost_rows_and_failed_days():
     report = summarize(days, members=10)
     assert (report["runs"], report["runs_succeeded"], report["rows_changed"], report["rows_lost"]) == (3, 2, 16, 3)
     assert report["days_failing_a_check"] == [2, 3]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--runs", "0"], "must be at least 1"), (["--members", "0"], "must be at least 1"),
+    (["--change", "2"], "a share in (0, 1]"), (["--change", "0"], "a share in (0, 1]"),
+    (["--replay-every", "-1"], "are days (0: never)")])
+def test_impossible_options_are_refused_before_anything_is_emptied(args, message, capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(args)
+    assert refused.value.code == 2 and message in capsys.readouterr().err
