@@ -92,8 +92,11 @@ def _child_stream(job: dict, stall_seconds: float) -> Iterator[pa.RecordBatch]:
         child = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=errors, env=env)
         try:
-            child.stdin.write(json.dumps(job).encode() + b"\n")
-            child.stdin.close()
+            try:
+                child.stdin.write(json.dumps(job).encode() + b"\n")
+                child.stdin.close()
+            except BrokenPipeError:  # it died on start: its exit status and stderr say why, below
+                pass
             rows = io.BufferedReader(_StallGuardedPipe(child.stdout.fileno(), stall_seconds), 1 << 20)
             try:
                 yield from pa.ipc.open_stream(rows)
