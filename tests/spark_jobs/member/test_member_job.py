@@ -409,7 +409,8 @@ def test_changes_and_deletions_keep_history_and_older_batches_are_refused(spark,
         "batch_id": BATCH_2, "landed_rows": 4, "unchanged_rows": 1, "valid_rows": 3, "quarantined_rows": 0,
         "quarantine_reasons": {}, "inserted_rows": 1, "updated_rows": 2, "deleted_rows": 1, "delta_rows": 4,
         "delta_version": 0, "dim_member_versions_opened": 2, "dim_member_versions_closed": 2,
-        "dim_member_version": 0, "dim_member_rows": 6, "dim_member_current_rows": 4}
+        "dim_member_version": 0, "dim_member_rows": 6, "dim_member_current_rows": 4,
+        "change_detection": "full snapshot: the batch has no change set (no change state when it was extracted)"}
 
     # replaying the older batch now would write history backwards: refused, nothing changes
     versions = {p: delta_version(spark, p) for p in (lake.table, lake.dim)}
@@ -447,7 +448,8 @@ def test_deletes_are_guarded_and_quarantined_members_are_kept(spark, tmp_path):
         "batch_id": batch_3, "landed_rows": 39, "unchanged_rows": 38, "valid_rows": 0, "quarantined_rows": 1,
         "quarantine_reasons": {"invalid_email": 1}, "inserted_rows": 0, "updated_rows": 0, "deleted_rows": 1,
         "delta_rows": 39, "delta_version": 0, "dim_member_versions_opened": 0, "dim_member_versions_closed": 1,
-        "dim_member_version": 0, "dim_member_rows": 40, "dim_member_current_rows": 39}
+        "dim_member_version": 0, "dim_member_rows": 40, "dim_member_current_rows": 39,
+        "change_detection": "full snapshot: the batch has no change set (no change state when it was extracted)"}
 
 
 @pytest.mark.integration

@@ -114,7 +114,8 @@ def test_crash_after_the_commit_is_harmless_to_retry(spark, tmp_path, monkeypatc
         "batch_id": BATCH_1, "landed_rows": 20, "unchanged_rows": 20, "valid_rows": 0, "quarantined_rows": 0,
         "quarantine_reasons": {}, "inserted_rows": 0, "updated_rows": 0, "deleted_rows": 0, "delta_rows": 20,
         "delta_version": None, "dim_member_versions_opened": 0, "dim_member_versions_closed": 0,
-        "dim_member_version": None, "dim_member_rows": 20, "dim_member_current_rows": 20}
+        "dim_member_version": None, "dim_member_rows": 20, "dim_member_current_rows": 20,
+        "change_detection": "full snapshot: the batch has no change set (no change state when it was extracted)"}
 
 
 def assert_one_current_version_per_member(spark, dim_path: str, rows: int, members: int) -> None:
