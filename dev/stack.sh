@@ -484,6 +484,8 @@ cmd_restart_airflow() {
   local c
   for c in "$@"; do
     [[ " $AIRFLOW_COMPONENTS " == *" $c "* ]] || die "'$c' is not an Airflow component of the stack: $AIRFLOW_COMPONENTS"
+  done
+  for c in "$@"; do
     running "$AIRFLOW_NAME-$c" || die "$AIRFLOW_NAME-$c is not running ($LAKEHOUSE_PROFILE profile): 'dev/stack.sh start' starts it"
   done
   for c in "$@"; do stop_one "$AIRFLOW_NAME-$c"; done
