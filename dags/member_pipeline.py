@@ -77,7 +77,7 @@ MERGE_TRIES = 3
     doc_md=__doc__,
 )
 def member_pipeline():
-    @task(execution_timeout=dt.timedelta(minutes=20))
+    @task(execution_timeout=settings.EXTRACT_TASK_TIMEOUT)
     def extract_members(**context) -> dict:
         from include.extract.run import extract_member_batch
         from include.landing.batch_id import PastIntervalError, interval_end, snapshot_batch_id

@@ -8,6 +8,7 @@ setting fails the DAG's import (visible in the UI) instead of a run. `.env.examp
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Mapping
@@ -17,7 +18,8 @@ from include.databricks_runtime import DEFAULT_RUNTIME
 from lakehouse_jobs import __version__ as JOBS_VERSION
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None,
+         maximum: int | None = None) -> int:
     value = env.get(name) or str(default)
     try:
         number = int(value)
@@ -25,6 +27,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = 
         raise ValueError(f"{name}={value!r}: expected a whole number") from None
     if minimum is not None and number < minimum:
         raise ValueError(f"{name}={value!r}: expected a whole number of at least {minimum}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name}={value!r}: expected a whole number of at most {maximum}")
     return number
 
 
@@ -59,10 +63,14 @@ EXTRACT_ROWS_PER_FILE = _int(os.environ, "EXTRACT_ROWS_PER_FILE", 1_000_000)
 # "connectorx" (default, fastest) or "mysqlclient" (pure DB-API; also used whenever the MySQL connection
 # carries ssl* options, which ConnectorX cannot take).
 EXTRACT_READER = os.getenv("EXTRACT_READER", "connectorx")
+# The member extract task's execution_timeout (dags/member_pipeline.py).
+EXTRACT_TASK_TIMEOUT = dt.timedelta(minutes=20)
 # Seconds the ConnectorX reader waits for the next rows before it stops the read as stalled (a server that
 # holds the statement, a network path that drops packets without closing): far above a healthy gap between
-# two 64K-row batches (well under a second), far below the extract task's execution_timeout.
-EXTRACT_STALL_SECONDS = _int(os.environ, "EXTRACT_STALL_SECONDS", 300, minimum=1)
+# two 64K-row batches (well under a second), and at least a minute below EXTRACT_TASK_TIMEOUT, or the task's
+# timeout would end a stalled read first, without saying why.
+EXTRACT_STALL_SECONDS = _int(os.environ, "EXTRACT_STALL_SECONDS", 300, minimum=1,
+                             maximum=int(EXTRACT_TASK_TIMEOUT.total_seconds()) - 60)
 # Extra Hive-style partition columns inside each batch, comma-separated (e.g. "country"); by default a
 # batch is partitioned only by its extraction interval (README, "Design choices").
 EXTRACT_PARTITION_COLS = tuple(c.strip() for c in os.getenv("EXTRACT_PARTITION_COLS", "").split(",") if c.strip())
