@@ -477,13 +477,15 @@ cmd_stop() {
 
 AIRFLOW_COMPONENTS="scheduler triggerer dag-processor api-server"
 
-# restart means running: every component named must be one of the profile's and up, or nothing is touched
+# restart means running: every component named must be one of the profile's and up, or nothing is touched;
+# the start that follows is `start`'s, so a component of the profile that was down is started too
 cmd_restart_airflow() {
   load_env
   [ $# -gt 0 ] || die "name the Airflow components to restart: $AIRFLOW_COMPONENTS"
   local c
   for c in "$@"; do
-    [[ " $AIRFLOW_COMPONENTS " == *" $c "* ]] || die "'$c' is not an Airflow component of the stack: $AIRFLOW_COMPONENTS"
+    [[ $c =~ ^[a-z-]+$ && " $AIRFLOW_COMPONENTS " == *" $c "* ]] \
+      || die "'$c' is not an Airflow component of the stack: $AIRFLOW_COMPONENTS"
   done
   for c in "$@"; do
     running "$AIRFLOW_NAME-$c" || die "$AIRFLOW_NAME-$c is not running ($LAKEHOUSE_PROFILE profile): 'dev/stack.sh start' starts it"
@@ -509,7 +511,7 @@ case "${1:-}" in
   status) cmd_status ;;
   deploy) load_env; deploy_jobs ;;
   # stop the named Airflow components of the profile (scheduler, triggerer, dag-processor, api-server) and
-  # start them again, as an operator restarts them; the fault suite restarts a scheduler mid-run with it
+  # start them again, as an operator restarts them; tests/e2e restarts the scheduler and triggerer mid-run with it
   restart-airflow) shift; cmd_restart_airflow "$@" ;;
   run) shift; load_env; exec "$@" ;;
   *) sed -n '2,10p' "$0"; exit 2 ;;

@@ -20,6 +20,7 @@ def stack(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(("args", "message"), [
     ((), "name the Airflow components to restart: scheduler triggerer dag-processor api-server"),
     (("scheduler", "foo"), "'foo' is not an Airflow component of the stack"),
+    (("scheduler triggerer",), "'scheduler triggerer' is not an Airflow component of the stack"),
 ])
 def test_restart_airflow_refuses_what_it_cannot_restart(args, message):
     done = stack("restart-airflow", *args)
