@@ -1,10 +1,9 @@
-"""Soak (issue 23 item 8): consecutive daily runs of `member_pipeline` through Airflow on a seeded source,
-with random inserts, updates, deletes and dirty rows between them, and the invariants of
-../shared/notes/reliability-security.md checked after every run.
+"""Soak: consecutive daily runs of `member_pipeline` through Airflow on a seeded source,
+with random inserts, updates, deletes and dirty rows between them, and the invariants I1-I4 of
+docs/reliability.md checked after every run.
 
     LAKEHOUSE_PROFILE=test dev/stack.sh start
-    LAKEHOUSE_PROFILE=test dev/stack.sh run python -m benchmarks.soak --runs 30 --members 10000 \
-        --out benchmarks/results
+    LAKEHOUSE_PROFILE=test dev/stack.sh run python -m benchmarks.soak --out benchmarks/results
 
 It runs on the stack's test profile (its own database, buckets and Airflow; the next `make test` starts
 from scratch anyway) and begins by emptying them. The source changes are drawn by `plan_day` from a seeded
@@ -12,7 +11,8 @@ generator; this process keeps the state every member must then have (`Expected`)
 tables (`violations`): a member missing, left behind after a delete, holding a stale value, held twice, or
 a dirty row not quarantined is counted as lost. Every `--maintenance-every` days `lakehouse_maintenance`
 runs (OPTIMIZE, VACUUM) between two days, and every `--replay-every` days the same day is run twice, the
-second run expected to change nothing (I4). Writes soak-<date>.json and .md.
+second run expected to change nothing (I4). Writes soak-<date>.json and .md under --out, refusing to
+replace a result already there.
 """
 
 from __future__ import annotations
@@ -294,7 +294,8 @@ def markdown(report: dict) -> str:
     p = report["parameters"]
     lines = [f"# Soak: {report['runs']} daily runs of member_pipeline ({report['date']})", "",
              f"Command: `{report['command']}`", "",
-             f"Source: {p['members']:,} seeded members, ~{p['change']:.0%} of them changed before each run "
+             f"Source: {p['members']:,} generated members plus the seed's dirty rows, ~{p['change']:.0%} of "
+             "the members changed before each run "
              f"(seed {p['seed']}).", "",
              "| runs | succeeded | rows changed | rows lost | days failing a check | table versions read |",
              "|---:|---:|---:|---:|---|---:|",
@@ -313,24 +314,30 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--members", type=int, default=10_000)
-    parser.add_argument("--change", type=float, default=0.02, help="share of members changed before each run")
-    parser.add_argument("--seed", type=int, default=23)
-    parser.add_argument("--maintenance-every", type=int, default=7)
-    parser.add_argument("--replay-every", type=int, default=10)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=30, help="daily runs (default 30)")
+    parser.add_argument("--members", type=int, default=10_000, help="generated members (default 10000)")
+    parser.add_argument("--change", type=float, default=0.02,
+                        help="share of members changed before each run (default 0.02)")
+    parser.add_argument("--seed", type=int, default=23, help="of the source and its changes (default 23)")
+    parser.add_argument("--maintenance-every", type=int, default=7, help="days; 0: never (default 7)")
+    parser.add_argument("--replay-every", type=int, default=10, help="days; 0: never (default 10)")
+    parser.add_argument("--out", type=Path, default=Path(".local/soak"),
+                        help="results directory (default .local/soak; the committed ones are in benchmarks/results)")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.members < 1 or not 0 < args.change <= 1:
         parser.error("--runs and --members must be at least 1, --change a share in (0, 1]")
     if args.maintenance_every < 0 or args.replay_every < 0:
         parser.error("--maintenance-every and --replay-every are days (0: never)")
+    date = dt.date.today().isoformat()  # of the start: the file is checked before a run of hours
+    stem = args.out / f"soak-{date}"
+    if taken := [p.name for p in (stem.with_suffix(".json"), stem.with_suffix(".md")) if p.exists()]:
+        parser.error(f"{args.out} already holds {', '.join(taken)}: remove it or pass another --out")
     report = soak(args.runs, args.members, args.change, args.seed, args.maintenance_every, args.replay_every)
-    report["date"] = dt.date.today().isoformat()
+    report["date"] = date
     report["command"] = "python -m benchmarks.soak " + " ".join(sys.argv[1:] if argv is None else argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"soak-{report['date']}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))

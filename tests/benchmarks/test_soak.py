@@ -3,6 +3,7 @@ itself runs for half an hour through Airflow; its committed result is benchmarks
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 
@@ -84,3 +85,10 @@ def test_impossible_options_are_refused_before_anything_is_emptied(args, message
     with pytest.raises(SystemExit) as refused:
         main(args)
     assert refused.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_result_already_there_is_refused_before_anything_is_emptied(tmp_path, capsys):
+    (tmp_path / f"soak-{dt.date.today().isoformat()}.md").write_text("a committed result\n")
+    with pytest.raises(SystemExit) as refused:
+        main(["--runs", "1", "--out", str(tmp_path)])
+    assert refused.value.code == 2 and "already holds soak-" in capsys.readouterr().err
