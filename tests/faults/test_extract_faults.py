@@ -1,7 +1,7 @@
 """Faults between the extract and its services (issue 23 item 1), through Toxiproxy on the real MariaDB and
 MinIO: a connection to MySQL cut mid-read, S3 down mid-upload and during the manifest's publish, S3 slow.
 After each the extract fails naming the fault, or succeeds, and the invariants of
-../shared/notes/reliability-security.md hold: no manifest for an incomplete batch (I1), and the retry of the
+docs/reliability.md hold: no manifest for an incomplete batch (I1), and the retry of the
 same run lands exactly the source's rows, each once (I3).
 """
 
@@ -82,6 +82,8 @@ def test_mysql_connection_cut_mid_read_fails_naming_the_server_and_the_retry_is_
     with pytest.raises(SourceError, match=r"the read from MySQL failed: .*IO error"):
         extract(conn, s3, scratch_bucket, reader=connectorx_reader(reader_url(mysql_env, mysql_proxy.port)))
     assert_nothing_published(s3, scratch_bucket)
+    # S3 is healthy here: the failed try removed the files it had written
+    assert not s3.list_objects_v2(Bucket=scratch_bucket).get("KeyCount")
 
     mysql_proxy.remove(cut)
     assert_exact(s3, extract(conn, s3, scratch_bucket,

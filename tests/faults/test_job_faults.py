@@ -62,6 +62,7 @@ def assert_one_row_per_member(spark, path: str) -> None:
 
 
 def test_the_job_killed_mid_merge_leaves_the_table_as_it_was_and_the_retry_commits_once(spark, tmp_path):
+    """SIGKILL while the member MERGE writes its files (dim_member's MERGE, which comes first, has committed)."""
     lake = Lake(tmp_path)
     rows = [member_row(n) for n in range(100_000)]  # files written over seconds: a kill falls between them
     manifest, _ = write_batch(lake.landing, BATCH_1, rows, AT_1)
@@ -81,11 +82,17 @@ def test_the_job_killed_mid_merge_leaves_the_table_as_it_was_and_the_retry_commi
 
     before = versions_readable(spark, lake.table)  # created by ensure_table, no data commit: killed before it
     assert spark.read.format("delta").load(lake.table).count() == 0
+    # dim_member's MERGE runs first and had committed: the kill fell between the two tables' commits
+    dim_before = versions_readable(spark, lake.dim)
+    assert spark.read.format("delta").load(lake.dim).count() == len(rows)
 
     retry = lake.run(manifest, BATCH_1, spark=spark)
     assert retry["rows_after"] == len(rows)
     assert versions_readable(spark, lake.table) == before + [before[-1] + 1]  # one commit
     assert_one_row_per_member(spark, lake.table)
+    # the retry finds the batch's versions in dim_member already: no second version of any member
+    assert versions_readable(spark, lake.dim) == dim_before
+    assert spark.read.format("delta").load(lake.dim).where("is_current").count() == len(rows)
     again = lake.run(manifest, BATCH_1, spark=spark)
     assert again["delta_version"] is None  # I4: nothing to change
 
