@@ -44,13 +44,14 @@ def mysql_env() -> dict[str, str]:
 
 
 def mysql_connect(env: dict[str, str], user: str, password: str, database: str | None = None):
-    return MySQLdb.connect(host=env["MYSQL_HOST"], port=int(env["MYSQL_PORT"]), user=user,
-                           password=password, database=database or env["MYSQL_DATABASE"],
-                           charset="utf8mb4", local_infile=1)
+    """A connection to `database`, else to none (statements name their database)."""
+    return MySQLdb.connect(host=env["MYSQL_HOST"], port=int(env["MYSQL_PORT"]), user=user, password=password,
+                           charset="utf8mb4", local_infile=1, **({"database": database} if database else {}))
 
 
 @pytest.fixture(scope="session")
 def mysql_root(mysql_env):
+    """root, on no database: the end-to-end tests drop and re-create the test profile's while others run."""
     conn = mysql_connect(mysql_env, "root", mysql_env["MYSQL_ROOT_PASSWORD"])
     conn.autocommit(True)
     yield conn

@@ -9,9 +9,10 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import types as T
 
-from dev.seed_members import COLUMNS, MEMBER_DDL
+from dev.seed_members import COLUMNS, MEMBER_DDL, setup_schema
 from lakehouse_jobs.contracts import MEMBER, Column, SourceContract, arrow_schema, mysql_ddl, raw_columns, spark_schema
 
+DB = "contracts_test"
 BRIEF_COLUMNS = ["member_id", "first_name", "last_name", "email", "phone_number", "address", "city", "country",
                  "registration_date"]  # ../shared/seed/brief.md, "Part 1 - Data"
 
@@ -68,14 +69,19 @@ def test_every_column_has_a_pii_class():
 
 @pytest.mark.integration
 def test_seeded_mysql_table_is_the_contract(mysql_root, mysql_env):
-    """The table `make up` seeds (from mysql_ddl) has the contract's columns, types, lengths and key."""
+    """The table `make up` seeds (setup_schema, from mysql_ddl) has the contract's columns, types, lengths and
+    key. In a database of its own: the end-to-end tests drop and re-create the test profile's meanwhile."""
     cur = mysql_root.cursor()
-    cur.execute(
-        "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE, COLUMN_KEY "
-        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'member' "
-        "ORDER BY ORDINAL_POSITION", (mysql_env["MYSQL_DATABASE"],))
-    live = [(name, dtype, length, nullable == "YES", key == "PRI") for name, dtype, length, nullable, key
-            in cur.fetchall()]
+    setup_schema(mysql_root, DB, mysql_env["MYSQL_EXTRACT_USER"], mysql_env["MYSQL_EXTRACT_PASSWORD"])
+    try:
+        cur.execute(
+            "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, IS_NULLABLE, COLUMN_KEY "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'member' "
+            "ORDER BY ORDINAL_POSITION", (DB,))
+        live = [(name, dtype, length, nullable == "YES", key == "PRI") for name, dtype, length, nullable, key
+                in cur.fetchall()]
+    finally:
+        cur.execute(f"DROP DATABASE `{DB}`")
     expected = [(c.name, "varchar" if c.type == "string" else c.type, c.max_length, c.nullable,
                  c.name == MEMBER.key) for c in MEMBER.columns]
     assert live == expected

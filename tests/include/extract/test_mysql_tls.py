@@ -18,8 +18,9 @@ CA = Path(__file__).resolve().parents[3] / ".local" / "tls" / "ca.pem"
 
 
 def hook_with(monkeypatch, mysql_env, extra: dict) -> MySqlHook:
+    # no default database: the end-to-end tests drop and re-create the test profile's meanwhile
     conn = {"conn_type": "mysql", "host": "127.0.0.1", "port": int(mysql_env["MYSQL_PORT"]),
-            "schema": mysql_env["MYSQL_DATABASE"], "login": mysql_env["MYSQL_EXTRACT_USER"],
+            "schema": "", "login": mysql_env["MYSQL_EXTRACT_USER"],
             "password": mysql_env["MYSQL_EXTRACT_PASSWORD"], "extra": {"charset": "utf8mb4", **extra}}
     monkeypatch.setenv("AIRFLOW_CONN_MYSQL_TLS_TEST", json.dumps(conn))
     return MySqlHook(mysql_conn_id="mysql_tls_test")
