@@ -121,9 +121,6 @@ class MemberMergeResult(JobResult):
     # members with a current dim_member version whose standardised attributes changed (a new version): after
     # a rule library upgrade (change_detection names it), how many members the new rules answer differently
     attributes_changed: int | None = field(default=None, metadata={"omit_none": True})
-    # the rules the run standardised with (change_state.state_rules_version); member_batches keeps it, and
-    # clean.known_phones reuses a stored phone only from rows a run with today's rules wrote
-    rules_version: str | None = field(default=None, metadata={"omit_none": True})
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,6 @@ plan, clean, validate, quarantine, protect, merge_dim_member, merge_member, tabl
    runs on what changed; the result says which way (``change_detection``).
 4. ``clean_members``, ``flag_rows`` and ``split_flagged`` on the candidates: normalise the rows (rules
    below), give each bad row the first quarantine reason that applies, and split valid from quarantined.
-   A changed member whose phone and resolved country did not change keeps its stored phone_e164
-   (``known_phones``: only from rows written under today's rules, the result's ``rules_version``).
 5. ``write_quarantine``: replace this batch's verdicts on the rows it evaluated in the quarantine table
    (a rerun keeps those of the rows it did not evaluate again), direct identifiers encrypted.
 6. Fail (BatchError, tables unchanged) when the quarantined share exceeds ``--max-quarantine-ratio`` or a
@@ -89,7 +87,7 @@ from lakehouse_jobs.delta import ensure_table
 from lakehouse_jobs.entry import TablePaths, run_job
 from lakehouse_jobs.member.batches import check_order, record_batch
 from lakehouse_jobs.member.change_tracking import change_set_refusal, current_state, write_change_state
-from lakehouse_jobs.member.clean import clean_members, known_phones
+from lakehouse_jobs.member.clean import clean_members
 from lakehouse_jobs.member.merge_dim_member import merge_dim_member
 from lakehouse_jobs.member.merge_member import merge_members
 from lakehouse_jobs.member.plan import plan_changes, plan_from_change_set, with_source_hash
@@ -156,12 +154,7 @@ def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePath
     deleted_rows = plan.counts.get("deleted", 0)
     log.info("batch %s: rows by change %s (%s)", batch_id, plan.counts, detection)
     with timed("clean", log):
-        changed_keys = plan.statuses.where(F.col("_status").isin("changed", "duplicate")).select("_key")
-        known = None if not (plan.counts.get("changed") or plan.counts.get("duplicate")) else known_phones(
-            pii.with_keys(spark, spark.read.format("delta").option("versionAsOf", table_version)
-                          .load(paths["member"]), keys),
-            spark.read.format("delta").load(paths["member_batches"]), changed_keys, rules)
-        cleaned = materialise(clean_members(plan.candidates(batch), known))
+        cleaned = materialise(clean_members(plan.candidates(batch)))
     with timed("validate", log):
         flagged = materialise(flag_rows(cleaned, today=datetime.now(timezone.utc).date()))
     valid, quarantine = split_flagged(flagged)
@@ -224,7 +217,7 @@ def apply_batch(spark: SparkSession, params: MemberMergeParams, paths: TablePath
         valid_rows=valid_rows, quarantined_rows=quarantined_rows, quarantine_reasons=reasons,
         deleted_rows=deleted_rows, merge_source_rows=source_rows, delta_version=version,
         dim_member_version=dim_version, commit_tag=commit_tag, change_detection=detection,
-        attributes_changed=attributes_changed, rules_version=rules, **facts,
+        attributes_changed=attributes_changed, **facts,
     )
     with timed("record_batch", log):
         record_batch(spark, paths["member_batches"], extracted_at, result)
