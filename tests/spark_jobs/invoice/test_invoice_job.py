@@ -40,6 +40,7 @@ from lakehouse_jobs import pii
 from lakehouse_jobs.delta import ensure_table
 from lakehouse_jobs.invoice import job as invoice_load
 from lakehouse_jobs.invoice import members, parse
+from lakehouse_jobs.invoice.constraints import FOREIGN_KEYS, PRIMARY_KEYS, UNIQUE_KEYS
 from lakehouse_jobs.invoice.document import (
     ADJUSTMENT_SIGNS,
     Adjustment,
@@ -49,7 +50,7 @@ from lakehouse_jobs.invoice.document import (
     check_arithmetic,
     money_unit,
 )
-from lakehouse_jobs.invoice.tables import FOREIGN_KEYS, INVOICE_TABLES, PRIMARY_KEYS, UNIQUE_KEYS
+from lakehouse_jobs.invoice.tables import INVOICE_TABLES
 from lakehouse_jobs.manifest import FileList, ListedFile
 from lakehouse_jobs.tables import DIM_MEMBER, OPEN_END
 from tests.conftest import REPO_ROOT

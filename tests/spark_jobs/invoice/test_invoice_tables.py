@@ -12,16 +12,9 @@ import pytest
 from delta.tables import DeltaTable
 
 from lakehouse_jobs.delta import ensure_table
+from lakehouse_jobs.invoice.constraints import FOREIGN_KEYS, PRIMARY_KEYS, UNIQUE_KEYS, informational_constraints_ddl
 from lakehouse_jobs.invoice.document import check_arithmetic
-from lakehouse_jobs.invoice.tables import (
-    ARITHMETIC_REASONS,
-    FOREIGN_KEYS,
-    INVOICE_TABLES,
-    PRIMARY_KEYS,
-    QUARANTINE_REASONS,
-    UNIQUE_KEYS,
-    informational_constraints_ddl,
-)
+from lakehouse_jobs.invoice.tables import ARITHMETIC_REASONS, INVOICE_TABLES, QUARANTINE_REASONS
 from lakehouse_jobs.invoice.text_layer import REASONS
 from lakehouse_jobs.tables import DIM_MEMBER, TABLES
 from tests.conftest import REPO_ROOT
