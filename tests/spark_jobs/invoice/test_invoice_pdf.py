@@ -230,6 +230,16 @@ def test_each_unreadable_file_has_its_reason(doc, kind):
     assert reason_of(bad_inputs(doc)[kind]) == kind
 
 
+def test_bytes_after_the_end_marker_do_not_make_a_file_unreadable(doc):
+    """Producers and transfer tools pad after %%EOF (zeros, blanks, a signature block); PDFium opens such a
+    file, so it is read as any other."""
+    good = render_invoice_pdf(doc)
+    for padding in (b"\0" * 4096, b" \r\n" * 2000, b"%% trailing comment\n" * 300):
+        assert parse_invoice_pdf(good + padding) == parse_invoice_pdf(good)
+    # cut inside the padding: the file is whole, so it is still read
+    assert parse_invoice_pdf((good + b"\0" * 4096)[:-100]) == parse_invoice_pdf(good)
+
+
 def test_an_invoice_that_does_not_add_up_parses_as_printed_and_fails_the_checks(doc):
     files = bad_inputs(doc)
     for what, code in (("line_amount", "line_amount_mismatch:1"), ("subtotal", "subtotal_mismatch"),

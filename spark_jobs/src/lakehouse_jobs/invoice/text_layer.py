@@ -33,7 +33,7 @@ import pypdfium2.raw as pdfium_c
 REASONS = frozenset({
     # the text layer's (this module)
     "not_pdf",                 # no "%PDF-" header in the first 1024 bytes
-    "truncated",               # no "%%EOF" in the last 1024 bytes (ISO 32000-1 7.5.5): the file was cut
+    "truncated",               # PDFium cannot load it and no "%%EOF" ends it (ISO 32000-1 7.5.5): it was cut
     "encrypted",               # needs a password (or a security handler PDFium lacks)
     "corrupt_pdf",             # PDFium cannot load the document or a page
     "too_many_pages",          # more than max_pages pages
@@ -104,8 +104,6 @@ def _check_container(data: bytes) -> None:
         raise TypeError(f"parse_invoice_pdf takes bytes, not {type(data).__name__}")
     if b"%PDF-" not in bytes(data[:1024]):
         raise InvoiceParseError("not_pdf", f"no %PDF- header in the first 1024 of {len(data)} bytes")
-    if b"%%EOF" not in bytes(data[-1024:]):
-        raise InvoiceParseError("truncated", f"no %%EOF marker in the last 1024 of {len(data)} bytes")
 
 
 def extract_pages(data: bytes, max_pages: int = MAX_PAGES) -> list[PageText]:
@@ -118,6 +116,11 @@ def extract_pages(data: bytes, max_pages: int = MAX_PAGES) -> list[PageText]:
     except pdfium.PdfiumError as e:
         if getattr(e, "err_code", None) in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
             raise InvoiceParseError("encrypted", str(e)) from None
+        # judged only once PDFium refuses the file: producers pad after %%EOF, and a file PDFium opens is
+        # read (a cut that PDFium repairs loses pages or lines, which the page and arithmetic checks catch)
+        if b"%%EOF" not in bytes(data[-1024:]):
+            raise InvoiceParseError("truncated", f"no %%EOF marker in the last 1024 of {len(data)} bytes, and "
+                                                 f"PDFium cannot load it: {e}")
         raise InvoiceParseError("corrupt_pdf", str(e)) from None
     try:
         count = len(pdf)
