@@ -15,7 +15,14 @@ How a page is read (every coordinate in points, y growing downwards; step 4, the
 ``invoice.pdf``'s):
 
 1. Characters: PDFium's text layer, each character with its loose box (advance width x font ascent and
-   descent) and its baseline. Whitespace is dropped; spacing is recomputed from the geometry.
+   descent) and its baseline, turned as the page is displayed (its /Rotate; ISO 32000-1 7.7.3.3), so a
+   page drawn sideways with a compensating rotation reads as a reader sees it. Whitespace is dropped;
+   spacing is recomputed from the geometry. Only painted characters are read: a character whose text
+   render mode paints nothing (3, invisible, and 7, clip only: ISO 32000-1 9.3.6) or whose box lies
+   outside the page's crop box is not seen by a reader. Such text is ignored where it repeats painted
+   text in place; anywhere else the page is refused (``ocr_text_layer``: the invisible OCR layer behind a
+   scanned image, or text hidden from the reader), so nothing (a member number, an amount) is ever read
+   from text nobody can see.
 2. Lines: characters whose baselines are within 0.3 of a character height of the line's first.
 3. Cells: a line's characters left to right, split where the gap exceeds 0.5 character heights (columns
    are further apart than that; a space is about 0.25); a gap over 0.15 heights is a space inside a cell.
@@ -38,6 +45,7 @@ REASONS = frozenset({
     "corrupt_pdf",             # PDFium cannot load the document or a page
     "too_many_pages",          # more than max_pages pages
     "no_text_layer",           # a page without text (a scan: an image only)
+    "ocr_text_layer",          # text that is not painted (invisible, or off the page) and not also painted
     "unreadable_text",         # text whose characters PDFium cannot map to Unicode
     # the layout's (invoice.pdf)
     "layout_unrecognised",     # text the layout does not place, an unknown label, a missing table header
@@ -58,6 +66,8 @@ CELL_GAP = 0.5          # x character height: a wider gap starts a new cell (a s
 SPACE_GAP = 0.15        # x character height: a wider gap inside a cell is a space
 
 _WHITESPACE = frozenset((0x20, 0x0D, 0x0A, 0x09, 0xA0, 0x2002, 0x2003, 0x2009, 0x3000))
+# text render modes that paint nothing (ISO 32000-1 Table 106): invisible, and add-to-clip only
+_UNPAINTED_MODES = frozenset((pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE, pdfium_c.FPDF_TEXTRENDERMODE_CLIP))
 
 
 class InvoiceParseError(ValueError):
@@ -140,13 +150,15 @@ def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
     except pdfium.PdfiumError as e:
         raise InvoiceParseError("corrupt_pdf", f"page {index + 1}: {e}") from None
     try:
-        width, height = page.get_size()
+        left, bottom, right, top = page.get_cropbox()
+        display = _Display(page.get_rotation() // 90 % 4, left, bottom, right, top)
         raw = textpage.raw
         box = pdfium_c.FS_RECTF()
         ox, oy = ctypes.c_double(), ctypes.c_double()
         unicode, loose_box, origin = (pdfium_c.FPDFText_GetUnicode, pdfium_c.FPDFText_GetLooseCharBox,
                                       pdfium_c.FPDFText_GetCharOrigin)
-        chars = []
+        render_mode, text_object = pdfium_c.FPDFTextObj_GetTextRenderMode, pdfium_c.FPDFText_GetTextObject
+        chars, unpainted = [], []
         for i in range(pdfium_c.FPDFText_CountChars(raw)):
             code = unicode(raw, i)
             if code in _WHITESPACE:  # PDFium's generated spaces and line breaks too: spacing comes from geometry
@@ -155,13 +167,44 @@ def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
                 raise InvoiceParseError("unreadable_text", f"page {index + 1}: character {code:#x} has no Unicode")
             loose_box(raw, i, box)
             origin(raw, i, ox, oy)
-            chars.append(Char(chr(code), box.left, box.right, height - oy.value, box.top - box.bottom))
+            on_page = box.right > left and box.left < right and box.top > bottom and box.bottom < top
+            painted = on_page and render_mode(text_object(raw, i)) not in _UNPAINTED_MODES
+            (chars if painted else unpainted).append(display.char(chr(code), box, ox.value, oy.value))
     finally:
         textpage.close()
         page.close()
+    hidden = [c for c in unpainted if not _repeats_painted(c, chars)]
+    if hidden:
+        raise InvoiceParseError("ocr_text_layer", f"page {index + 1}: {len(hidden)} characters nobody sees (invisible"
+                                f" or off the page) that no painted text repeats" + ("" if chars else
+                                "; the page paints no text at all (a scan with its OCR layer?)"))
     if not chars:
         raise InvoiceParseError("no_text_layer", f"page {index + 1} has no text (a scanned image?)")
-    return PageText(width, height, tuple(chars))
+    return PageText(display.width, display.height, tuple(chars))
+
+
+class _Display:
+    """Page coordinates (points, y up, PDFium's) to display coordinates (points from the top-left corner of
+    the crop box as a reader sees it, y down), for a page turned `quarter_turns` x 90 degrees clockwise."""
+
+    def __init__(self, quarter_turns: int, left: float, bottom: float, right: float, top: float):
+        w, h = right - left, top - bottom
+        self.width, self.height = (h, w) if quarter_turns % 2 else (w, h)
+        turn = [lambda x, y: (x, h - y), lambda x, y: (y, x), lambda x, y: (w - x, y),
+                lambda x, y: (h - y, w - x)][quarter_turns]
+        self.point = lambda x, y: turn(x - left, y - bottom)
+
+    def char(self, text: str, box, ox: float, oy: float) -> Char:
+        (ax, ay), (bx, by) = self.point(box.left, box.bottom), self.point(box.right, box.top)
+        return Char(text, min(ax, bx), max(ax, bx), self.point(ox, oy)[1], abs(ay - by))
+
+
+def _repeats_painted(c: Char, painted: list[Char]) -> bool:
+    """Whether a painted character of the same text sits where `c` does (centre within half a height): an
+    invisible copy laid over printed text to make it searchable, which adds nothing a reader does not see."""
+    tolerance = c.height / 2
+    return any(p.text == c.text and abs(p.baseline - c.baseline) <= tolerance
+               and abs((p.x0 + p.x1) / 2 - (c.x0 + c.x1) / 2) <= tolerance for p in painted)
 
 
 def page_lines(page: PageText) -> list[list[Cell]]:

@@ -1,0 +1,94 @@
+"""The text layer reads what a reader sees (lakehouse_jobs.invoice.text_layer; issue 24 item 2): text that is
+not painted (invisible render mode, off the page) refuses the page unless it repeats painted text in place,
+and a page drawn sideways with a compensating /Rotate reads as displayed. Each PDF is a generated invoice
+changed with PDFium's own editing API, as another producer would have written it."""
+
+from __future__ import annotations
+
+import ctypes
+import io
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+import pytest
+
+from dev.invoice_pdfs import generate_invoices, render_invoice_pdf, scanned_pdf
+from lakehouse_jobs.invoice.pdf import parse_invoice_pdf
+from lakehouse_jobs.invoice.text_layer import InvoiceParseError, extract_pages
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def good() -> bytes:
+    return render_invoice_pdf(generate_invoices(1, seed=5, member_numbers=[123456789012])[0])
+
+
+def saved(pdf: pdfium.PdfDocument) -> bytes:
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def with_text(data: bytes, text: str, x: float, y: float, mode: int = pdfium_c.FPDF_TEXTRENDERMODE_FILL) -> bytes:
+    """`data` with `text` added to its first page at (x, y) (points, PDF space), in text render mode `mode`."""
+    pdf = pdfium.PdfDocument(data)
+    page = pdf[0]
+    obj = pdfium_c.FPDFPageObj_NewTextObj(pdf.raw, b"Helvetica", ctypes.c_float(10))
+    buffer = ctypes.create_string_buffer((text + "\0").encode("utf-16-le"))
+    assert pdfium_c.FPDFText_SetText(obj, ctypes.cast(buffer, ctypes.POINTER(pdfium_c.FPDF_WCHAR)))
+    pdfium_c.FPDFPageObj_Transform(obj, 1, 0, 0, 1, x, y)
+    assert pdfium_c.FPDFTextObj_SetTextRenderMode(obj, mode)
+    pdfium_c.FPDFPage_InsertObject(page.raw, obj)
+    assert pdfium_c.FPDFPage_GenerateContent(page.raw)
+    return saved(pdf)
+
+
+def reason(data: bytes) -> str:
+    with pytest.raises(InvoiceParseError) as e:
+        parse_invoice_pdf(data)
+    return e.value.reason
+
+
+def test_invisible_text_refuses_the_page(good):
+    # a member number only a text extractor would see
+    assert reason(with_text(good, "Member ID: 999999999999", 300, 20, pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE)) \
+        == "ocr_text_layer"
+    assert reason(with_text(good, "42.00", 300, 20, pdfium_c.FPDF_TEXTRENDERMODE_CLIP)) == "ocr_text_layer"
+
+
+def test_text_off_the_page_refuses_the_page(good):
+    assert reason(with_text(good, "Member ID: 999999999999", -400, 300)) == "ocr_text_layer"
+
+
+def test_an_invisible_copy_over_the_printed_text_is_ignored(good):
+    """A searchable overlay: every hidden character repeats a painted one in place."""
+    painted = with_text(good, "PAID", 300, 20)
+    both = with_text(painted, "PAID", 300, 20, pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE)
+    assert extract_pages(both) == extract_pages(painted)
+
+
+def test_a_scan_with_an_ocr_layer_is_not_read_from_the_ocr(good):
+    scan = scanned_pdf(good)
+    assert reason(scan) == "no_text_layer"
+    ocr = with_text(scan, "INVOICE Total: $1.00", 40, 700, pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE)
+    with pytest.raises(InvoiceParseError, match="paints no text at all") as e:
+        parse_invoice_pdf(ocr)
+    assert e.value.reason == "ocr_text_layer"
+
+
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_a_page_drawn_turned_with_a_compensating_rotate_reads_as_displayed(good, quarter_turns):
+    pdf = pdfium.PdfDocument(good)
+    for page in pdf:
+        w, h = page.get_size()
+        # content turned counter-clockwise by what /Rotate turns back clockwise (ISO 32000-1 8.3.2 matrices)
+        a, b, c, d, e, f = {1: (0, 1, -1, 0, h, 0), 2: (-1, 0, 0, -1, w, h), 3: (0, -1, 1, 0, 0, w)}[quarter_turns]
+        pdfium_c.FPDFPage_TransFormWithClip(page.raw, pdfium_c.FS_MATRIX(a, b, c, d, e, f), None)
+        size = (h, w) if quarter_turns % 2 else (w, h)
+        page.set_mediabox(0, 0, *size)
+        page.set_cropbox(0, 0, *size)
+        page.set_rotation(90 * quarter_turns)
+    turned = saved(pdf)
+    assert pdfium.PdfDocument(turned)[0].get_rotation() == 90 * quarter_turns
+    assert parse_invoice_pdf(turned) == parse_invoice_pdf(good)
