@@ -22,6 +22,7 @@ from lakehouse_jobs.invoice.document import (
     allocate_adjustments,
     allocate_largest_remainder,
     check_arithmetic,
+    due_date_from_terms,
     money_unit,
     round_money,
 )
@@ -216,3 +217,29 @@ def test_a_charge_adds_and_an_allowance_reduces():
 def test_allocation_refuses_an_invoice_that_does_not_add_up():
     with pytest.raises(ValueError, match="total_mismatch"):
         allocate_adjustments(seed_invoice(total=D("4392.01")))
+
+
+@pytest.mark.parametrize(("texts", "days"), [
+    (("Visa", "Payment is due within 15 days\nPlease make checks payable to: East Star Retail Ltd."), 15),
+    (("Net 30", None), 30),
+    (("NET30",), 30),
+    (("net 7 days",), 7),
+    (("Payable within 1 day",), 1),
+    (("Due on receipt",), 0),
+    (("Net 30", "Payment is due within 30 days"), 30),  # two statements of one period
+    (("2/10 Net 30",), 30),  # 2% off when paid within 10 days, else due in 30
+])
+def test_the_due_date_the_terms_state(texts, days):
+    assert due_date_from_terms(dt.date(2024, 1, 1), *texts) == dt.date(2024, 1, 1) + dt.timedelta(days=days)
+
+
+@pytest.mark.parametrize("texts", [
+    ("Visa",), (None, None), (),
+    ("Net 30", "Payment is due within 15 days"),  # two periods: which one holds is not for the parser to guess
+    ("Net 5% surcharge",),  # a rate, not a period
+    ("Payment within 15 days of delivery",),  # from another date than the invoice's
+    ("Internet 30",),  # "net" inside a word
+])
+def test_terms_without_one_stated_period_give_no_due_date(texts):
+    assert due_date_from_terms(dt.date(2024, 1, 1), *texts) is None
+    assert due_date_from_terms(None, "Net 30") is None

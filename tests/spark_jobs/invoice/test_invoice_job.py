@@ -327,7 +327,8 @@ def test_invoice_pdf_loads_with_every_value(spark, golden):
         "balance_due": Decimal("0.00"), "source_sha256": hashlib.sha256(SEED_PDF.read_bytes()).hexdigest(),
         "_batch_id": "test-load",
     }
-    assert header["invoice_date_key"] == 20240101 and header["due_date_key"] is None
+    # no due date printed: the invoice date plus the terms' "due within 15 days"
+    assert header["invoice_date_key"] == 20240101 and header["due_date_key"] == 20240116
     assert header["source_path"].endswith("/incoming/invoice.pdf") and header["_updated_at"] is not None
 
     # the dimension rows its keys point at

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -130,6 +131,27 @@ class InvoiceDocument:
     def adjustment_total(self, sign: int) -> Decimal:
         """Sum of the allowances (sign -1) or of the charges (sign +1), as a non-negative amount."""
         return sum((a.amount for a in self.adjustments if a.sign == sign), Decimal("0.00"))
+
+
+# Payment terms that state when payment is due, as invoices print them: "Net 30" (the trade convention: due
+# 30 days after the invoice date), "due within 15 days", "payable within 7 days", "due on receipt" (0 days).
+_DUE_PERIODS = (
+    re.compile(r"\bnet\s*(\d{1,3})\b(?!\s*%)", re.IGNORECASE),
+    re.compile(r"\b(?:due|payable|paid)\s+within\s+(\d{1,3})\s+days?\b", re.IGNORECASE),
+    re.compile(r"\b(?:due|payable)\s+(?:on|upon)\s+(receipt)\b", re.IGNORECASE),
+)
+
+
+def due_date_from_terms(invoice_date: dt.date | None, *texts: str | None) -> dt.date | None:
+    """The due date that payment terms state, from `texts` (the "Payment Terms:" value, the Terms block):
+    `invoice_date` plus the period of every _DUE_PERIODS match, or None when there is no invoice date, no
+    stated period, or two different ones (then the terms are not read: a date is right or absent).
+    """
+    days = {0 if m[1].lower() == "receipt" else int(m[1])
+            for text in texts if text for pattern in _DUE_PERIODS for m in pattern.finditer(text)}
+    if invoice_date is None or len(days) != 1:
+        return None
+    return invoice_date + dt.timedelta(days=days.pop())
 
 
 def money_unit(currency: str) -> Decimal:

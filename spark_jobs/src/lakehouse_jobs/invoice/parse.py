@@ -28,6 +28,7 @@ from lakehouse_jobs.invoice.document import (
     Party,
     allocate_adjustments,
     check_arithmetic,
+    due_date_from_terms,
 )
 from lakehouse_jobs.invoice.files import Listed, read_files
 from lakehouse_jobs.invoice.pdf import parse_invoice_pdf
@@ -154,6 +155,9 @@ def parse_invoice_file(data: bytes) -> dict:
     except Exception as e:  # noqa: BLE001 - any other failure is a parser bug: quarantine the file, go on
         return _quarantined("parser_error", f"{type(e).__name__}: {e}")
     try:
+        # the due date as printed, else as the printed terms state it ("due within 15 days")
+        doc = dataclasses.replace(doc, due_date=doc.due_date or due_date_from_terms(
+            doc.invoice_date, doc.payment_terms, doc.terms))
         problems = check_arithmetic(doc)
         if problems:
             return _quarantined(problems[0].split(":")[0], "; ".join(problems), doc.invoice_number)

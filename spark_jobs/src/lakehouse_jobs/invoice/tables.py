@@ -103,7 +103,9 @@ def _lineage(what: str) -> tuple[Field, ...]:
 def _dimension_keys(line: bool) -> tuple[Field, ...]:
     return (
         Field("invoice_date_key", "INT", nullable=False, comment="dim_date key (yyyymmdd) of the invoice date"),
-        Field("due_date_key", "INT", comment="dim_date key (yyyymmdd) of the due date; null when none is printed"),
+        Field("due_date_key", "INT",
+              comment="dim_date key (yyyymmdd) of the due date: as printed, else the invoice date plus the period "
+                      "the printed terms state (invoice.document.due_date_from_terms); null when neither"),
         Field("member_sk", "BIGINT",
               comment="dim_member's surrogate key: the member's version in effect at the invoice date; null "
                       "unless member_resolution is resolved or resolved_nearest_version"),
