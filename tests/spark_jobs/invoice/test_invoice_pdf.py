@@ -318,3 +318,17 @@ def test_a_value_with_a_trailing_newline_is_refused(text):
     # a pattern's `$` also matches before a final newline: the printed-value parsers take the cell whole
     with pytest.raises(InvoiceParseError):
         (parse_money if text.startswith("HK$") else parse_date)(text)
+
+
+def test_a_due_date_derived_from_the_terms_is_kept_only_inside_dim_date(doc):
+    from lakehouse_jobs.invoice.parse import parse_invoice_file
+
+    def parsed(invoice_date: dt.date) -> dict:
+        row = parse_invoice_file(render_invoice_pdf(dataclasses.replace(
+            doc, invoice_date=invoice_date, due_date=None, payment_terms="Net 30", terms=None)))
+        assert row["status"] == "parsed", row
+        return row
+
+    assert parsed(dt.date(2024, 1, 1))["due_date"] == dt.date(2024, 1, 31)
+    # past dim_date's last day: the invoice loads without a due date instead of being quarantined
+    assert parsed(dt.date(2035, 12, 15))["due_date"] is None

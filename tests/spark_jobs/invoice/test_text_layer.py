@@ -92,3 +92,25 @@ def test_a_page_drawn_turned_with_a_compensating_rotate_reads_as_displayed(good,
     turned = saved(pdf)
     assert pdfium.PdfDocument(turned)[0].get_rotation() == 90 * quarter_turns
     assert parse_invoice_pdf(turned) == parse_invoice_pdf(good)
+
+
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_upright_text_on_a_page_a_viewer_rotated_reads_as_printed(good, quarter_turns):
+    pdf = pdfium.PdfDocument(good)
+    for page in pdf:
+        page.set_rotation(90 * quarter_turns)
+    assert parse_invoice_pdf(saved(pdf)) == parse_invoice_pdf(good)
+
+
+def test_the_visible_area_is_the_normalised_crop_box_within_the_media_box(good):
+    # a box may name either pair of opposite corners (ISO 32000-1 7.9.5)
+    swapped = good.replace(b"/MediaBox [ 0 0 612 792 ]", b"/MediaBox [ 612 792 0 0 ]")
+    assert swapped != good and parse_invoice_pdf(swapped) == parse_invoice_pdf(good)
+    # a crop box inherited from the page tree (ISO 32000-1 7.7.3.4) showing the top half only: the totals
+    # at the bottom are not seen
+    top_half = good.replace(b"/Type /Pages\n", b"/Type /Pages /CropBox [0 396 612 792]\n", 1)
+    assert reason(top_half) == "ocr_text_layer"
+
+
+def test_a_glyph_that_only_touches_the_page_edge_is_not_read(good):
+    assert reason(with_text(good, "7", 611.8, 300)) == "ocr_text_layer"

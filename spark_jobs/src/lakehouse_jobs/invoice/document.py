@@ -135,23 +135,31 @@ class InvoiceDocument:
 
 # Payment terms that state when payment is due, as invoices print them: "Net 30" (the trade convention: due
 # 30 days after the invoice date), "due within 15 days", "payable within 7 days", "due on receipt" (0 days).
+# Each must end its clause (end of text, a line break, or . ; , not followed by a digit), so that "Net 30 EOM",
+# "net 30 days after delivery", "net 120.00", "Net 1,000", "Net 7-30" or "net 2/10" state no period here.
+_CLAUSE_END = r"(?:\s+days?)?(?=\s*(?:$|\n|[.;,](?!\d)))"
 _DUE_PERIODS = (
-    re.compile(r"\bnet\s*(\d{1,3})\b(?!\s*%)", re.IGNORECASE),
-    re.compile(r"\b(?:due|payable|paid)\s+within\s+(\d{1,3})\s+days?\b", re.IGNORECASE),
-    re.compile(r"\b(?:due|payable)\s+(?:on|upon)\s+(receipt)\b", re.IGNORECASE),
+    re.compile(r"(?<![\w/-])net\s*(\d{1,3})" + _CLAUSE_END, re.IGNORECASE | re.MULTILINE),
+    re.compile(r"\b(?:due|payable)\s+within\s+(\d{1,3})" + _CLAUSE_END, re.IGNORECASE | re.MULTILINE),
+    re.compile(r"(?<!not )\b(?:due|payable)\s+(?:on|upon)\s+(receipt)(?=\s*(?:$|\n|[.;,]))",
+               re.IGNORECASE | re.MULTILINE),
 )
 
 
 def due_date_from_terms(invoice_date: dt.date | None, *texts: str | None) -> dt.date | None:
     """The due date that payment terms state, from `texts` (the "Payment Terms:" value, the Terms block):
     `invoice_date` plus the period of every _DUE_PERIODS match, or None when there is no invoice date, no
-    stated period, or two different ones (then the terms are not read: a date is right or absent).
+    stated period, two different ones, or a date past the calendar's end (then the terms are not read: a
+    date is right or absent).
     """
     days = {0 if m[1].lower() == "receipt" else int(m[1])
             for text in texts if text for pattern in _DUE_PERIODS for m in pattern.finditer(text)}
     if invoice_date is None or len(days) != 1:
         return None
-    return invoice_date + dt.timedelta(days=days.pop())
+    try:
+        return invoice_date + dt.timedelta(days=days.pop())
+    except OverflowError:
+        return None
 
 
 def money_unit(currency: str) -> Decimal:

@@ -155,9 +155,11 @@ def parse_invoice_file(data: bytes) -> dict:
     except Exception as e:  # noqa: BLE001 - any other failure is a parser bug: quarantine the file, go on
         return _quarantined("parser_error", f"{type(e).__name__}: {e}")
     try:
-        # the due date as printed, else as the printed terms state it ("due within 15 days")
-        doc = dataclasses.replace(doc, due_date=doc.due_date or due_date_from_terms(
-            doc.invoice_date, doc.payment_terms, doc.terms))
+        # the due date as printed, else as the printed terms state it ("due within 15 days"); a derived date
+        # outside dim_date is dropped rather than quarantining an invoice that prints none
+        derived = due_date_from_terms(doc.invoice_date, doc.payment_terms, doc.terms)
+        if doc.due_date is None and derived is not None and _FIRST <= derived <= _LAST:
+            doc = dataclasses.replace(doc, due_date=derived)
         problems = check_arithmetic(doc)
         if problems:
             return _quarantined(problems[0].split(":")[0], "; ".join(problems), doc.invoice_number)

@@ -15,14 +15,16 @@ How a page is read (every coordinate in points, y growing downwards; step 4, the
 ``invoice.pdf``'s):
 
 1. Characters: PDFium's text layer, each character with its loose box (advance width x font ascent and
-   descent) and its baseline, turned as the page is displayed (its /Rotate; ISO 32000-1 7.7.3.3), so a
-   page drawn sideways with a compensating rotation reads as a reader sees it. Whitespace is dropped;
-   spacing is recomputed from the geometry. Only painted characters are read: a character whose text
-   render mode paints nothing (3, invisible, and 7, clip only: ISO 32000-1 9.3.6) or whose box lies
-   outside the page's crop box is not seen by a reader. Such text is ignored where it repeats painted
-   text in place; anywhere else the page is refused (``ocr_text_layer``: the invisible OCR layer behind a
-   scanned image, or text hidden from the reader), so nothing (a member number, an amount) is ever read
-   from text nobody can see.
+   descent) and its baseline, turned so that the text stands upright, as a reader turns a page: a page
+   drawn sideways with a compensating /Rotate (ISO 32000-1 7.7.3.3) and a page of upright text given a
+   rotation by a viewer both read as printed. Whitespace is dropped; spacing is recomputed from the
+   geometry. Only painted characters are read: a character whose text render mode paints nothing (3,
+   invisible, and 7, clip only: ISO 32000-1 9.3.6) or whose centre lies outside the visible area (the crop
+   box within the media box) is set aside. Set-aside text is ignored where it repeats painted text in
+   place (a searchable overlay); anywhere else the page is refused (``ocr_text_layer``: the invisible OCR
+   layer behind a scanned image, a hidden member number). Not caught yet: text that is painted but not
+   visible (white, covered by a shape or image, clipped by a path, in an optional-content layer that is
+   off); a check against the rendered page would find it.
 2. Lines: characters whose baselines are within 0.3 of a character height of the line's first.
 3. Cells: a line's characters left to right, split where the gap exceeds 0.5 character heights (columns
    are further apart than that; a space is about 0.25); a gap over 0.15 heights is a space inside a cell.
@@ -31,6 +33,8 @@ How a page is read (every coordinate in points, y growing downwards; step 4, the
 from __future__ import annotations
 
 import ctypes
+import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -150,15 +154,15 @@ def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
     except pdfium.PdfiumError as e:
         raise InvoiceParseError("corrupt_pdf", f"page {index + 1}: {e}") from None
     try:
-        left, bottom, right, top = page.get_cropbox()
-        display = _Display(page.get_rotation() // 90 % 4, left, bottom, right, top)
+        # the visible area: the crop box clipped to the media box, inherited and normalised (FPDF_GetPageBoundingBox)
+        left, bottom, right, top = page.get_bbox()
         raw = textpage.raw
         box = pdfium_c.FS_RECTF()
         ox, oy = ctypes.c_double(), ctypes.c_double()
         unicode, loose_box, origin = (pdfium_c.FPDFText_GetUnicode, pdfium_c.FPDFText_GetLooseCharBox,
                                       pdfium_c.FPDFText_GetCharOrigin)
         render_mode, text_object = pdfium_c.FPDFTextObj_GetTextRenderMode, pdfium_c.FPDFText_GetTextObject
-        chars, unpainted = [], []
+        read, turns = [], Counter()
         for i in range(pdfium_c.FPDFText_CountChars(raw)):
             code = unicode(raw, i)
             if code in _WHITESPACE:  # PDFium's generated spaces and line breaks too: spacing comes from geometry
@@ -167,15 +171,25 @@ def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
                 raise InvoiceParseError("unreadable_text", f"page {index + 1}: character {code:#x} has no Unicode")
             loose_box(raw, i, box)
             origin(raw, i, ox, oy)
-            on_page = box.right > left and box.left < right and box.top > bottom and box.bottom < top
+            # seen only with its centre on the visible area: a glyph that merely touches the edge shows no ink
+            on_page = left < (box.left + box.right) / 2 < right and bottom < (box.bottom + box.top) / 2 < top
             painted = on_page and render_mode(text_object(raw, i)) not in _UNPAINTED_MODES
-            (chars if painted else unpainted).append(display.char(chr(code), box, ox.value, oy.value))
+            read.append((chr(code), box.left, box.right, box.bottom, box.top, ox.value, oy.value, painted))
+            # PDFium's angle of the glyph's baseline, clockwise: the quarter turn that sets it upright
+            turns[(4 - round(pdfium_c.FPDFText_GetCharAngle(raw, i) / (math.pi / 2))) % 4] += 1
+        # read the way the text stands upright, as a reader turns a page: the /Rotate that a producer added to
+        # turned content compensates it; a rotation set on upright content ("rotate page" in a viewer) does not
+        quarter_turns = turns.most_common(1)[0][0] if turns else page.get_rotation() // 90 % 4
     finally:
         textpage.close()
         page.close()
-    hidden = [c for c in unpainted if not _repeats_painted(c, chars)]
+    display = _Display(quarter_turns, left, bottom, right, top)
+    chars, unpainted = [], []
+    for text, x0, x1, y0, y1, x, y, painted in read:
+        (chars if painted else unpainted).append(display.char(text, x0, x1, y0, y1, x, y))
+    hidden = _not_repeated(unpainted, chars)
     if hidden:
-        raise InvoiceParseError("ocr_text_layer", f"page {index + 1}: {len(hidden)} characters nobody sees (invisible"
+        raise InvoiceParseError("ocr_text_layer", f"page {index + 1}: {hidden} characters nobody sees (invisible"
                                 f" or off the page) that no painted text repeats" + ("" if chars else
                                 "; the page paints no text at all (a scan with its OCR layer?)"))
     if not chars:
@@ -194,17 +208,21 @@ class _Display:
                 lambda x, y: (h - y, w - x)][quarter_turns]
         self.point = lambda x, y: turn(x - left, y - bottom)
 
-    def char(self, text: str, box, ox: float, oy: float) -> Char:
-        (ax, ay), (bx, by) = self.point(box.left, box.bottom), self.point(box.right, box.top)
+    def char(self, text: str, left: float, right: float, bottom: float, top: float, ox: float, oy: float) -> Char:
+        (ax, ay), (bx, by) = self.point(left, bottom), self.point(right, top)
         return Char(text, min(ax, bx), max(ax, bx), self.point(ox, oy)[1], abs(ay - by))
 
 
-def _repeats_painted(c: Char, painted: list[Char]) -> bool:
-    """Whether a painted character of the same text sits where `c` does (centre within half a height): an
-    invisible copy laid over printed text to make it searchable, which adds nothing a reader does not see."""
-    tolerance = c.height / 2
-    return any(p.text == c.text and abs(p.baseline - c.baseline) <= tolerance
-               and abs((p.x0 + p.x1) / 2 - (c.x0 + c.x1) / 2) <= tolerance for p in painted)
+def _not_repeated(unpainted: list[Char], painted: list[Char]) -> int:
+    """How many unpainted characters no painted character of the same text repeats in place (centre within
+    half a height): an invisible copy laid over printed text to make it searchable adds nothing a reader
+    does not see; anything else is hidden text."""
+    by_text: dict[str, list[Char]] = {}
+    for p in painted:
+        by_text.setdefault(p.text, []).append(p)
+    return sum(1 for c in unpainted if not any(
+        abs(p.baseline - c.baseline) <= c.height / 2 and abs((p.x0 + p.x1) / 2 - (c.x0 + c.x1) / 2) <= c.height / 2
+        for p in by_text.get(c.text, ())))
 
 
 def page_lines(page: PageText) -> list[list[Cell]]:
