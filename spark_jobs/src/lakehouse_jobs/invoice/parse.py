@@ -157,9 +157,10 @@ def parse_invoice_file(data: bytes) -> dict:
     try:
         # the due date as printed, else as the printed terms state it ("due within 15 days"); a derived date
         # outside dim_date is dropped rather than quarantining an invoice that prints none
-        derived = due_date_from_terms(doc.invoice_date, doc.payment_terms, doc.terms)
-        if doc.due_date is None and derived is not None and _FIRST <= derived <= _LAST:
-            doc = dataclasses.replace(doc, due_date=derived)
+        if doc.due_date is None:
+            derived = due_date_from_terms(doc.invoice_date, doc.payment_terms, doc.terms)
+            if derived is not None and _FIRST <= derived <= _LAST:
+                doc = dataclasses.replace(doc, due_date=derived)
         problems = check_arithmetic(doc)
         if problems:
             return _quarantined(problems[0].split(":")[0], "; ".join(problems), doc.invoice_number)

@@ -175,10 +175,11 @@ def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
             on_page = left < (box.left + box.right) / 2 < right and bottom < (box.bottom + box.top) / 2 < top
             painted = on_page and render_mode(text_object(raw, i)) not in _UNPAINTED_MODES
             read.append((chr(code), box.left, box.right, box.bottom, box.top, ox.value, oy.value, painted))
-            # PDFium's angle of the glyph's baseline, clockwise: the quarter turn that sets it upright
-            turns[(4 - round(pdfium_c.FPDFText_GetCharAngle(raw, i) / (math.pi / 2))) % 4] += 1
-        # read the way the text stands upright, as a reader turns a page: the /Rotate that a producer added to
-        # turned content compensates it; a rotation set on upright content ("rotate page" in a viewer) does not
+            if painted:  # PDFium's angle of the glyph's baseline, clockwise: the quarter turn that sets it upright
+                turns[(4 - round(pdfium_c.FPDFText_GetCharAngle(raw, i) / (math.pi / 2))) % 4] += 1
+        # read the way the painted text stands upright, as a reader turns a page: the /Rotate that a producer
+        # added to turned content compensates it; a rotation set on upright content ("rotate page" in a
+        # viewer) does not; hidden text, in whatever direction, does not choose
         quarter_turns = turns.most_common(1)[0][0] if turns else page.get_rotation() // 90 % 4
     finally:
         textpage.close()
