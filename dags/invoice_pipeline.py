@@ -16,7 +16,7 @@ Every hour (or when triggered):
    already in the ledger, parses the PDFs in parallel, checks the arithmetic, quarantines what is unreadable
    or does not add up (with the reason and the file's path), encrypts bill-to and ship-to names and
    addresses, and MERGEs the rest into `fact_invoice`, `fact_invoice_line` and the dimensions
-   (docs/invoice-star-schema.md).
+   (docs/invoice-ingestion.md; the tables: docs/invoice-star-schema.md).
 5. **check_load** reads the job's result: every listed file is loaded, quarantined, superseded or was
    loaded before, and nothing else; then the batches it covered are closed. Its success updates the invoice
    tables' Assets.

@@ -141,6 +141,7 @@ def invoice_load_run(batch_id: str, member_cards_batch_id: str, db: DatabricksSe
         manifest=f"s3://{settings.LANDING_BUCKET}/{invoice_landing.file_list_key(batch_id)}",
         member_cards=manifest_uri("member_card", member_cards_batch_id), tables_root=layout.delta_root_uri(),
         batch_id=batch_id, result_path=layout.result_uri("invoice", batch_id),
+        reporting_currency=settings.INVOICE_REPORTING_CURRENCY,
     )
     return job_run(params, batch_id, db)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from include.databricks_runtime import DEFAULT_RUNTIME
 from lakehouse_jobs import __version__ as JOBS_VERSION
+from lakehouse_jobs.results import REPORTING_CURRENCY, currency_code
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None,
@@ -82,6 +83,12 @@ EXTRACT_PARTITION_COLS = tuple(c.strip() for c in os.getenv("EXTRACT_PARTITION_C
 # re-run, across holidays), short enough that at most two weeks of daily plaintext snapshots exist at
 # once instead of all of them forever. Changing it takes `python -m include.landing.retention apply`.
 LANDING_RETENTION_DAYS = _int(os.environ, "LANDING_RETENTION_DAYS", 14, minimum=1)
+
+# The currency of the invoice facts' *_reporting amounts (lakehouse_jobs.invoice.exchange_rates): one every
+# invoice converts into, so totals of invoices in different currencies can be added. Facts already loaded
+# keep theirs (reporting_currency_code says which).
+# Its shape is checked here; whether the ECB publishes it, by the run (the rates ship with the jobs wheel).
+INVOICE_REPORTING_CURRENCY = currency_code(os.getenv("INVOICE_REPORTING_CURRENCY", REPORTING_CURRENCY))
 
 # ---------------------------------------------------------------------------------------- Databricks
 COMPUTE_KINDS = ("job_cluster", "serverless", "existing_cluster")

@@ -1,5 +1,6 @@
-"""The Delta table declarations (lakehouse_jobs.tables) against the tables ensure_table creates, and the
-contract's PII classes against what the tables keep in plaintext."""
+"""The Delta table declarations (lakehouse_jobs.tables) against the tables ensure_table creates and against
+their CREATE TABLE statements (read back by sqlglot's Databricks dialect), and the contract's PII classes
+against what the tables keep in plaintext."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlglot
 from delta.tables import DeltaTable
+from sqlglot import exp
 
 from lakehouse_jobs.contracts import MEMBER
 from lakehouse_jobs.delta import TableDeclarationError, ensure_table
-from lakehouse_jobs.tables import TABLES, TableSpec
+from lakehouse_jobs.tables import TABLES, Field, TableSpec
 
 
 def identity_columns(path: str) -> list[str]:
@@ -67,6 +70,56 @@ def test_created_table_is_what_is_declared(spark, tmp_path, name):
     assert got["properties"] | expected["properties"] == got["properties"]
     assert {k: v for k, v in got.items() if k != "properties"} == {
         k: v for k, v in expected.items() if k != "properties"}
+
+
+def read_back(sql: str) -> dict:
+    """A CREATE TABLE statement as sqlglot's Databricks dialect parses it, in TableSpec's terms."""
+    tree = sqlglot.parse_one(sql, dialect="databricks")
+    assert isinstance(tree, exp.Create) and tree.kind == "TABLE" and tree.args["exists"], sql
+    properties = tree.args["properties"].expressions
+    assert {type(p) for p in properties} <= {
+        exp.FileFormatProperty, exp.ClusterProperty, exp.SchemaCommentProperty, exp.Property}, sql
+    clustering = [p for p in properties if isinstance(p, exp.ClusterProperty)]
+    return {
+        "name": tree.this.this.sql("databricks"),
+        "columns": [(c.name, c.kind.sql("databricks").replace(" ", ""), not c.find(exp.NotNullColumnConstraint),
+                     bool(c.find(exp.GeneratedAsIdentityColumnConstraint)),
+                     comment.this.this if (comment := c.find(exp.CommentColumnConstraint)) else "")
+                    for c in tree.this.expressions],
+        "format": [p.this.name for p in properties if isinstance(p, exp.FileFormatProperty)],
+        "clustering": [c.name for c in clustering[0].expressions] if clustering else [],
+        "description": next(p.this.this for p in properties if isinstance(p, exp.SchemaCommentProperty)),
+        "properties": {p.this.this: p.args["value"].this for p in properties if type(p) is exp.Property},
+    }
+
+
+def sql_declared(spec: TableSpec, name: str) -> dict:
+    """What `spec.create_table_sql(name)` must read back as."""
+    return {
+        "name": name,
+        "columns": [(f.name, f.type, f.nullable, f.identity, f.comment) for f in spec.fields],
+        "format": ["DELTA"],
+        "clustering": list(spec.cluster_by),
+        "description": spec.description,
+        # CHECK constraints as ensure_table declares them at creation
+        "properties": spec.table_properties | {
+            f"delta.constraints.{n.lower()}": e for n, e in spec.constraints.items()},
+    }
+
+
+# quotes and backslashes in every literal (Spark reads 'a''b' as "ab"), clustering, a three-level name
+ODD = TableSpec(
+    name="odd", description="it's a \\ table",
+    fields=(Field("id", "BIGINT", nullable=False, identity=True, comment="the 'key'"),
+            Field("day", "DATE", comment="a \\ and a ' together"), Field("amount", "DECIMAL(18,2)")),
+    constraints={"Day_Set": "day IS NOT NULL OR id RLIKE '^\\\\d+$'"}, stats_columns=("day",), cluster_by=("day", "id"))
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("spec", "name"), [(t, None) for t in TABLES.values()] + [(ODD, "main.lake.odd")],
+                         ids=[*TABLES, "odd"])
+def test_create_table_sql_reads_back_as_declared(spec, name):
+    assert read_back(spec.create_table_sql(name)) == sql_declared(spec, name or spec.name)
 
 
 @pytest.mark.integration

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -202,6 +203,14 @@ def share(text: str) -> float:
     return value
 
 
+def currency_code(text: str) -> str:
+    """An ISO 4217 alphabetic code's shape, three capital letters (whether rates exist for it, the job
+    checks: lakehouse_jobs.invoice.exchange_rates.check_reporting_currency)."""
+    if not re.fullmatch(r"[A-Z]{3}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 4217 currency code (three capital letters)")
+    return text
+
+
 def positive_int(text: str) -> int:
     """A whole number of at least 1."""
     value = int(text)
@@ -287,6 +296,7 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 # a one-page invoice parses in ~30 ms (benchmarks/invoice_parse_bench.py) and the parser's MAX_PAGES pages in
 # seconds: a minute per file is far beyond any file it can read, and short beside a run's timeout
 PARSE_SECONDS = 60.0
+REPORTING_CURRENCY = "USD"  # the invoice facts' *_reporting amounts (lakehouse_jobs.invoice.exchange_rates)
 
 
 @dataclass(frozen=True)
@@ -308,6 +318,8 @@ class InvoiceLoadParams(JobParams):
                                  MAX_FILE_BYTES, parse=positive_int)
     parse_seconds: float = _param("quarantine a file whose parse takes longer as parse_timeout", PARSE_SECONDS,
                                   parse=positive_number)
+    reporting_currency: str = _param("ISO 4217 code the facts' *_reporting amounts are in (ECB reference rates)",
+                                     REPORTING_CURRENCY, parse=currency_code)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ COMMON_PROPERTIES = {
 
 SqlType = Literal["STRING", "BINARY", "DATE", "TIMESTAMP", "BIGINT", "BOOLEAN", "INT",
                   # the invoice tables' money, quantities and rates (lakehouse_jobs.invoice.tables)
-                  "DECIMAL(18,2)", "DECIMAL(18,6)", "DECIMAL(9,6)"]
+                  "DECIMAL(18,2)", "DECIMAL(18,6)", "DECIMAL(9,6)", "DECIMAL(18,10)"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,45 @@ class TableSpec:
         """The columns as a Spark DDL schema string ("`a` STRING, `b` BIGINT"), for rows built in Python
         (``spark.createDataFrame([{column: value}], spec.schema_ddl)`` places values by column name)."""
         return ", ".join(f"`{f.name}` {f.type}" for f in self.fields)
+
+    def create_table_sql(self, name: str | None = None) -> str:
+        """The declaration as one Databricks SQL statement, for a reader (docs/invoice-star-schema.md prints
+        the invoice tables' with dev/invoice_ddl_doc.py) or for creating the table in a catalog; the jobs
+        create it with lakehouse_jobs.delta.ensure_table, which declares the same::
+
+            CREATE TABLE IF NOT EXISTS <name> (
+              <column> <TYPE> [NOT NULL] [GENERATED ALWAYS AS IDENTITY] [COMMENT '<comment>'],
+              ...
+            )
+            USING DELTA
+            [CLUSTER BY (<column>, ...)]
+            COMMENT '<description>'
+            TBLPROPERTIES (
+              '<property>' = '<value>', ...,
+              'delta.constraints.<name>' = '<CHECK expression>', ...
+            )
+
+        `name` defaults to the table's own (``main.lakehouse.fact_invoice`` or ``delta.`<path>``` also fit).
+        No trailing semicolon."""
+        def column(f: Field) -> str:
+            return " ".join([f.name, f.type, *(["NOT NULL"] if not f.nullable else []),
+                             *(["GENERATED ALWAYS AS IDENTITY"] if f.identity else []),
+                             *([f"COMMENT {sql_string(f.comment)}"] if f.comment else [])])
+        # CHECK constraints as ensure_table declares them at creation: table properties
+        properties = self.table_properties | {
+            f"delta.constraints.{n.lower()}": expression for n, expression in self.constraints.items()}
+        lines = [f"CREATE TABLE IF NOT EXISTS {name or self.name} (",
+                 ",\n".join(f"  {column(f)}" for f in self.fields), ")", "USING DELTA",
+                 *([f"CLUSTER BY ({', '.join(self.cluster_by)})"] if self.cluster_by else []),
+                 f"COMMENT {sql_string(self.description)}", "TBLPROPERTIES (",
+                 ",\n".join(f"  {sql_string(k)} = {sql_string(v)}" for k, v in properties.items()), ")"]
+        return "\n".join(lines)
+
+
+def sql_string(text: str) -> str:
+    """`text` as a Spark SQL string literal. Spark escapes with a backslash: it reads 'it''s' as the two
+    literals 'it' and 's', concatenated to "its"."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def encrypted_name(column: str) -> str:

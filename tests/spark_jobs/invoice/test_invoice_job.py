@@ -49,7 +49,9 @@ from lakehouse_jobs.invoice.document import (
     Party,
     check_arithmetic,
     money_unit,
+    round_money,
 )
+from lakehouse_jobs.invoice.exchange_rates import reference_rate
 from lakehouse_jobs.invoice.tables import INVOICE_TABLES
 from lakehouse_jobs.manifest import FileList, ListedFile
 from lakehouse_jobs.tables import DIM_MEMBER, OPEN_END
@@ -326,6 +328,11 @@ def test_invoice_pdf_loads_with_every_value(spark, golden):
         "shipping_amount": None, "total": Decimal("4392.00"), "amount_paid": Decimal("4392.00"),
         "balance_due": Decimal("0.00"), "source_sha256": hashlib.sha256(SEED_PDF.read_bytes()).hexdigest(),
         "_batch_id": "test-load",
+        # 2024-01-01 is a TARGET holiday: the ECB rates of Friday 2023-12-29, USD 1.1050 and HKD 8.6314 per
+        # euro; 4,392.00 x 0.1280209468 = 562.268
+        "reporting_currency_code": "USD", "exchange_rate": Decimal("0.1280209468"),
+        "exchange_rate_date": dt.date(2023, 12, 29), "total_reporting": Decimal("562.27"),
+        "amount_paid_reporting": Decimal("562.27"), "balance_due_reporting": Decimal("0.00"),
     }
     # no due date printed: the invoice date plus the terms' "due within 15 days"
     assert header["invoice_date_key"] == 20240101 and header["due_date_key"] == 20240116
@@ -364,9 +371,12 @@ def test_invoice_pdf_loads_with_every_value(spark, golden):
         (2, "CREWNECK COTTON T-SHIRT", Decimal("2"), Decimal("750.00"), Decimal("1500.00"), Decimal("150.00"),
          None, None, Decimal("1350.00")),
     ]
-    for line in lines:  # every line carries its invoice's keys
-        assert {k: line[k] for k in header if k.endswith("_key") or k in ("member_sk", "member_resolution")} == {
-            k: header[k] for k in header if k.endswith("_key") or k in ("member_sk", "member_resolution")}
+    # 562.27 USD over net amounts 3,042.00 and 1,350.00: quotas 389.44 and 172.83 (rounded down both)
+    assert [r["net_amount_reporting"] for r in lines] == [Decimal("389.44"), Decimal("172.83")]
+    shared = ("member_sk", "member_resolution", "reporting_currency_code", "exchange_rate", "exchange_rate_date")
+    for line in lines:  # every line carries its invoice's keys and rate
+        assert {k: line[k] for k in header if k.endswith("_key") or k in shared} == {
+            k: header[k] for k in header if k.endswith("_key") or k in shared}
 
 
 @pytest.mark.integration
@@ -399,6 +409,13 @@ def test_hand_made_invoices_allocate_and_resolve_as_worked_out(spark, golden):
 
 # every query of the document, with results worked out by hand from the three invoices above
 EXPECTED_ANALYTICS = {
+    # in USD: HK-00001 4,392.00 HKD at 0.1280209468 (2023-12-29) = 562.27; HK-00002 1,161.50 HKD at
+    # 0.1278636433 (2024-01-15: USD 1.0945, HKD 8.5599) = 148.51; US-00001 209.00 USD at 1
+    "top_members_by_month": [
+        ("2024-01", M1, "USD", 1, Decimal("562.27"), 1), ("2024-01", M2, "USD", 1, Decimal("148.51"), 2),
+        ("2024-02", M1, "USD", 1, Decimal("209.00"), 1),
+    ],
+    "highest_total_day": [(dt.date(2024, 1, 1), "USD", 1, Decimal("562.27"))],
     "revenue_by_product_month": [
         ("2024-01", "HKD", "CREWNECK COTTON T-SHIRT", Decimal(3), Decimal("2250.00"), Decimal("2133.74")),
         ("2024-01", "HKD", "LEATHER SLEEVE CLASSIC JACKET", Decimal(1), Decimal("3380.00"), Decimal("3042.00")),
@@ -492,6 +509,14 @@ def test_generated_invoices_load_exactly_and_lines_add_up_to_totals(spark, batch
         assert [(r["line_number"], r["quantity"], r["unit_price"], r["line_amount"]) for r in ls] == [
             (line.line_number, line.quantity, line.unit_price, line.amount) for line in doc.lines], number
         assert sum(r["net_amount"] for r in ls) == h["total"], number
+        # the reporting currency (USD): at the rate stored with it, and the lines add up to the header
+        rate = reference_rate(doc.currency, "USD", doc.invoice_date)
+        assert (h["exchange_rate"], h["exchange_rate_date"]) == ((rate.rate, rate.rate_date) if rate else (None, None))
+        if rate:
+            assert h["total_reporting"] == round_money(doc.total * rate.rate, "USD"), number
+            assert sum(r["net_amount_reporting"] for r in ls) == h["total_reporting"], number
+        else:
+            assert [h["total_reporting"], *(r["net_amount_reporting"] for r in ls)] == [None] * (1 + len(ls))
         weights = [line.amount for line in doc.lines]
         unit = Fraction(money_unit(doc.currency))
         for kind, of_kind in adjustments.items():
@@ -646,6 +671,9 @@ def test_parse_invoice_file_gives_the_seed_invoice_with_its_allocation():
     assert [(line["discount_amount"], line["tax_amount"], line["net_amount"]) for line in row["lines"]] == [
         (Decimal("338.00"), None, Decimal("3042.00")), (Decimal("150.00"), None, Decimal("1350.00"))]
     assert (row["seller_country_code"], row["bill_to_country_code"], row["ship_to_country_code"]) == (None, "HK", "HK")
+    assert (row["reporting_currency_code"], row["exchange_rate_date"], row["total_reporting"]) == (
+        "USD", dt.date(2023, 12, 29), Decimal("562.27"))
+    assert parse.parse_invoice_file(SEED_PDF.read_bytes(), "EUR")["total_reporting"] == Decimal("508.84")
 
 
 @pytest.mark.unit

@@ -40,6 +40,7 @@ _FACT_FOREIGN_KEYS = {
     "bill_to_key": ("dim_party_address", "party_key"),
     "ship_to_key": ("dim_party_address", "party_key"),
     "currency_code": ("dim_currency", "currency_code"),
+    "reporting_currency_code": ("dim_currency", "currency_code"),
 }
 # table -> {column: (referenced table, referenced column)}
 FOREIGN_KEYS: dict[str, dict[str, tuple[str, str]]] = {

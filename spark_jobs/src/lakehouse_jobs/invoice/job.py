@@ -86,6 +86,7 @@ from lakehouse_jobs.invoice.dimensions import (
     seller_rows,
     upsert_changed,
 )
+from lakehouse_jobs.invoice.exchange_rates import check_reporting_currency
 from lakehouse_jobs.invoice.facts import header_rows, line_rows, merge_fact_invoice, merge_fact_invoice_line
 from lakehouse_jobs.invoice.files import Listed, decide, hash_files, list_files, listed_files, plan_files, unseen_files
 from lakehouse_jobs.invoice.ledger import insert_absent, ledger_rows, quarantine_rows
@@ -118,9 +119,10 @@ def load(spark: SparkSession, params: InvoiceLoadParams, paths: TablePaths) -> I
     invoices re-resolved}; versions {table: the last version this run committed, or null}.
     Raises PiiKeyError without usable keys; Spark's AnalysisException for a missing --incoming, listed file
     or --member-cards; ManifestError (a ValueError) for an invalid --manifest; ValueError for a listed file
-    Spark hides, or member cards without their columns.
+    Spark hides, member cards without their columns, or a --reporting-currency without ECB rates.
     """
     keys = pii.PiiKeys.from_env()
+    check_reporting_currency(params.reporting_currency)
     batch_id = params.batch_id or f"invoice_load-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
     commit_tag = f"invoice_load {batch_id} {uuid.uuid4()}"
     versions: dict[str, int | None] = dict.fromkeys(INVOICE_TABLES)
@@ -163,7 +165,8 @@ def load(spark: SparkSession, params: InvoiceLoadParams, paths: TablePaths) -> I
     log.info("%d files listed, %d new by path, %d to parse (%s)", files_seen, len(unseen), len(to_parse), actions)
 
     with timed("parse", log):
-        parsed = parse_files(spark, to_parse, listed, seconds=params.parse_seconds).unionByName(refused)
+        parsed = parse_files(spark, to_parse, listed, seconds=params.parse_seconds,
+                             reporting_currency=params.reporting_currency).unionByName(refused)
         decided = materialise(decide(parsed, planned))
         outcomes = {r["outcome"]: r["count"] for r in decided.groupBy("outcome").count().collect()}
         reasons = {r["reason"]: r["count"] for r in

@@ -30,11 +30,21 @@ from lakehouse_jobs.invoice.document import (
     check_arithmetic,
     due_date_from_terms,
 )
+from lakehouse_jobs.invoice.exchange_rates import reference_rate, reporting_amounts
 from lakehouse_jobs.invoice.files import Listed, read_files
 from lakehouse_jobs.invoice.pdf import parse_invoice_pdf
-from lakehouse_jobs.invoice.tables import FACT_INVOICE, FACT_INVOICE_LINE, FIRST_DATE, LAST_DATE, MONEY, QUANTITY, RATE
+from lakehouse_jobs.invoice.tables import (
+    EXCHANGE_RATE,
+    FACT_INVOICE,
+    FACT_INVOICE_LINE,
+    FIRST_DATE,
+    LAST_DATE,
+    MONEY,
+    QUANTITY,
+    RATE,
+)
 from lakehouse_jobs.invoice.text_layer import InvoiceParseError
-from lakehouse_jobs.results import PARSE_SECONDS
+from lakehouse_jobs.results import PARSE_SECONDS, REPORTING_CURRENCY
 
 # files per parse task: ~30 ms per page (benchmarks/invoice_parse_bench.py), so a task takes about a second,
 # long beside Spark's per-task overhead and short enough to spread a batch over every core
@@ -57,14 +67,16 @@ def spark_type(sql_type: str) -> T.DataType:
 
 
 # The numbers the parser reads are the facts' measures, so their names and types come from the table
-# declarations: a line's quantity and amounts (fact_invoice_line), the header's rates and amounts
-# (fact_invoice); a line also carries its description (dim_product's natural key).
+# declarations: a line's quantity and amounts (fact_invoice_line), the header's rates and amounts and the
+# reporting currency's (fact_invoice); a line also carries its description (dim_product's natural key).
 LINE_TYPE = T.StructType([
     T.StructField("line_number", T.IntegerType()),
     T.StructField("description", T.StringType()),
     *[T.StructField(f.name, spark_type(f.type)) for f in FACT_INVOICE_LINE.fields if f.type in (MONEY, QUANTITY)],
 ])
-HEADER_MEASURES = [T.StructField(f.name, spark_type(f.type)) for f in FACT_INVOICE.fields if f.type in (MONEY, RATE)]
+HEADER_MEASURES = [T.StructField(f.name, spark_type(f.type)) for f in FACT_INVOICE.fields
+                   if f.type in (MONEY, RATE, EXCHANGE_RATE)
+                   or f.name in ("reporting_currency_code", "exchange_rate_date")]
 
 
 # the document's own header fields (dataclass fields; parties, adjustments and lines are mapped by hand)
@@ -138,7 +150,7 @@ def _range_problem(doc: InvoiceDocument) -> tuple[str, str] | None:
     return None
 
 
-def parse_invoice_file(data: bytes) -> dict:
+def parse_invoice_file(data: bytes, reporting_currency: str = REPORTING_CURRENCY) -> dict:
     """One file's row of PARSED_SCHEMA (without source_path and source_sha256), in plain Python.
 
     status "quarantined" with the parser's reason (InvoiceParseError), check_arithmetic's first code
@@ -146,7 +158,9 @@ def parse_invoice_file(data: bytes) -> dict:
     exception (a parser bug must not stop the other files of the run). Otherwise status "parsed": the
     document's fields, the header's adjustments summed per kind (a rate only when exactly one adjustment
     of the kind is printed), and the lines with their parts of each adjustment (allocate_adjustments:
-    None for a kind the invoice does not print) and net amounts, which sum exactly to the total.
+    None for a kind the invoice does not print) and net amounts, which sum exactly to the total; the total,
+    amount paid, balance due and net amounts also in `reporting_currency` (exchange_rates.reporting_amounts,
+    None without a rate).
     """
     try:
         doc = parse_invoice_pdf(data)
@@ -179,12 +193,20 @@ def parse_invoice_file(data: bytes) -> dict:
             of_kind = [a for a in doc.adjustments if a.kind == kind]
             row[f"{kind}_amount"] = sum((a.amount for a in of_kind), Decimal("0.00")) if of_kind else None
             row[f"{kind}_rate"] = of_kind[0].rate if len(of_kind) == 1 else None
+        reporting = reporting_amounts(doc.total, doc.amount_paid, [a.net_amount for a in allocations],
+                                      reference_rate(doc.currency, reporting_currency, doc.invoice_date),
+                                      reporting_currency, MONEY_LIMIT)
+        row |= {"reporting_currency_code": reporting.currency,
+                "exchange_rate": reporting.rate and reporting.rate.rate,
+                "exchange_rate_date": reporting.rate and reporting.rate.rate_date,
+                "total_reporting": reporting.total, "amount_paid_reporting": reporting.amount_paid,
+                "balance_due_reporting": reporting.balance_due}
         row["lines"] = [
             {"line_number": line.line_number, "description": line.description, "quantity": line.quantity,
              "unit_price": line.unit_price, "line_amount": line.amount,
              **{f"{kind}_amount": allocation.part(kind) for kind in ADJUSTMENT_SIGNS},
-             "net_amount": allocation.net_amount}
-            for line, allocation in zip(doc.lines, allocations)
+             "net_amount": allocation.net_amount, "net_amount_reporting": net_reporting}
+            for line, allocation, net_reporting in zip(doc.lines, allocations, reporting.line_net_amounts)
         ]
         return row
     except Exception as e:  # noqa: BLE001
@@ -198,11 +220,13 @@ def _parsed_arrow_schema() -> pa.Schema:
     return to_arrow_schema(PARSED_SCHEMA)
 
 
-def parse_arrow_batches(batches: Iterator[pa.RecordBatch], seconds: float) -> Iterator[pa.RecordBatch]:
+def parse_arrow_batches(batches: Iterator[pa.RecordBatch], seconds: float,
+                        reporting_currency: str = REPORTING_CURRENCY) -> Iterator[pa.RecordBatch]:
     """mapInArrow body: (source_path, source_sha256, content) batches -> PARSED_SCHEMA batches, one row per file,
     each parsed within `seconds` (BudgetedParser). PDFium is not thread-safe: one file at a time per worker."""
     schema = _parsed_arrow_schema()
-    with BudgetedParser(parse_invoice_file, seconds, _quarantined) as parse:
+    target = functools.partial(parse_invoice_file, reporting_currency=reporting_currency)
+    with BudgetedParser(target, seconds, _quarantined) as parse:
         for batch in batches:
             paths, hashes, contents = (batch.column(c) for c in ("source_path", "source_sha256", "content"))
             rows = [{"source_path": paths[i].as_py(), "source_sha256": hashes[i].as_py(),
@@ -211,16 +235,16 @@ def parse_arrow_batches(batches: Iterator[pa.RecordBatch], seconds: float) -> It
 
 
 def parse_files(spark: SparkSession, paths: list[str], listed: Listed | None = None, *,
-                seconds: float = PARSE_SECONDS) -> DataFrame:
+                seconds: float = PARSE_SECONDS, reporting_currency: str = REPORTING_CURRENCY) -> DataFrame:
     """PARSED_SCHEMA rows of `paths` (read_files): read again (the content is not kept between steps), hashed
     again (the hash of exactly the bytes parsed), spread over ceil(len(paths) / FILES_PER_TASK) tasks and
-    parsed, each file within `seconds`."""
+    parsed, each file within `seconds`, amounts also in `reporting_currency`."""
     if not paths:
         return spark.createDataFrame([], PARSED_SCHEMA)
     files = read_files(spark, paths, listed).select(
         F.col("path").alias("source_path"), F.sha2("content", 256).alias("source_sha256"), "content")
     return files.repartition(max(1, math.ceil(len(paths) / FILES_PER_TASK))).mapInArrow(
-        functools.partial(parse_arrow_batches, seconds=seconds), PARSED_SCHEMA)
+        functools.partial(parse_arrow_batches, seconds=seconds, reporting_currency=reporting_currency), PARSED_SCHEMA)
 
 
 def too_large_rows(spark: SparkSession, files: list[tuple[str, int, dt.datetime]], limit: int) -> DataFrame:
