@@ -1,8 +1,10 @@
 """The invoice half of `make demo`: put a batch of invoice PDFs where senders put them, run `invoice_pipeline`
-and print what it loaded and quarantined.
+and print what it loaded and quarantined, and the spec's cross-currency queries answered on the tables.
 
 The batch: the brief's own invoice (tests/data/invoice.pdf), DEMO_INVOICES generated invoices in the same
-layout (dev/invoice_pdfs.py; member numbers drawn from MySQL's member_card, plus one unknown card), and
+layout with each label variant in turn (dev/invoice_pdfs.py LAYOUTS: the seed's labels, the generator's
+defaults, a VAT invoice, an hourly services one; member numbers drawn from MySQL's member_card, plus one
+unknown card), and
 three bad files (a truncated PDF, a file that is not a PDF, an invoice whose total does not add up). The
 invoices are the same on every demo run, so a second run shows them skipped by the ledger: each file is
 loaded once.
@@ -19,13 +21,17 @@ from pathlib import Path
 from dev.airflow_api import AirflowApi, airflow_cli, trigger
 from dev.bootstrap import s3_client
 from dev.demo_report import task_result
-from dev.invoice_pdfs import generate_invoice, not_a_pdf, render_invoice_pdf, truncated_pdf, with_wrong_number
+from dev.invoice_ddl_doc import sample_queries
+from dev.invoice_pdfs import LAYOUTS, generate_invoice, not_a_pdf, render_invoice_pdf, truncated_pdf, with_wrong_number
 from dev.seed_members import connect_root
-from include import settings
+from include import layout, settings
 from include.invoice_landing import INCOMING_PREFIX
 
 DAG_ID = "invoice_pipeline"
 DEMO_INVOICES = 40
+# the spec's example queries across currencies (docs/invoice-star-schema.md), answered after the load
+REPORTING_QUERIES = ("top_members_by_month", "highest_total_day")
+SHOWN_ROWS = 6
 SEED_INVOICE = Path(__file__).resolve().parents[1] / "tests" / "data" / "invoice.pdf"
 UNKNOWN_CARD = 99_999_999  # no member holds it: the facts keep it and resolve it once a card appears
 
@@ -42,7 +48,9 @@ def demo_files() -> dict[str, bytes]:
     rng = random.Random(2024)
     # sequence numbers from 101: the generator's HK-00001 would be a re-issue of the brief's invoice
     docs = [generate_invoice(rng, cards, sequence=100 + i) for i in range(1, DEMO_INVOICES + 1)]
-    files = {f"{doc.invoice_number}.pdf": render_invoice_pdf(doc) for doc in docs}
+    # the label variants of the layout family in turn (invoice_pdfs.LAYOUTS): the parser reads them all
+    files = {f"{doc.invoice_number}.pdf": render_invoice_pdf(doc, layout=list(LAYOUTS)[i % len(LAYOUTS)])
+             for i, doc in enumerate(docs)}
     files["HK-00001.pdf"] = SEED_INVOICE.read_bytes()
     files["scan-truncated.pdf"] = truncated_pdf(files[f"{docs[0].invoice_number}.pdf"])
     files["remittance-note.pdf"] = not_a_pdf(docs[1])
@@ -68,6 +76,34 @@ def follow_or_trigger(api: AirflowApi) -> str:
     return run_id
 
 
+def reporting_answers() -> str:
+    """The answers of REPORTING_QUERIES on the lakehouse's tables (their first SHOWN_ROWS rows), by a local
+    Spark session configured as the runner's (dev/local_spark.py): the SQL is the spec's own, as a user
+    would paste it into a Databricks SQL editor."""
+    from pyspark.sql import SparkSession
+
+    from dev.local_spark import local_spark_conf
+    from lakehouse_jobs.invoice.tables import INVOICE_TABLES
+
+    builder = SparkSession.builder.master("local[2]").appName("demo-invoice-queries")
+    for key, value in local_spark_conf().items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    try:
+        for table in [*INVOICE_TABLES, "dim_member"]:
+            spark.read.format("delta").load(f"{layout.delta_root_uri()}/{table}").createOrReplaceTempView(table)
+        queries, text = sample_queries(), []
+        for name in REPORTING_QUERIES:
+            result = spark.sql(queries[name])
+            rows = result.take(SHOWN_ROWS + 1)
+            text.append(f"  {name} (docs/invoice-star-schema.md):\n    " + "  ".join(result.columns))
+            text += ["    " + "  ".join(str(v) for v in row) for row in rows[:SHOWN_ROWS]]
+            text += ["    ..."] if len(rows) > SHOWN_ROWS else []
+        return "\n".join(text)
+    finally:
+        spark.stop()
+
+
 def run(api: AirflowApi, show) -> tuple[bool, str]:
     """Upload the batch and let `invoice_pipeline` load it (follow_or_trigger); (success, the report's text)."""
     files = demo_files()
@@ -90,4 +126,5 @@ Invoices: run {run_id} (batch {r['batch_id']}), checked by the DAG's check_load 
   files quarantined                   {r['quarantined']:>10}
 {reasons}
   members on the invoices: {members}
-  tables: fact_invoice, fact_invoice_line and their dimensions (docs/invoice-star-schema.md)"""
+  tables: fact_invoice, fact_invoice_line and their dimensions (docs/invoice-star-schema.md)
+{reporting_answers()}"""

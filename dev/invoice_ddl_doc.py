@@ -1,7 +1,10 @@
-"""Rewrite the CREATE TABLE block of docs/invoice-star-schema.md from the invoice table declarations
-(lakehouse_jobs.invoice.tables.INVOICE_TABLES, in that order; TableSpec.create_table_sql renders each):
+"""The machine-read parts of docs/invoice-star-schema.md: its CREATE TABLE block, rewritten from the invoice
+table declarations (lakehouse_jobs.invoice.tables.INVOICE_TABLES, in that order; TableSpec.create_table_sql
+renders each) by
 
     python -m dev.invoice_ddl_doc
+
+and its example queries (``sample_queries``), which the tests and `make demo` run.
 
 The block is everything between the ``<!-- ddl:begin -->`` and ``<!-- ddl:end -->`` lines: one ```sql fence,
 the statements separated by ``;``. tests/spark_jobs/invoice/test_invoice_tables.py fails when the document's
@@ -10,6 +13,7 @@ block differs from ``ddl_block()``.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -32,6 +36,11 @@ def current_block(text: str) -> str:
     if start < 0 or end < start:
         raise ValueError(f"{DOC.name} has no {BEGIN} ... {END} block")
     return text[start:end + len(END)]
+
+
+def sample_queries() -> dict[str, str]:
+    """The document's ```sql blocks that start with a ``-- name: <name>`` line, by name, in document order."""
+    return dict(re.findall(r"```sql\n-- name: (\w+)\n(.*?)```", DOC.read_text(), flags=re.S))
 
 
 def main() -> int:

@@ -41,7 +41,7 @@ import datetime as dt
 import io
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -263,8 +263,26 @@ def format_rate(rate: Decimal) -> str:
     return f"{percent:f}"
 
 
-def _adjustment_label(adj: Adjustment) -> str:
-    label = adj.kind.capitalize()
+# Label variants of the layout family (issue 24 item 1), each a map from the seed's label to the one printed
+# instead; the parser's label families (lakehouse_jobs.invoice.pdf) read them all. Everything else (geometry,
+# money and date formats) is the seed's.
+LAYOUTS: dict[str, dict[str, str]] = {
+    "seed": {},
+    # invoice-generator.com's default column labels, which the seed renamed
+    "generator_default": {"Unit Price": "Rate"},
+    # a VAT invoice, as UK and EU sellers title and label them
+    "vat": {"INVOICE": "TAX INVOICE", "Date:": "Invoice Date:", "Member No.:": "Customer ID:", "PO Number:": "PO #:",
+            "Bill To:": "Invoice To:", "Ship To:": "Deliver To:", "Item": "Description", "Quantity": "Qty",
+            "Unit Price": "Price", "Amount": "Total", "Tax": "VAT", "Terms:": "Terms & Conditions:"},
+    # services billed by the hour
+    "services": {"Item": "Description", "Quantity": "Hours", "Unit Price": "Rate", "Subtotal:": "Sub Total:",
+                 "Shipping": "Delivery", "Total:": "Grand Total:", "Amount Paid:": "Paid:",
+                 "Balance Due:": "Amount Due:", "Notes:": "Comments:"},
+}
+
+
+def _adjustment_label(adj: Adjustment, labels: Mapping[str, str]) -> str:
+    label = labels.get(adj.kind.capitalize(), adj.kind.capitalize())
     return f"{label} ({format_rate(adj.rate)}%):" if adj.rate is not None else f"{label}:"
 
 
@@ -288,22 +306,23 @@ class _Pages:
         return 100.0
 
 
-def _table_header(pages: _Pages, y: float) -> float:
+def _table_header(pages: _Pages, y: float, label: Callable[[str], str]) -> float:
     pages.rect(29, y - 12.7, 557, 21, DARK, radius=3)
-    pages.text(ITEM_X, y, "Item", color=WHITE)
-    pages.text(QTY_X, y, "Quantity", color=WHITE)
-    pages.text(UNIT_RIGHT, y, "Unit Price", color=WHITE, align="right")
-    pages.text(AMOUNT_RIGHT, y, "Amount", color=WHITE, align="right")
+    pages.text(ITEM_X, y, label("Item"), color=WHITE)
+    pages.text(QTY_X, y, label("Quantity"), color=WHITE)
+    pages.text(UNIT_RIGHT, y, label("Unit Price"), color=WHITE, align="right")
+    pages.text(AMOUNT_RIGHT, y, label("Amount"), color=WHITE, align="right")
     return y + 25.6
 
 
-def _layout(doc: InvoiceDocument) -> list[list[tuple]]:
+def _layout(doc: InvoiceDocument, labels: Mapping[str, str]) -> list[list[tuple]]:
     pages = _Pages()
+    label = lambda text: labels.get(text, text)  # noqa: E731
     money = lambda v: format_money(v, doc.currency)  # noqa: E731
     # logo: shapes only (the seed's logo is an image), so it adds no text
     pages.rect(36.6, 14.4, 112, 112, (0.78, 0.78, 0.78), radius=4)
     pages.pages[-1].append(("logo", 92.6, 70.4))
-    pages.text(VALUE_RIGHT + 7.7, 48, "INVOICE", size=TITLE, align="right")
+    pages.text(VALUE_RIGHT + 7.7, 48, label("INVOICE"), size=TITLE, align="right")
     pages.text(571.7, 67.5, f"# {doc.invoice_number}", size=NUMBER, color=GREY, align="right")
 
     rows = [("Date:", format_date(doc.invoice_date)),
@@ -313,14 +332,14 @@ def _layout(doc: InvoiceDocument) -> list[list[tuple]]:
             ("Member No.:", str(doc.member_number) if doc.member_number is not None else None),
             ("PO Number:", doc.po_number)]
     y = 117.8
-    for label, value in rows:
+    for name, value in rows:
         if value is not None:
-            pages.text(LABEL_RIGHT, y, label, color=GREY, align="right")
+            pages.text(LABEL_RIGHT, y, label(name), color=GREY, align="right")
             pages.text(VALUE_RIGHT, y, value, align="right")
             y += KV_STEP
     balance_y = y + 2.3
     pages.rect(317, balance_y - 15.4, 269, 25.4, (0.955, 0.955, 0.955), radius=3)
-    pages.text(LABEL_RIGHT, balance_y, "Balance Due:", font=BOLD, size=BALANCE, align="right")
+    pages.text(LABEL_RIGHT, balance_y, label("Balance Due:"), font=BOLD, size=BALANCE, align="right")
     pages.text(VALUE_RIGHT, balance_y, money(doc.balance_due), font=BOLD, size=BALANCE, align="right")
 
     y = 150.0
@@ -332,13 +351,13 @@ def _layout(doc: InvoiceDocument) -> list[list[tuple]]:
     left_bottom = y
     if doc.bill_to:
         y += 27
-        pages.text(LEFT, y, "Bill To:", color=GREY)
+        pages.text(LEFT, y, label("Bill To:"), color=GREY)
         bottoms = []
         for x, party in ((LEFT, doc.bill_to), (SHIP_X, doc.ship_to)):
             if party is None:
                 continue
             if x == SHIP_X:
-                pages.text(SHIP_X, y, "Ship To:", color=GREY)
+                pages.text(SHIP_X, y, label("Ship To:"), color=GREY)
             py = y + 15.8
             pages.text(x, py, party.name, font=BOLD)
             for line in party.address:
@@ -347,11 +366,11 @@ def _layout(doc: InvoiceDocument) -> list[list[tuple]]:
             bottoms.append(py)
         left_bottom = max(bottoms)
 
-    y = _table_header(pages, max(left_bottom, balance_y) + 61.4)
+    y = _table_header(pages, max(left_bottom, balance_y) + 61.4, label)
     for line in doc.lines:
         wrapped = _wrap(line.description, DESCRIPTION_WIDTH, BOLD)
         if y + WRAP_STEP * (len(wrapped) - 1) > CONTENT_BOTTOM:
-            y = _table_header(pages, pages.new_page(doc.invoice_number))
+            y = _table_header(pages, pages.new_page(doc.invoice_number), label)
         pages.text(ITEM_X, y, wrapped[0], font=BOLD)
         pages.text(QTY_X, y, f"{line.quantity:f}")
         pages.text(UNIT_RIGHT, y, money(line.unit_price), align="right")
@@ -361,23 +380,24 @@ def _layout(doc: InvoiceDocument) -> list[list[tuple]]:
             pages.text(ITEM_X, y, extra, font=BOLD)
         y += ROW_STEP
 
-    totals = [("Subtotal:", doc.subtotal)] + [(_adjustment_label(a), a.amount) for a in doc.adjustments]
-    totals += [("Total:", doc.total)] + ([("Amount Paid:", doc.amount_paid)] if doc.amount_paid is not None else [])
+    totals = [(label("Subtotal:"), doc.subtotal)] + [(_adjustment_label(a, labels), a.amount) for a in doc.adjustments]
+    totals += [(label("Total:"), doc.total)] + (
+        [(label("Amount Paid:"), doc.amount_paid)] if doc.amount_paid is not None else [])
     y += 64.5 - ROW_STEP
     if y + TOTAL_STEP * (len(totals) - 1) > CONTENT_BOTTOM:
         y = pages.new_page(doc.invoice_number)
-    for label, value in totals:
-        pages.text(LABEL_RIGHT, y, label, color=GREY, align="right")
+    for text, value in totals:
+        pages.text(LABEL_RIGHT, y, text, color=GREY, align="right")
         pages.text(VALUE_RIGHT, y, money(value), align="right")
         y += TOTAL_STEP
     y += 54.7 - TOTAL_STEP
-    for label, text in (("Notes:", doc.notes), ("Terms:", doc.terms)):
+    for name, text in (("Notes:", doc.notes), ("Terms:", doc.terms)):
         if text is None:
             continue
         block = text.split("\n")
         if y + 16.5 + TEXT_STEP * (len(block) - 1) > CONTENT_BOTTOM:
             y = pages.new_page(doc.invoice_number)
-        pages.text(LEFT, y, label, color=GREY)
+        pages.text(LEFT, y, label(name), color=GREY)
         y += 16.5
         for line in block:
             pages.text(LEFT, y, line)
@@ -419,9 +439,10 @@ def _draw(canvas: Canvas, ops: list[tuple], alter: Mapping[str, str | None]) -> 
             canvas.drawPath(path, stroke=0, fill=1)
 
 
-def render_invoice_pdf(doc: InvoiceDocument, *, encrypt: str | None = None,
+def render_invoice_pdf(doc: InvoiceDocument, *, layout: str = "seed", encrypt: str | None = None,
                        alter: Mapping[str, str | None] | None = None) -> bytes:
-    """The PDF of ``doc`` in the seed's layout; byte-identical for equal documents.
+    """The PDF of ``doc`` in the seed's layout with the labels of ``layout`` (a LAYOUTS key; KeyError for
+    another); byte-identical for equal arguments.
 
     ``encrypt``: a user password (the PDF then needs it to open). ``alter``: for bad inputs, printed texts
     to print differently ({"Jan 1, 2024": "01/01/2024"}) or, mapped to None, not at all ({"Date:": None}).
@@ -431,7 +452,7 @@ def render_invoice_pdf(doc: InvoiceDocument, *, encrypt: str | None = None,
     encryption = StandardEncryption(encrypt, ownerPassword=encrypt + "-owner") if encrypt else None
     canvas = Canvas(out, pagesize=(PAGE_W, PAGE_H), pageCompression=1, invariant=1, encrypt=encryption)
     canvas.setTitle(f"Invoice {doc.invoice_number}")
-    for ops in _layout(doc):
+    for ops in _layout(doc, LAYOUTS[layout]):
         _draw(canvas, ops, alter or {})
         canvas.showPage()
     canvas.save()
@@ -440,13 +461,14 @@ def render_invoice_pdf(doc: InvoiceDocument, *, encrypt: str | None = None,
 
 def write_batch(out_dir: str | Path, n: int, seed: int,
                 member_numbers: list[int]) -> list[tuple[Path, InvoiceDocument]]:
-    """``n`` invoices written as ``out_dir/<invoice_number>.pdf``; returns (path, expected document) pairs."""
+    """``n`` invoices written as ``out_dir/<invoice_number>.pdf``, in the LAYOUTS in turn; returns (path,
+    expected document) pairs."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for doc in generate_invoices(n, seed, member_numbers):
+    for i, doc in enumerate(generate_invoices(n, seed, member_numbers)):
         path = out / f"{doc.invoice_number}.pdf"
-        path.write_bytes(render_invoice_pdf(doc))
+        path.write_bytes(render_invoice_pdf(doc, layout=list(LAYOUTS)[i % len(LAYOUTS)]))
         written.append((path, doc))
     return written
 

@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
+from dev.invoice_ddl_doc import sample_queries
 from dev.invoice_pdfs import bad_inputs, generate_invoice, render_invoice_pdf, with_wrong_number, write_batch
 from include.extract.schema_drift import schema_hash, schema_json
 from lakehouse_jobs import pii
@@ -58,7 +58,6 @@ from lakehouse_jobs.tables import DIM_MEMBER, OPEN_END
 from tests.conftest import REPO_ROOT
 
 SEED_PDF = REPO_ROOT / "tests" / "data" / "invoice.pdf"
-DOC = REPO_ROOT / "docs" / "invoice-star-schema.md"
 UTC = dt.timezone.utc
 M1 = "11111111-1111-4111-8111-111111111111"  # card 11134891: invoice.pdf and US-00001
 M2 = "22222222-2222-4222-8222-222222222222"  # card 22200001: HK-00002
@@ -196,11 +195,6 @@ def plaintext_in(root: Path, needles: list[str]) -> dict[str, set[str]]:
             if any(e in b for b in blobs for e in encoded):
                 found.setdefault(str(path.relative_to(root)), set()).add(needle)
     return found
-
-
-def analytics_sql() -> dict[str, str]:
-    """The document's ```sql blocks by their `-- name:` line."""
-    return dict(re.findall(r"```sql\n-- name: (\w+)\n(.*?)```", DOC.read_text(), flags=re.S))
 
 
 def key_violations(spark, lake: Lake) -> dict[str, int]:
@@ -444,7 +438,7 @@ EXPECTED_ANALYTICS = {
 
 @pytest.mark.integration
 def test_documented_analytics_give_the_hand_computed_results(spark, golden):
-    queries = analytics_sql()
+    queries = sample_queries()
     assert set(queries) == set(EXPECTED_ANALYTICS)
     for table in [*INVOICE_TABLES, "dim_member"]:
         golden.read(spark, table).createOrReplaceTempView(table)

@@ -9,12 +9,15 @@ and ``invoice.document.check_arithmetic`` says what is wrong (callers quarantine
 The PDF's text layer (PDFium's characters, lines and cells: steps 1-3) is ``invoice.text_layer``'s, which
 also defines ``InvoiceParseError`` and ``REASONS``; this module reads the layout from its lines:
 
-4. Regions, top to bottom, across pages: the header (title "INVOICE", "# <number>", the label/value rows
-   of ``HEADER_LABELS``, the seller block, "Bill To:" and "Ship To:" blocks), the item table from its
-   header row "Item | Quantity | Unit Price | Amount" (a cell belongs to a column by the header cell's
-   edge: Quantity left-aligned, Unit Price and Amount right-aligned, the description left of Quantity;
-   a line with only a description continues the item above, which is how a wrapped description reads),
-   the totals ("Subtotal:" ... ``TOTAL_LABEL``), then the "Notes:" and "Terms:" blocks.
+4. Regions, top to bottom, across pages: the header (title ``TITLES``, "# <number>", the label/value rows
+   of ``HEADER_LABELS``, the seller block, the bill-to and ship-to blocks of ``PARTY_LABELS``), the item
+   table from its header row, four cells naming the item, quantity, unit price and amount columns
+   (``TABLE_COLUMNS``: "Item | Quantity | Unit Price | Amount", "Description | Qty | Price | Total", ...;
+   a cell belongs to a column by the header cell's edge: the quantity left-aligned, the prices
+   right-aligned, the description left of the quantity; a line with only a description continues the item
+   above, which is how a wrapped description reads), the totals (``TOTAL_LABELS``: "Subtotal:", "VAT
+   (20%):", "Grand Total:", ...), then the notes and terms blocks (``BLOCK_LABELS``). Labels are matched by
+   family, case-insensitively; the families are the only layout knowledge, so an unknown label is refused.
    Pages after the first may start with "# <number> (continued)" and repeat the table header; "Page i of
    n" footers are checked against the page count.
 
@@ -48,18 +51,49 @@ from lakehouse_jobs.invoice.text_layer import (
     page_lines,
 )
 
+
+# Label families (issue 24 item 1): what invoices of this layout print for each field, the seed's labels and
+# the generator's defaults and their common synonyms (invoice-generator.com's defaults are "Item, Quantity,
+# Rate, Amount", "Tax", "Amount Paid", "Balance Due"; VAT and GST are the tax's name in the UK, EU, Singapore,
+# Australia). Compared case-insensitively; a label outside them is never guessed at: layout_unrecognised.
+def _family(families: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    return {label.casefold(): name for name, labels in families.items() for label in labels}
+
+
 # label/value rows of the header box -> InvoiceDocument field
-HEADER_LABELS: dict[str, str] = {
-    "Date:": "invoice_date", "Invoice Date:": "invoice_date", "Due Date:": "due_date",
-    "Payment Terms:": "payment_terms", "Payment Method:": "payment_method", "Member No.:": "member_number",
-    "PO Number:": "po_number", "Balance Due:": "balance_due",
-}
-TOTAL_LABEL = re.compile(
-    r"^(?P<name>Subtotal|Total|Amount Paid|Balance Due|" + "|".join(k.capitalize() for k in ADJUSTMENT_SIGNS)
-    + r")(?: \((?P<rate>\d{1,3}(?:\.\d{1,4})?)%\))?:$"
-)
-TABLE_HEADER = ("Item", "Quantity", "Unit Price", "Amount")
-BLOCK_LABELS = {"Notes:": "notes", "Terms:": "terms"}
+HEADER_LABELS = _family({
+    "invoice_date": ("Date:", "Invoice Date:", "Issue Date:", "Date of Issue:"),
+    "due_date": ("Due Date:", "Payment Due:"),
+    "payment_terms": ("Payment Terms:", "Terms of Payment:"),
+    "payment_method": ("Payment Method:", "Paid By:"),
+    "member_number": ("Member No.:", "Member Number:", "Member ID:", "Member #:", "Customer ID:", "Customer No.:",
+                      "Customer Number:"),
+    "po_number": ("PO Number:", "PO #:", "P.O. Number:", "Purchase Order:"),
+    "balance_due": ("Balance Due:", "Amount Due:"),
+})
+TITLES = frozenset(("invoice", "tax invoice"))
+PARTY_LABELS = _family({"bill_to": ("Bill To:", "Billed To:", "Invoice To:", "Sold To:"),
+                        "ship_to": ("Ship To:", "Shipped To:", "Deliver To:")})
+# the item table's header row: four cells, the description's first, each naming its column
+TABLE_COLUMNS = _family({
+    "item": ("Item", "Items", "Description", "Item Description", "Product"),
+    "quantity": ("Quantity", "Qty", "Qty.", "Hours", "Units"),
+    "unit": ("Unit Price", "Rate", "Price", "Unit Cost"),
+    "amount": ("Amount", "Total", "Line Total"),
+})
+# the totals block: "<label>:" or, for an adjustment, "<label> (<rate>%):"
+TOTAL_LABELS = _family({
+    "subtotal": ("Subtotal", "Sub Total", "Sub-total"),
+    "discount": ("Discount",),
+    "tax": ("Tax", "VAT", "GST", "Sales Tax"),
+    "shipping": ("Shipping", "Delivery", "Shipping & Handling", "Freight"),
+    "total": ("Total", "Grand Total", "Invoice Total"),
+    "amount_paid": ("Amount Paid", "Paid"),
+    "balance_due": ("Balance Due", "Amount Due"),
+})
+TOTAL_LABEL = re.compile(r"^(?P<name>[^():]+?)(?: \((?P<rate>\d{1,3}(?:\.\d{1,4})?)%\))?:$")
+BLOCK_LABELS = _family({"notes": ("Notes:", "Note:", "Comments:"),
+                        "terms": ("Terms:", "Terms & Conditions:", "Terms and Conditions:")})
 
 
 # values of "Payment Terms:" that name a payment method (the seed prints "Payment Terms: Visa")
@@ -138,10 +172,10 @@ class _Reader:
         for index, page in enumerate(self.pages):
             for line in self.strip_furniture(index, page_lines(page)):
                 lines.append((index, line))
-        header_end = next((i for i, (_, line) in enumerate(lines) if _texts(line) == TABLE_HEADER), None)
+        header_end = next((i for i, (_, line) in enumerate(lines) if _columns(line)), None)
         if header_end is None:
-            raise InvoiceParseError("layout_unrecognised", "no item table header (Item, Quantity, Unit Price, "
-                                    "Amount)")
+            raise InvoiceParseError("layout_unrecognised", "no item table header (an item, quantity, unit price "
+                                    "and amount label, e.g. Item | Quantity | Rate | Amount)")
         if lines[header_end][0] != 0:
             raise InvoiceParseError("layout_unrecognised", "the item table does not start on page 1")
         self.read_header([line for _, line in lines[:header_end]])
@@ -169,27 +203,28 @@ class _Reader:
         leftovers: list[Cell] = []
         bill_label = ship_label = None
         # the right-hand column starts at its leftmost label; "#..." left of it is an address ("#05-01")
-        label_x0 = min((c.x0 for line in lines for c in line if c.text in HEADER_LABELS), default=0.0)
+        label_x0 = min((c.x0 for line in lines for c in line if c.text.casefold() in HEADER_LABELS), default=0.0)
         for line in lines:
             cells = iter(enumerate(line))
             for i, cell in cells:
-                if cell.text == "INVOICE" and "title" not in self.fields:
+                label = cell.text.casefold()
+                if label in TITLES and "title" not in self.fields:
                     self.fields["title"] = True
                 elif (m := _NUMBER_CELL.match(cell.text)) and not m["cont"] and cell.x0 >= label_x0:
                     self.set("invoice_number", m["number"])
-                elif cell.text in HEADER_LABELS:
+                elif label in HEADER_LABELS:
                     if i + 1 >= len(line):
                         raise InvoiceParseError("layout_unrecognised", f"{cell.text} without a value")
                     _, value = next(cells)
-                    self.header_value(HEADER_LABELS[cell.text], value)
-                elif cell.text == "Bill To:" and bill_label is None:
+                    self.header_value(HEADER_LABELS[label], value)
+                elif PARTY_LABELS.get(label) == "bill_to" and bill_label is None:
                     bill_label = cell
-                elif cell.text == "Ship To:" and ship_label is None:
+                elif PARTY_LABELS.get(label) == "ship_to" and ship_label is None:
                     ship_label = cell
                 else:
                     leftovers.append(cell)
         if "title" not in self.fields:
-            raise InvoiceParseError("layout_unrecognised", "no INVOICE title")
+            raise InvoiceParseError("layout_unrecognised", "no INVOICE or TAX INVOICE title")
         # what remains is the seller (above "Bill To:") and the bill-to and ship-to blocks (below it)
         above: list[Cell] = []
         bill: list[Cell] = []
@@ -209,15 +244,15 @@ class _Reader:
             _refuse_unlabelled_block(above)
         self.fields["seller"] = _party(above, "seller")
         if ship_label is not None and bill_label is None:
-            raise InvoiceParseError("layout_unrecognised", "Ship To: without Bill To:")
+            raise InvoiceParseError("layout_unrecognised", "a ship-to block without a bill-to block")
         if bill_label is not None:
             self.fields["bill_to"] = _party(bill, "bill_to")
             if self.fields["bill_to"] is None:
-                raise InvoiceParseError("required_field_missing", "bill_to: a Bill To: label without a name")
+                raise InvoiceParseError("required_field_missing", f"bill_to: a {bill_label.text} label without a name")
         if ship_label is not None:
             self.fields["ship_to"] = _party(ship, "ship_to")
             if self.fields["ship_to"] is None:
-                raise InvoiceParseError("required_field_missing", "ship_to: a Ship To: label without a name")
+                raise InvoiceParseError("required_field_missing", f"ship_to: a {ship_label.text} label without a name")
 
     def header_value(self, field: str, cell: Cell) -> None:
         text = cell.text
@@ -235,16 +270,17 @@ class _Reader:
     def read_table(self, lines: list[tuple[int, list[Cell]]], start: int) -> int:
         """Item rows from the table header at ``start`` to the first totals label; returns that position."""
         columns = _columns(lines[start][1])
+        assert columns is not None  # read() found the header there
         header_page = lines[start][0]
         previous: tuple[int, Cell] | None = None  # the current item's last line: (page, a cell of it)
         position = start + 1
         while position < len(lines):
             page, line = lines[position]
-            if TOTAL_LABEL.match(line[0].text):
+            if _total_label(line[0].text):
                 break
             position += 1
-            if _texts(line) == TABLE_HEADER:
-                columns, header_page = _columns(line), page
+            if repeated := _columns(line):
+                columns, header_page = repeated, page
                 continue
             if page != header_page:
                 raise InvoiceParseError("layout_unrecognised", f"page {page + 1}: item rows without the table header")
@@ -271,32 +307,32 @@ class _Reader:
     def read_totals(self, lines: list[tuple[int, list[Cell]]], position: int) -> int:
         while position < len(lines):
             _, line = lines[position]
-            if len(line) == 1 and line[0].text in BLOCK_LABELS:
+            if len(line) == 1 and line[0].text.casefold() in BLOCK_LABELS:
                 break
-            m = TOTAL_LABEL.match(line[0].text)
-            if not m or len(line) != 2 or abs(line[1].x1 - self.amount_x1) > ALIGN_TOLERANCE:
+            label = _total_label(line[0].text)
+            if not label:
+                raise self.unplaced(line[0], "totals")
+            if len(line) != 2 or abs(line[1].x1 - self.amount_x1) > ALIGN_TOLERANCE:
                 raise self.unplaced(line[-1], "totals")
             value = self.money(line[1])
-            name, kind = m["name"], m["name"].casefold()
+            kind, rate = label
             if kind in ADJUSTMENT_SIGNS:
                 if value < 0:
                     raise InvoiceParseError("unparseable_number", f"{line[0].text} {line[1].text}: printed "
                                             "adjustments are amounts, their kind gives the direction")
-                rate = Decimal(m["rate"]) / 100 if m["rate"] else None
-                self.adjustments.append(Adjustment(kind, rate, value))
-            elif m["rate"]:
+                self.adjustments.append(Adjustment(kind, Decimal(rate) / 100 if rate else None, value))
+            elif rate:
                 raise self.unplaced(line[0], "totals")
             else:
-                self.set({"Subtotal": "subtotal", "Total": "total", "Amount Paid": "amount_paid",
-                          "Balance Due": "balance_due"}[name], value)
+                self.set(kind, value)
             position += 1
         return position
 
     def read_blocks(self, lines: list[tuple[int, list[Cell]]], position: int) -> None:
         current: tuple[str, Cell] | None = None
         for _, line in lines[position:]:
-            if len(line) == 1 and line[0].text in BLOCK_LABELS:
-                field = BLOCK_LABELS[line[0].text]
+            if len(line) == 1 and line[0].text.casefold() in BLOCK_LABELS:
+                field = BLOCK_LABELS[line[0].text.casefold()]
                 if field in self.blocks:
                     raise InvoiceParseError("duplicate_field", f"{line[0].text} printed twice")
                 current = (field, line[0])
@@ -350,8 +386,20 @@ def _texts(line: list[Cell]) -> tuple[str, ...]:
     return tuple(c.text for c in line)
 
 
-def _columns(header: list[Cell]) -> dict[str, float]:
-    item, quantity, unit, amount = header
+def _total_label(text: str) -> tuple[str, str | None] | None:
+    """(field or adjustment kind, printed rate or None) of a totals label ("VAT (20%):"), else None."""
+    if (m := TOTAL_LABEL.match(text)) and (name := TOTAL_LABELS.get(m["name"].casefold())):
+        return name, m["rate"]
+    return None
+
+
+def _columns(line: list[Cell]) -> dict[str, float] | None:
+    """The item table's column edges when `line` is its header row (TABLE_COLUMNS, in the order item,
+    quantity, unit price, amount), else None: the quantity's left edge and the prices' right edges, as they
+    are aligned."""
+    if tuple(TABLE_COLUMNS.get(c.text.casefold()) for c in line) != ("item", "quantity", "unit", "amount"):
+        return None
+    item, quantity, unit, amount = line
     return {"item": item.x0, "quantity": quantity.x0, "unit": unit.x1, "amount": amount.x1}
 
 
