@@ -1,7 +1,7 @@
 """
 ### Invoice pipeline: invoice PDFs on S3 → the invoice star schema in Delta (a Databricks run)
 
-Every hour (or when triggered):
+Every hour (`INVOICE_SCHEDULE`, include/settings.py), or when triggered:
 
 1. **wait_for_invoices** waits for any file under `s3://<landing>/invoices/incoming/`; with none within the
    hour it is skipped, and the run with it (nothing to load is not a failure).
@@ -49,7 +49,7 @@ LOAD_TRIES = 3
 
 
 @dag(
-    schedule="@hourly",
+    schedule=settings.INVOICE_SCHEDULE,
     **DAG_ARGS,
     max_active_runs=1,
     # every task's tries, timeouts and backoff along the chain (tests/dags/test_dag_integrity.py); runs of an

@@ -86,9 +86,10 @@ def reporting_answers() -> str:
     from lakehouse_jobs.invoice.tables import INVOICE_TABLES
 
     builder = SparkSession.builder.master("local[2]").appName("demo-invoice-queries")
-    for key, value in local_spark_conf().items():
+    for key, value in (local_spark_conf() | {"spark.ui.showConsoleProgress": "false"}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
     try:
         for table in [*INVOICE_TABLES, "dim_member"]:
             spark.read.format("delta").load(f"{layout.delta_root_uri()}/{table}").createOrReplaceTempView(table)

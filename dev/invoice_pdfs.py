@@ -145,7 +145,7 @@ def _party(fake: Faker, rng: random.Random, country: str, width: float, *, compa
     return Party(_wrap(name, width, BOLD)[0], tuple(wrapped))  # a name too wide for the column is cut
 
 
-def generate_invoice(rng_or_seed: random.Random | int, member_numbers: list[int], *, sequence: int = 1,
+def generate_invoice(rng_or_seed: random.Random | int, member_numbers: list[int] | list[str], *, sequence: int = 1,
                      max_lines: int = 40, fake: Faker | None = None) -> InvoiceDocument:
     """One synthetic invoice: the values ``render_invoice_pdf`` prints and the parser must return.
 
@@ -227,7 +227,7 @@ def generate_invoice(rng_or_seed: random.Random | int, member_numbers: list[int]
         payment_terms=payment_terms,
         # the parser reads a method out of "Payment Terms:" (the seed's usage), so the expected value does too
         payment_method=payment_method or (payment_terms if payment_terms in PAYMENT_METHODS else None),
-        member_number=rng.choice(member_numbers) if member_numbers and rng.random() < 0.9 else None,
+        member_number=str(rng.choice(member_numbers)) if member_numbers and rng.random() < 0.9 else None,
         po_number=f"PO{rng.randrange(10**8):08d}" if rng.random() < 0.7 else None,
         seller=seller,
         bill_to=bill_to,
@@ -329,7 +329,7 @@ def _layout(doc: InvoiceDocument, labels: Mapping[str, str]) -> list[list[tuple]
             ("Payment Terms:", doc.payment_terms),
             ("Payment Method:", doc.payment_method if doc.payment_method != doc.payment_terms else None),
             ("Due Date:", format_date(doc.due_date) if doc.due_date else None),
-            ("Member No.:", str(doc.member_number) if doc.member_number is not None else None),
+            ("Member No.:", doc.member_number),
             ("PO Number:", doc.po_number)]
     y = 117.8
     for name, value in rows:
@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "bad").mkdir(exist_ok=True)
         for name, data in bad_inputs(written[0][1]).items():
             (args.out / "bad" / f"{name}.pdf").write_bytes(data)
-    pages = sum(render_pages for render_pages in (len(_layout(doc)) for _, doc in written))
+    pages = sum(render_pages for render_pages in (len(_layout(doc, {})) for _, doc in written))
     print(f"{len(written)} invoices ({pages} pages) in {args.out}")
     return 0
 

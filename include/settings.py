@@ -84,6 +84,11 @@ EXTRACT_PARTITION_COLS = tuple(c.strip() for c in os.getenv("EXTRACT_PARTITION_C
 # once instead of all of them forever. Changing it takes `python -m include.landing.retention apply`.
 LANDING_RETENTION_DAYS = _int(os.environ, "LANDING_RETENTION_DAYS", 14, minimum=1)
 
+# How often invoice_pipeline claims and loads what arrived (a cron expression or preset): each run that finds
+# files starts a job cluster, so fewer runs cost less and deliver later (docs/scaling-and-cost.md, "Invoice
+# pipeline: what an hour costs"). The sensor, batch ids and claim work with any interval.
+INVOICE_SCHEDULE = os.getenv("INVOICE_SCHEDULE", "@hourly")
+
 # The currency of the invoice facts' *_reporting amounts (lakehouse_jobs.invoice.exchange_rates): one every
 # invoice converts into, so totals of invoices in different currencies can be added. Facts already loaded
 # keep theirs (reporting_currency_code says which).

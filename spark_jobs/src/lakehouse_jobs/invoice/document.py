@@ -106,6 +106,8 @@ class InvoiceDocument:
     prints "Payment Terms: Visa"; ``invoice.pdf.PAYMENT_METHODS``). ``terms`` and ``notes`` are the text
     blocks under "Terms:" and "Notes:", their lines joined with "\\n". ``currency`` is an ISO 4217 code.
     ``balance_due`` is printed in the header box; ``amount_paid`` is None when no "Amount Paid" row is printed.
+    ``member_number`` is the member number's digits as printed (a member_card.card_number: text, leading
+    zeros kept, lakehouse_jobs.contracts).
     """
 
     invoice_number: str
@@ -120,7 +122,7 @@ class InvoiceDocument:
     due_date: dt.date | None = None
     payment_terms: str | None = None
     payment_method: str | None = None
-    member_number: int | None = None
+    member_number: str | None = None
     po_number: str | None = None
     seller: Party | None = None
     bill_to: Party | None = None

@@ -47,7 +47,7 @@ members, facts, ledger; shapes in their docstrings):
 
 Member mapping: the invoice's "Member No." is a membership card number. ``--member-cards`` is the
 member_card table as Parquet (a file, a directory, or a landing batch's ``_manifest.json``, whose files are
-read exactly) with ``card_number`` (bigint or digits as text, compared as numbers) and ``member_id``; the
+read exactly) with ``card_number`` (text, compared with the printed digits exactly) and ``member_id``; the
 member dimension is ``<tables-root>/dim_member`` (written by member_merge; an absent table counts as empty).
 
 Quarantine reasons (tables.QUARANTINE_REASONS): the parser's (pdf.REASONS: not_pdf,

@@ -16,12 +16,13 @@ from lakehouse_jobs.steps import materialise
 
 
 def read_member_cards(spark: SparkSession, path: str) -> DataFrame:
-    """``card_number`` DECIMAL(20,0), ``member_id`` (keys.member_key: white space trimmed, lower case) of the
+    """``card_number`` (text, white space trimmed), ``member_id`` (keys.member_key: white space trimmed, lower
+    case) of the
     member_card extract at
     `path`: a Parquet file or directory, or a landing batch's _manifest.json, whose files are read exactly
     (a landing prefix also holds other attempts' files) and checked as batch.read_batch checks them (sizes,
-    row count). card_number may be BIGINT or digits as text; text that is not a number reads as null and
-    matches nothing. Raises ValueError when a column is missing, or the manifest is not member_card's or
+    row count). card_number is text in the source (lakehouse_jobs.contracts: leading zeros kept); a BIGINT
+    column is read as its digits. Raises ValueError when a column is missing, or the manifest is not member_card's or
     does not match its files (manifest.ManifestError, a ValueError, for an invalid manifest)."""
     if path.rstrip("/").endswith(MANIFEST_NAME):
         manifest = BatchManifest.from_json(hadoop_fs.read_text(spark, path), source=path)
@@ -35,7 +36,7 @@ def read_member_cards(spark: SparkSession, path: str) -> DataFrame:
         if problems:
             raise ValueError(f"member_card batch {manifest.batch_id} is incomplete: " + "; ".join(problems))
         if not manifest.files:
-            return spark.createDataFrame([], "card_number decimal(20,0), member_id string")
+            return spark.createDataFrame([], "card_number string, member_id string")
         df = spark.read.parquet(*[entry.path for entry in manifest.files])
         if (rows := df.count()) != manifest.row_count:
             raise ValueError(f"member_card batch {manifest.batch_id}: read {rows} rows, manifest says "
@@ -46,7 +47,7 @@ def read_member_cards(spark: SparkSession, path: str) -> DataFrame:
     if missing:
         raise ValueError(f"member cards at {path} lack {sorted(missing)} (columns: {df.columns})")
     return df.select(
-        F.trim(F.col("card_number").cast("string")).try_cast("decimal(20,0)").alias("card_number"),
+        F.trim(F.col("card_number").cast("string")).alias("card_number"),
         member_key_column("member_id").alias("member_id"),
     ).where(F.col("card_number").isNotNull() & F.col("member_id").isNotNull())
 
@@ -76,7 +77,8 @@ def resolve_members(invoices: DataFrame, cards: DataFrame, versions: DataFrame) 
     t = F.make_timestamp(F.year("invoice_date"), F.month("invoice_date"), F.dayofmonth("invoice_date"),
                          F.lit(0), F.lit(0), F.lit(0), F.lit("UTC"))
     df = (invoices.select("invoice_number", "member_card_number", t.alias("_at"))
-          .join(by_card, F.col("member_card_number").cast("decimal(20,0)") == by_card["card_number"], "left")
+          # as text, as printed: "0012345" and "12345" are two cards (either may exist), never guessed equal
+          .join(by_card, F.col("member_card_number") == by_card["card_number"], "left")
           .withColumn("_member_id", F.when(F.col("_members") == 1, F.col("_member_id")))
           .join(versions.withColumnRenamed("member_id", "_member_id"), "_member_id", "left"))
     rank = (F.when((F.col("valid_from") <= F.col("_at")) & (F.col("_at") < F.col("valid_to")), 0)

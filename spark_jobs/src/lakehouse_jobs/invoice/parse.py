@@ -102,7 +102,7 @@ PARSED_SCHEMA = T.StructType([
     T.StructField("currency", T.StringType()),
     T.StructField("payment_terms", T.StringType()),
     T.StructField("payment_method", T.StringType()),
-    T.StructField("member_number", T.LongType()),
+    T.StructField("member_number", T.StringType()),
     T.StructField("po_number", T.StringType()),
     T.StructField("terms", T.StringType()),
     *_PARTY_FIELDS,

@@ -263,7 +263,7 @@ class _Reader:
         elif field == "member_number":
             if not _MEMBER.match(text):
                 raise InvoiceParseError("unparseable_number", f"Member No. {text!r} is not a number")
-            self.set(field, int(text))
+            self.set(field, text)
         else:
             self.set(field, text)
 

@@ -209,8 +209,9 @@ FACT_INVOICE = TableSpec(
     fields=(
         Field("invoice_number", "STRING", nullable=False, comment="the invoice's number as printed (the key)"),
         *_dimension_keys(line=False),
-        Field("member_card_number", "BIGINT", pii="quasi",
-              comment="the member number as printed (a member_card.card_number); null when none is printed"),
+        Field("member_card_number", "STRING", pii="quasi",
+              comment="the member number's digits as printed, leading zeros kept (a member_card.card_number, "
+                      "text in the source too); null when none is printed"),
         Field("po_number", "STRING", comment="purchase order number as printed; null when none"),
         Field("payment_terms", "STRING", comment="the value of the Payment Terms: row as printed; null when none"),
         Field("terms", "STRING", comment="the Terms: block as printed, lines joined with a line feed; null when none"),
