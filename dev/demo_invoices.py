@@ -33,7 +33,7 @@ DEMO_INVOICES = 40
 REPORTING_QUERIES = ("top_members_by_month", "highest_total_day")
 SHOWN_ROWS = 6
 SEED_INVOICE = Path(__file__).resolve().parents[1] / "tests" / "data" / "invoice.pdf"
-UNKNOWN_CARD = 99_999_999  # no member holds it: the facts keep it and resolve it once a card appears
+UNKNOWN_CARD = "99999999"  # no member holds it: the facts keep it and resolve it once a card appears
 
 
 def demo_files() -> dict[str, bytes]:
@@ -42,7 +42,7 @@ def demo_files() -> dict[str, bytes]:
     try:
         cur = conn.cursor()
         cur.execute("SELECT card_number FROM member_card ORDER BY card_number LIMIT 200")
-        cards = [int(row[0]) for row in cur.fetchall()] + [UNKNOWN_CARD]
+        cards = [row[0] for row in cur.fetchall()] + [UNKNOWN_CARD]  # text, as member_card holds them
     finally:
         conn.close()
     rng = random.Random(2024)

@@ -271,7 +271,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
     # invoice-generator.com's default column labels, which the seed renamed
     "generator_default": {"Unit Price": "Rate"},
     # a VAT invoice, as UK and EU sellers title and label them
-    "vat": {"INVOICE": "TAX INVOICE", "Date:": "Invoice Date:", "Member No.:": "Customer ID:", "PO Number:": "PO #:",
+    "vat": {"INVOICE": "TAX INVOICE", "Date:": "Invoice Date:", "Member No.:": "Member ID:", "PO Number:": "PO #:",
             "Bill To:": "Invoice To:", "Ship To:": "Deliver To:", "Item": "Description", "Quantity": "Qty",
             "Unit Price": "Price", "Amount": "Total", "Tax": "VAT", "Terms:": "Terms & Conditions:"},
     # services billed by the hour
@@ -460,7 +460,7 @@ def render_invoice_pdf(doc: InvoiceDocument, *, layout: str = "seed", encrypt: s
 
 
 def write_batch(out_dir: str | Path, n: int, seed: int,
-                member_numbers: list[int]) -> list[tuple[Path, InvoiceDocument]]:
+                member_numbers: list[int] | list[str]) -> list[tuple[Path, InvoiceDocument]]:
     """``n`` invoices written as ``out_dir/<invoice_number>.pdf``, in the LAYOUTS in turn; returns (path,
     expected document) pairs."""
     out = Path(out_dir)
@@ -546,8 +546,8 @@ def main(argv: list[str] | None = None) -> int:
                              "the 999 numbers after it")
     parser.add_argument("--bad-inputs", action="store_true", help="also write bad/<reason>.pdf from the first invoice")
     args = parser.parse_args(argv)
-    members = ([int(x) for x in args.member_numbers_file.read_text().split()] if args.member_numbers_file
-               else list(range(11134891, 11134891 + 1000)))
+    members = (args.member_numbers_file.read_text().split() if args.member_numbers_file
+               else [str(n) for n in range(11134891, 11134891 + 1000)])
     written = write_batch(args.out, args.count, args.seed, members)
     if args.bad_inputs and written:
         (args.out / "bad").mkdir(exist_ok=True)

@@ -48,8 +48,16 @@ def member_key_column(column: str | Column) -> Column:
     """member_key as a Spark Column expression of a string column (name or Column)."""
     from pyspark.sql import functions as F
 
+    return F.lower(trimmed_column(column))
+
+
+def trimmed_column(column: str | Column) -> Column:
+    """A string column (name or Column) without the white space member_key trims at either end (tabs,
+    no-break and ideographic spaces too, not only Spark trim()'s spaces); null when nothing is left."""
+    from pyspark.sql import functions as F
+
     col = F.col(column) if isinstance(column, str) else column
-    return F.lower(F.nullif(F.regexp_replace(col, _EDGES, ""), F.lit("")))
+    return F.nullif(F.regexp_replace(col, _EDGES, ""), F.lit(""))
 
 
 def member_key_arrow(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -67,8 +67,9 @@ def test_a_day_without_publication_takes_the_last_one_before_it(invoice_date, pu
 def test_no_rate_rather_than_a_guess():
     assert reference_rate("TWD", "USD", dt.date(2024, 1, 15)) is None  # the ECB does not publish TWD
     assert reference_rate("USD", "MOP", dt.date(2024, 1, 15)) is None
-    assert reference_rate("HKD", "USD", rates_last_date() + dt.timedelta(days=8)) is None  # after the data
-    assert reference_rate("HKD", "USD", rates_last_date() + dt.timedelta(days=3)).rate_date == rates_last_date()
+    # after the shipped data a missing day may be one the ECB did publish: no earlier rate stands in for it
+    assert reference_rate("HKD", "USD", rates_last_date() + dt.timedelta(days=1)) is None
+    assert reference_rate("HKD", "USD", rates_last_date()).rate_date == rates_last_date()
     assert reference_rate("HKD", "USD", dt.date(1998, 12, 31)) is None  # before the euro
     # the same currency needs no rate, so it always has one
     assert reference_rate("TWD", "TWD", dt.date(2024, 1, 15)) == ReferenceRate(Decimal(1), dt.date(2024, 1, 15))
@@ -101,6 +102,16 @@ def test_reporting_amounts_add_up_exactly_and_round_to_the_reporting_minor_unit(
                             ReferenceRate(Decimal("146.7"), dt.date(2024, 1, 15)), "JPY", MONEY_LIMIT)
     assert (yen.total, yen.amount_paid, yen.balance_due, yen.line_net_amounts) == (
         Decimal("1467.00"), None, Decimal("1467.00"), (Decimal("489.00"), Decimal("488.00"), Decimal("490.00")))
+
+
+def test_lines_that_nearly_cancel_out_convert_each_within_a_unit_of_their_value():
+    """An exchange: +1,000.00 and -999.00 HKD, total 1.00 HKD = 0.13 USD. Split in proportion to the total,
+    the lines would be 130.00 and -129.87 USD; converted, they are 127.86 and -127.73 (exact: 127.8636,
+    -127.7358), rounded so that they still add up to 0.13."""
+    amounts = reporting_amounts(Decimal("1.00"), None, [Decimal("1000.00"), Decimal("-999.00")],
+                                ReferenceRate(Decimal("0.1278636433"), dt.date(2024, 1, 15)), "USD", MONEY_LIMIT)
+    assert amounts.total == Decimal("0.13")
+    assert amounts.line_net_amounts == (Decimal("127.86"), Decimal("-127.73"))
 
 
 def test_no_rate_or_an_amount_too_large_for_its_column_leaves_every_reporting_amount_null():

@@ -214,6 +214,26 @@ def test_a_charge_adds_and_an_allowance_reduces():
     assert [a.net_amount for a in allocations] == [D("3352.29"), D("1487.71")]
 
 
+@pytest.mark.parametrize(("second", "tax", "parts"), [
+    # a credit line: 10% of each line's amount, signed, as the rate means it
+    (D("-500.00"), D("50.00"), [D("100.00"), D("-50.00")]),
+    # lines that nearly cancel out: signed weights would give 10,000.00 and -9,900.00 of a 100.00 charge
+    (D("-990.00"), D("100.00"), [D("50.25"), D("49.75")]),
+    # an exchange that cancels out exactly: no signed split exists (it was a parser_error)
+    (D("-1000.00"), D("100.00"), [D("50.00"), D("50.00")]),
+])
+def test_lines_of_opposite_sign_that_cancel_out_are_allocated_by_size(second, tax, parts):
+    lines = (InvoiceLine(1, "NEW SIZE", D("1"), D("1000.00"), D("1000.00")),
+             InvoiceLine(2, "RETURNED SIZE", D("1"), second, second))
+    subtotal = D("1000.00") + second
+    doc = seed_invoice(lines=lines, subtotal=subtotal, adjustments=(Adjustment("tax", None, tax),),
+                       total=subtotal + tax, amount_paid=None, balance_due=subtotal + tax)
+    assert check_arithmetic(doc) == []
+    allocations = allocate_adjustments(doc)
+    assert [a.part("tax") for a in allocations] == parts
+    assert sum(a.net_amount for a in allocations) == doc.total
+
+
 def test_allocation_refuses_an_invoice_that_does_not_add_up():
     with pytest.raises(ValueError, match="total_mismatch"):
         allocate_adjustments(seed_invoice(total=D("4392.01")))

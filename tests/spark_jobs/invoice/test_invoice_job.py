@@ -365,7 +365,8 @@ def test_invoice_pdf_loads_with_every_value(spark, golden):
         (2, "CREWNECK COTTON T-SHIRT", Decimal("2"), Decimal("750.00"), Decimal("1500.00"), Decimal("150.00"),
          None, None, Decimal("1350.00")),
     ]
-    # 562.27 USD over net amounts 3,042.00 and 1,350.00: quotas 389.44 and 172.83 (rounded down both)
+    # 3,042.00 and 1,350.00 HKD converted: 389.4397 and 172.8283 USD; rounded down they add up to 562.25, so
+    # both go up a cent to add up to the header's 562.27
     assert [r["net_amount_reporting"] for r in lines] == [Decimal("389.44"), Decimal("172.83")]
     shared = ("member_sk", "member_resolution", "reporting_currency_code", "exchange_rate", "exchange_rate_date")
     for line in lines:  # every line carries its invoice's keys and rate
@@ -684,6 +685,25 @@ def test_parse_invoice_file_quarantines_with_stable_codes():
 
 
 @pytest.mark.unit
+def test_derived_amounts_too_large_for_their_column_quarantine_the_file_not_the_run(monkeypatch):
+    """Every printed amount fits DECIMAL(18,2), but the shipping charge split over two lines that nearly
+    cancel out makes a net amount that does not: the file is quarantined; in the run's Arrow batch it would
+    have failed every file of the run, and every run after it (the ledger is written last)."""
+    big, credit = Decimal("9000000000000000.00"), Decimal("-8990000000000000.00")
+    doc = dataclasses.replace(DOC_A, lines=(
+        InvoiceLine(1, "BOND", Decimal("1"), big, big), InvoiceLine(2, "BOND RETURNED", Decimal("1"), credit, credit)),
+        subtotal=big + credit, adjustments=(Adjustment("shipping", None, big),), total=big * 2 + credit,
+        amount_paid=None, balance_due=big * 2 + credit)
+    assert check_arithmetic(doc) == []
+    monkeypatch.setattr(parse, "parse_invoice_pdf", lambda data: doc)
+    row = parse.parse_invoice_file(b"%PDF-")
+    assert (row["status"], row["reason"]) == ("quarantined", "amount_out_of_range"), row
+    batch = pa.RecordBatch.from_pylist([{"source_path": "p", "source_sha256": "0" * 64, "content": b"%PDF-"}])
+    assert [r["reason"] for b in parse.parse_arrow_batches(iter([batch]), 60) for r in b.to_pylist()] == [
+        "amount_out_of_range"]
+
+
+@pytest.mark.unit
 def test_resolve_members_rules(spark):
     def t(text: str) -> dt.datetime:
         return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
@@ -721,10 +741,13 @@ def test_resolve_members_rules(spark):
 @pytest.mark.unit
 def test_member_cards_read_as_text_from_bigint_or_text(spark, tmp_path):
     write_cards(tmp_path / "text", {42: M1}, as_text=True)
-    pq.write_table(pa.table({"card_number": [" 0043 ", "x44"], "member_id": [M2.upper(), M2]}),
+    pq.write_table(pa.table({"card_number": [" 0043 ", "x44", "\t45\u00a0"], "member_id": [M2.upper(), M2, M2]}),
                    tmp_path / "text" / "part-00001.parquet")
     cards = members.read_member_cards(spark, str(tmp_path / "text"))
-    assert sorted(tuple(r) for r in cards.collect()) == [("0043", M2), ("42", M1), ("x44", M2)]
+    assert sorted(tuple(r) for r in cards.collect()) == [("0043", M2), ("42", M1), ("45", M2), ("x44", M2)]
+    pq.write_table(pa.table({"card_number": [11134891.0], "member_id": [M1]}), tmp_path / "double.parquet")
+    with pytest.raises(ValueError, match="card_number is double"):  # 1.1134891E7 would match no card
+        members.read_member_cards(spark, str(tmp_path / "double.parquet"))
     write_cards(tmp_path / "bigint", {42: M1})
     assert [tuple(r) for r in members.read_member_cards(spark, str(tmp_path / "bigint")).collect()] == [("42", M1)]
     pq.write_table(pa.table({"card": [1]}), tmp_path / "wrong.parquet")

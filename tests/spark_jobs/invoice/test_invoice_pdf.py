@@ -306,6 +306,10 @@ def test_an_unknown_header_label_or_stray_text_is_refused_not_dropped():
     # a description with no item above it to continue
     alter = {"2": None, "HK$99.90": None, "HK$199.80": None}
     assert reason_of(render_invoice_pdf(doc, alter=alter)) == "layout_unrecognised"
+    # a row with a description and no numbers, at a row's distance below the item above: a free gift, not the
+    # continuation of a wrapped description (once read as the item "CAP BELT", with the arithmetic intact)
+    gift = {"3": None, "HK$10.00": None, "HK$30.00": None, "HK$229.80": "HK$199.80"}
+    assert reason_of(render_invoice_pdf(doc, alter=gift)) == "layout_unrecognised"
     # text in the margin beside the totals
     assert reason_of(render_invoice_pdf(doc, alter={"Total:": "Total: (incl. VAT)"})) == "layout_unrecognised"
 
@@ -331,6 +335,11 @@ def test_an_unlabelled_bill_to_block_is_refused_not_read_as_the_sellers_address(
     assert parse_invoice_pdf(render_invoice_pdf(doc)).bill_to == doc.bill_to  # the labelled layout reads
     with pytest.raises(InvoiceParseError) as error:
         parse_invoice_pdf(render_invoice_pdf(doc, alter={"Bill To:": None}))
+    assert error.value.reason == "layout_unrecognised"
+    # a seller of one line over a customer of one line: one gap, too wide for a block's line spacing
+    names_only = {line: None for line in doc.seller.address + doc.bill_to.address} | {"Bill To:": None}
+    with pytest.raises(InvoiceParseError) as error:
+        parse_invoice_pdf(render_invoice_pdf(doc, alter=names_only))
     assert error.value.reason == "layout_unrecognised"
 
 

@@ -277,6 +277,18 @@ def allocate_largest_remainder(total: Decimal, weights: Sequence[Decimal], unit:
     return [(Decimal(p) * unit).quantize(CENT) for p in parts]
 
 
+def _allocate_bounded(amount: Decimal, weights: list[Decimal], unit: Decimal) -> list[Decimal]:
+    """allocate_largest_remainder over the signed line amounts (a 10% tax on +1,000 and a -500 credit is
+    100 and -50), unless lines of opposite sign cancel out so far that a line's part would exceed the line
+    itself (+1,000 and -990 would split a 100 charge as 10,000 and -9,900) or cancel out exactly (no split
+    exists): then over the lines' sizes (50.25 and 49.75)."""
+    if sum(weights) != 0:
+        parts = allocate_largest_remainder(amount, weights, unit)
+        if all(abs(p) <= abs(w) for p, w in zip(parts, weights)) or len({w > 0 for w in weights if w}) < 2:
+            return parts
+    return allocate_largest_remainder(amount, [abs(w) for w in weights], unit)
+
+
 @dataclass(frozen=True)
 class LineAllocation:
     """A line's share of the header adjustments. ``allocated`` holds (kind, amount) pairs, one per kind the
@@ -298,7 +310,9 @@ def allocate_adjustments(doc: InvoiceDocument) -> list[LineAllocation]:
 
     Each adjustment is allocated on its own with ``allocate_largest_remainder`` over the line amounts, in
     the currency's minor unit, so its parts sum exactly to it; parts of adjustments of the same kind are
-    added. The weights are the line amounts (gross) for every kind: a discount by rate is proportional to
+    added. Where lines of opposite sign cancel out so far that a line would get more than its own amount,
+    the adjustment is allocated over the lines' sizes instead (``_allocate_bounded``). The weights are
+    the line amounts (gross) for every kind: a discount by rate is proportional to
     them, tax on the discounted amounts is then proportional to them too, and the document gives no other
     basis for shipping (weights, volumes are not printed). With the module's total rule, the net amounts
     sum exactly to ``doc.total``.
@@ -318,7 +332,7 @@ def allocate_adjustments(doc: InvoiceDocument) -> list[LineAllocation]:
     weights = [line.amount for line in doc.lines]
     per_kind: dict[str, list[Decimal]] = {}
     for adj in doc.adjustments:
-        parts = allocate_largest_remainder(adj.amount, weights, unit)
+        parts = _allocate_bounded(adj.amount, weights, unit)
         sums = per_kind.setdefault(adj.kind, [Decimal("0.00")] * len(weights))
         per_kind[adj.kind] = [s + p for s, p in zip(sums, parts)]
     kinds = [k for k in ADJUSTMENT_SIGNS if k in per_kind]

@@ -15,17 +15,21 @@ Rules, each chosen so that a reporting amount is right or absent, never a guess:
   advice for cross rates), rounded half-even to ``RATE_SCALE`` decimals; that stored rate is the one
   amounts are converted with, so a reader can redo every conversion from the table.
 - No rate (a currency the ECB does not publish, such as TWD or MOP, or a date before its series or after
-  the package's data): the reporting amounts are null, the rate and its date too.
+  the package's last date, ``rates_last_date()``: past it, a day without a rate may be one the ECB did
+  publish, so no earlier rate stands in for it): the reporting amounts are null, the rate and its date too.
+  So is a converted amount too large for its column.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 
-from lakehouse_jobs.invoice.document import CURRENCY_EXPONENTS, allocate_largest_remainder, money_unit, round_money
+from lakehouse_jobs.invoice.document import CENT, CURRENCY_EXPONENTS, money_unit, round_money
 
 LOOKBACK_DAYS = 7
 RATE_SCALE = 10  # decimals kept of a cross rate: DECIMAL(18,10) in the facts (invoice.tables.EXCHANGE_RATE)
@@ -70,14 +74,14 @@ def check_reporting_currency(code: str) -> str:
 
 def reference_rate(currency: str, reporting_currency: str, on: dt.date) -> ReferenceRate | None:
     """The rate converting `currency` into `reporting_currency` for an invoice dated `on` (module rules), or
-    None when the ECB published none for either currency in the LOOKBACK_DAYS up to `on`. The same currency
-    converts at exactly 1 as of `on`."""
+    None when the ECB published none for either currency in the LOOKBACK_DAYS up to `on`, or `on` is after
+    the shipped history. The same currency converts at exactly 1 as of `on`."""
     if currency == reporting_currency:
         return ReferenceRate(Decimal(1).quantize(_RATE_UNIT), on)
     from currency_converter import RateNotFoundError
 
     converter = _converter()
-    if not {currency, reporting_currency} <= converter.currencies:
+    if not {currency, reporting_currency} <= converter.currencies or on > rates_last_date():
         return None
     for back in range(LOOKBACK_DAYS + 1):
         day = on - dt.timedelta(days=back)
@@ -89,12 +93,26 @@ def reference_rate(currency: str, reporting_currency: str, on: dt.date) -> Refer
     return None
 
 
+def _converted_lines(total: Decimal, amounts: list[Decimal], rate: Decimal, unit: Decimal) -> list[Decimal]:
+    """`amounts` x `rate` in whole `unit`s, summing to `total` (their sum converted and rounded half up)."""
+    quotas = [Fraction(a) * Fraction(rate) / Fraction(unit) for a in amounts]
+    parts = [math.floor(q) for q in quotas]
+    # |total - sum(quotas)| <= 1/2 unit and each floor loses under one, so 0 <= missing <= len(amounts)
+    missing = int(Fraction(total) / Fraction(unit)) - sum(parts)
+    for i in sorted(range(len(quotas)), key=lambda i: quotas[i] - parts[i], reverse=True)[:missing]:
+        parts[i] += 1
+    return [(Decimal(p) * unit).quantize(CENT) for p in parts]
+
+
 @dataclass(frozen=True)
 class ReportingAmounts:
     """An invoice's amounts in the reporting currency (DECIMAL(18,2) scale, rounded to its minor unit):
     ``total`` and ``amount_paid`` converted at ``rate``; ``balance_due`` = total - amount_paid, so it adds up
-    exactly; ``line_net_amounts`` the total split over the lines' net amounts by largest remainder
-    (document.allocate_largest_remainder), so they add up to it exactly. Every amount is None without a rate."""
+    exactly; ``line_net_amounts`` each line's net amount converted at ``rate`` and rounded so that they add
+    up to ``total`` exactly: rounded down, then the units still missing go one each to the largest
+    remainders (Hamilton's method with the exact conversions as quotas), so each is within one unit of its
+    exact conversion, even where lines of opposite sign nearly cancel out. Every amount is None without a
+    rate."""
 
     currency: str
     rate: ReferenceRate | None
@@ -111,7 +129,7 @@ def reporting_amounts(total: Decimal, amount_paid: Decimal | None, line_net_amou
     if rate is not None:
         converted = round_money(total * rate.rate, reporting_currency)
         paid = None if amount_paid is None else round_money(amount_paid * rate.rate, reporting_currency)
-        if max(abs(converted), abs(paid or 0), abs(converted - (paid or 0))) < limit:
-            lines = allocate_largest_remainder(converted, line_net_amounts, money_unit(reporting_currency))
+        lines = _converted_lines(converted, line_net_amounts, rate.rate, money_unit(reporting_currency))
+        if max(abs(converted), abs(paid or 0), abs(converted - (paid or 0)), *map(abs, lines)) < limit:
             return ReportingAmounts(reporting_currency, rate, converted, paid, converted - (paid or 0), tuple(lines))
     return ReportingAmounts(reporting_currency, None, None, None, None, (None,) * len(line_net_amounts))

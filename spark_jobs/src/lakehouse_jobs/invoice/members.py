@@ -6,24 +6,26 @@ from __future__ import annotations
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lakehouse_jobs import hadoop_fs
 from lakehouse_jobs.delta import retry_on_conflict, tagged_commit
 from lakehouse_jobs.invoice.tables import RESOLVED, UNRESOLVED
-from lakehouse_jobs.keys import member_key_column
+from lakehouse_jobs.keys import member_key_column, trimmed_column
 from lakehouse_jobs.manifest import MANIFEST_NAME, BatchManifest
 from lakehouse_jobs.steps import materialise
 
 
 def read_member_cards(spark: SparkSession, path: str) -> DataFrame:
-    """``card_number`` (text, white space trimmed), ``member_id`` (keys.member_key: white space trimmed, lower
-    case) of the
+    """``card_number`` (text, white space trimmed as keys.trimmed_column trims it), ``member_id``
+    (keys.member_key: white space trimmed, lower case) of the
     member_card extract at
     `path`: a Parquet file or directory, or a landing batch's _manifest.json, whose files are read exactly
     (a landing prefix also holds other attempts' files) and checked as batch.read_batch checks them (sizes,
-    row count). card_number is text in the source (lakehouse_jobs.contracts: leading zeros kept); a BIGINT
-    column is read as its digits. Raises ValueError when a column is missing, or the manifest is not member_card's or
-    does not match its files (manifest.ManifestError, a ValueError, for an invalid manifest)."""
+    row count). card_number is text in the source (lakehouse_jobs.contracts: leading zeros kept); an integer
+    column is read as its digits. Raises ValueError when a column is missing or card_number is neither text
+    nor an integer (a floating-point 1.1134891E7 would match no card), or the manifest is not member_card's
+    or does not match its files (manifest.ManifestError, a ValueError, for an invalid manifest)."""
     if path.rstrip("/").endswith(MANIFEST_NAME):
         manifest = BatchManifest.from_json(hadoop_fs.read_text(spark, path), source=path)
         if manifest.table != "member_card":
@@ -46,8 +48,12 @@ def read_member_cards(spark: SparkSession, path: str) -> DataFrame:
     missing = {"card_number", "member_id"} - set(df.columns)
     if missing:
         raise ValueError(f"member cards at {path} lack {sorted(missing)} (columns: {df.columns})")
+    card_type = df.schema["card_number"].dataType
+    if not isinstance(card_type, T.StringType | T.IntegralType) and not (
+            isinstance(card_type, T.DecimalType) and card_type.scale == 0):
+        raise ValueError(f"member cards at {path}: card_number is {card_type.simpleString()}, not text or an integer")
     return df.select(
-        F.trim(F.col("card_number").cast("string")).alias("card_number"),
+        trimmed_column(F.col("card_number").cast("string")).alias("card_number"),
         member_key_column("member_id").alias("member_id"),
     ).where(F.col("card_number").isNotNull() & F.col("member_id").isNotNull())
 

@@ -181,6 +181,10 @@ def parse_invoice_file(data: bytes, reporting_currency: str = REPORTING_CURRENCY
         if problem := _range_problem(doc):
             return _quarantined(*problem, doc.invoice_number)
         allocations = allocate_adjustments(doc)
+        # derived amounts must fit their columns too: an Arrow error here would fail the run, not the file
+        if any(abs(v) >= MONEY_LIMIT for a in allocations for v in (a.net_amount, *(p for _, p in a.allocated))):
+            return _quarantined("amount_out_of_range", "a line's part of an adjustment or its net amount does "
+                                "not fit DECIMAL(18,2)", doc.invoice_number)
         # the header's fields the document holds under the same name (parties, adjustments and lines below)
         row: dict[str, Any] = {"status": "parsed"} | {
             f.name: getattr(doc, f.name) for f in PARSED_SCHEMA.fields if f.name in _DOCUMENT_HEADER}

@@ -66,8 +66,9 @@ HEADER_LABELS = _family({
     "due_date": ("Due Date:", "Payment Due:"),
     "payment_terms": ("Payment Terms:", "Terms of Payment:"),
     "payment_method": ("Payment Method:", "Paid By:"),
-    "member_number": ("Member No.:", "Member Number:", "Member ID:", "Member #:", "Customer ID:", "Customer No.:",
-                      "Customer Number:"),
+    # a membership card's number only: a shop's own customer number is another identifier, and read as a
+    # card it could name another member
+    "member_number": ("Member No.:", "Member Number:", "Member ID:", "Member #:", "Membership No.:"),
     "po_number": ("PO Number:", "PO #:", "P.O. Number:", "Purchase Order:"),
     "balance_due": ("Balance Due:", "Amount Due:"),
 })
@@ -107,9 +108,10 @@ PAYMENT_METHODS = frozenset(m.casefold() for m in (
 
 
 ALIGN_TOLERANCE = 3.0   # points: a cell edge this close to a column's edge is in the column
+WRAP_SPACING = 1.6      # x character height: a description line at most this far below continues the item
 
 
-_MEMBER = re.compile(r"^\d{1,18}$")
+_MEMBER = re.compile(r"^\d{1,20}$")  # member_card.card_number: at most 20 characters (lakehouse_jobs.contracts)
 _PAGE_FOOTER = re.compile(r"^Page (\d+) of (\d+)$")
 _NUMBER_CELL = re.compile(r"^#\s*(?P<number>\S.*?)(?P<cont> \(continued\))?$")
 
@@ -262,7 +264,7 @@ class _Reader:
             self.set(field, self.money(cell))
         elif field == "member_number":
             if not _MEMBER.match(text):
-                raise InvoiceParseError("unparseable_number", f"Member No. {text!r} is not a number")
+                raise InvoiceParseError("unparseable_number", f"member number {text!r} is not 1 to 20 digits")
             self.set(field, text)
         else:
             self.set(field, text)
@@ -292,9 +294,11 @@ class _Reader:
                 self.lines.append({"description": [row["description"]], "quantity": parse_quantity(qty.text),
                                    "unit_price": self.money(unit), "amount": self.money(amount)})
             else:
-                # a wrapped description: only right under the item it continues (same page or a new one)
+                # a wrapped description: only right under the item it continues (same page or a new one), at
+                # line spacing (1.33 heights in the seed), closer than the next item row (1.9): a row of text
+                # without numbers is never glued to the item above
                 near = previous is not None and (
-                    previous[0] != page or line[0].baseline - previous[1].baseline <= 2.0 * line[0].height)
+                    previous[0] != page or line[0].baseline - previous[1].baseline <= WRAP_SPACING * line[0].height)
                 if not self.lines or not near:
                     raise self.unplaced(line[0], "item table")
                 self.lines[-1]["description"].append(row["description"])
@@ -425,12 +429,14 @@ def _row(line: list[Cell], columns: dict[str, float]) -> dict:
 
 
 def _refuse_unlabelled_block(cells: list[Cell]) -> None:
-    """Raise layout_unrecognised when the seller block has a gap wider than twice its tightest line spacing:
-    without a "Bill To:" label, a customer's name and address below the seller would otherwise be read as
-    the seller's address, and stored in plaintext in the seller dimension."""
+    """Raise layout_unrecognised when the seller block has a gap wider than twice its tightest line spacing,
+    or than twice its text's height (a block's lines are ~1.33 heights apart): without a bill-to label, a
+    customer's name and address below the seller would otherwise be read as the seller's address, and
+    stored in plaintext in the seller dimension; a one-line seller over a one-line customer has one gap."""
     baselines = sorted({round(c.baseline, 1) for c in cells})
     gaps = [b - a for a, b in zip(baselines, baselines[1:])]
-    if len(gaps) >= 2 and max(gaps) > 2 * min(gaps):
+    height = max((c.height for c in cells), default=0.0)
+    if (len(gaps) >= 2 and max(gaps) > 2 * min(gaps)) or any(gap > 2 * height for gap in gaps):
         raise InvoiceParseError("layout_unrecognised", "a block of text below the seller without a Bill To: label")
 
 

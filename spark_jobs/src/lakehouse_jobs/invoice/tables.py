@@ -136,7 +136,7 @@ def _exchange_rate() -> tuple[Field, ...]:
         Field("exchange_rate", EXCHANGE_RATE,
               comment="reporting_currency_code units per currency_code unit: the ECB euro reference rates of "
                       "exchange_rate_date, crossed through the euro (invoice.exchange_rates); null when the ECB "
-                      "publishes none for the currency then (TWD, MOP)"),
+                      "publishes none for the currency then (TWD, MOP) or a converted amount would not fit"),
         Field("exchange_rate_date", "DATE",
               comment="the ECB publication the rate is of: the invoice date, else the last one up to 7 days "
                       "before it; null with the rate"),
@@ -185,8 +185,8 @@ FACT_INVOICE_LINE = TableSpec(
                       "invoice total"),
         *_exchange_rate(),
         Field("net_amount_reporting", MONEY,
-              comment="the line's share of fact_invoice.total_reporting (largest remainder over net amounts, so "
-                      "an invoice's lines add up to it exactly); null without an exchange rate"),
+              comment="net_amount x exchange_rate, rounded so that an invoice's lines add up to "
+                      "fact_invoice.total_reporting exactly (each within one minor unit); null without a rate"),
         *_lineage("the line"),
     ),
     constraints={
