@@ -14,7 +14,7 @@ import pytest
 
 from dev.invoice_pdfs import generate_invoices, render_invoice_pdf, scanned_pdf
 from lakehouse_jobs.invoice.pdf import parse_invoice_pdf
-from lakehouse_jobs.invoice.text_layer import InvoiceParseError, extract_pages
+from lakehouse_jobs.invoice.text_layer import InvoiceParseError, extract_pages, page_lines
 
 pytestmark = pytest.mark.unit
 
@@ -30,15 +30,18 @@ def saved(pdf: pdfium.PdfDocument) -> bytes:
     return out.getvalue()
 
 
-def with_text(data: bytes, text: str, x: float, y: float, mode: int = pdfium_c.FPDF_TEXTRENDERMODE_FILL) -> bytes:
-    """`data` with `text` added to its first page at (x, y) (points, PDF space), in text render mode `mode`."""
+def with_text(data: bytes, text: str, x: float, y: float, mode: int = pdfium_c.FPDF_TEXTRENDERMODE_FILL, *,
+              size: float = 10, grey: int = 0) -> bytes:
+    """`data` with `text` added to its first page at (x, y) (points, PDF space), in text render mode `mode`,
+    `size` points, filled in `grey` (0 black, 255 white)."""
     pdf = pdfium.PdfDocument(data)
     page = pdf[0]
-    obj = pdfium_c.FPDFPageObj_NewTextObj(pdf.raw, b"Helvetica", ctypes.c_float(10))
+    obj = pdfium_c.FPDFPageObj_NewTextObj(pdf.raw, b"Helvetica", ctypes.c_float(size))
     buffer = ctypes.create_string_buffer((text + "\0").encode("utf-16-le"))
     assert pdfium_c.FPDFText_SetText(obj, ctypes.cast(buffer, ctypes.POINTER(pdfium_c.FPDF_WCHAR)))
     pdfium_c.FPDFPageObj_Transform(obj, 1, 0, 0, 1, x, y)
     assert pdfium_c.FPDFTextObj_SetTextRenderMode(obj, mode)
+    assert pdfium_c.FPDFPageObj_SetFillColor(obj, grey, grey, grey, 255)
     pdfium_c.FPDFPage_InsertObject(page.raw, obj)
     assert pdfium_c.FPDFPage_GenerateContent(page.raw)
     return saved(pdf)
@@ -55,6 +58,36 @@ def test_invisible_text_refuses_the_page(good):
     assert reason(with_text(good, "Member ID: 999999999999", 300, 20, pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE)) \
         == "ocr_text_layer"
     assert reason(with_text(good, "42.00", 300, 20, pdfium_c.FPDF_TEXTRENDERMODE_CLIP)) == "ocr_text_layer"
+
+
+def with_white_box(data: bytes, x: float, y: float, w: float, h: float) -> bytes:
+    """`data` with a white rectangle painted over (x, y, w, h) of its first page, after everything else."""
+    pdf = pdfium.PdfDocument(data)
+    page = pdf[0]
+    rect = pdfium_c.FPDFPageObj_CreateNewRect(x, y, w, h)
+    assert pdfium_c.FPDFPageObj_SetFillColor(rect, 255, 255, 255, 255)
+    assert pdfium_c.FPDFPath_SetDrawMode(rect, pdfium_c.FPDF_FILLMODE_WINDING, False)
+    pdfium_c.FPDFPage_InsertObject(page.raw, rect)
+    assert pdfium_c.FPDFPage_GenerateContent(page.raw)
+    return saved(pdf)
+
+
+def test_painted_text_nobody_sees_refuses_the_page(good):
+    """Painted, but not visible: white on white, too small to read, or painted over. The worst case: the
+    member number prints 123456789012 and a white box over its last four digits shows 12345678, which is
+    another member's card."""
+    # in black the same text is read (and then not placed by the layout): what differs is only what shows
+    assert reason(with_text(good, "Member ID: 999999999999", 300, 20)) == "layout_unrecognised"
+    assert reason(with_text(good, "Member ID: 999999999999", 300, 20, grey=255)) == "ocr_text_layer"
+    assert reason(with_text(good, "Member ID: 999999999999", 300, 20, size=1)) == "ocr_text_layer"
+    page = extract_pages(good)[0]
+    cell = next(c for line in page_lines(page) for c in line if c.text == "123456789012")
+    last_four = [c for c in page.chars if c.baseline == cell.baseline and c.x0 >= cell.x0][-4:]
+    hidden = with_white_box(good, last_four[0].x0, page.height - cell.baseline - 3,
+                            cell.x1 - last_four[0].x0 + 1, cell.height + 4)
+    with pytest.raises(InvoiceParseError, match="nobody sees") as e:
+        parse_invoice_pdf(hidden)
+    assert e.value.reason == "ocr_text_layer"
 
 
 def test_text_off_the_page_refuses_the_page(good):

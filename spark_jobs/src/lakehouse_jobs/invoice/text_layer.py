@@ -22,9 +22,10 @@ How a page is read (every coordinate in points, y growing downwards; step 4, the
    invisible, and 7, clip only: ISO 32000-1 9.3.6) or whose centre lies outside the visible area (the crop
    box within the media box) is set aside. Set-aside text is ignored where it repeats painted text in
    place (a searchable overlay); anywhere else the page is refused (``ocr_text_layer``: the invisible OCR
-   layer behind a scanned image, a hidden member number). Not caught yet: text that is painted but not
-   visible (white, covered by a shape or image, clipped by a path, in an optional-content layer that is
-   off); a check against the rendered page would find it.
+   layer behind a scanned image, a hidden member number). Painted is not yet seen: a character is seen
+   when the page rendered with its text differs from the page rendered without it inside the character's
+   box (``_seen``): white on white, covered by a shape or an image, clipped by a path, in an optional-content
+   layer that is off, or smaller than MIN_TEXT_HEIGHT, it is set aside like unpainted text.
 2. Lines: characters whose baselines are within 0.3 of a character height of the line's first.
 3. Cells: a line's characters left to right, split where the gap exceeds 0.5 character heights (columns
    are further apart than that; a space is about 0.25); a gap over 0.15 heights is a space inside a cell.
@@ -68,6 +69,13 @@ MAX_PAGES = 20
 LINE_TOLERANCE = 0.3    # x character height: baselines closer than this are one line
 CELL_GAP = 0.5          # x character height: a wider gap starts a new cell (a space is ~0.25)
 SPACE_GAP = 0.15        # x character height: a wider gap inside a cell is a space
+
+# the ink check (_seen): pages rendered at 72 dpi in grey; a character shows when some pixel of its box
+# changes by at least INK_CONTRAST of 255 between the renders with and without text; text under
+# MIN_TEXT_HEIGHT points (4-point type is about the smallest a printed invoice uses) is unreadable as printed
+INK_SCALE = 1.0
+INK_CONTRAST = 24
+MIN_TEXT_HEIGHT = 2.0
 
 _WHITESPACE = frozenset((0x20, 0x0D, 0x0A, 0x09, 0xA0, 0x2002, 0x2003, 0x2009, 0x3000))
 # text render modes that paint nothing (ISO 32000-1 Table 106): invisible, and add-to-clip only
@@ -181,6 +189,10 @@ def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
         # added to turned content compensates it; a rotation set on upright content ("rotate page" in a
         # viewer) does not; hidden text, in whatever direction, does not choose
         quarter_turns = turns.most_common(1)[0][0] if turns else page.get_rotation() // 90 % 4
+        if turns:
+            seen = _seen(page, [r[1:5] for r in read if r[7]])
+            painted_rows = iter(seen)
+            read = [r[:7] + (r[7] and next(painted_rows),) for r in read]
     finally:
         textpage.close()
         page.close()
@@ -196,6 +208,51 @@ def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
     if not chars:
         raise InvoiceParseError("no_text_layer", f"page {index + 1} has no text (a scanned image?)")
     return PageText(display.width, display.height, tuple(chars))
+
+
+def _seen(page: pdfium.PdfPage, boxes: list[tuple[float, float, float, float]]) -> list[bool]:
+    """For each painted character's loose box (left, right, bottom, top in page points), whether a reader
+    sees it: the page rendered with and without its text (every text object's render mode set to
+    invisible, forms included) differs inside the box, and it is at least MIN_TEXT_HEIGHT tall. Changes the
+    page's objects: call it last."""
+    import numpy as np  # the Databricks runtime's; only the parser needs it
+
+    raw = page.raw
+    width = max(1, round(pdfium_c.FPDF_GetPageWidthF(raw) * INK_SCALE))
+    height = max(1, round(pdfium_c.FPDF_GetPageHeightF(raw) * INK_SCALE))
+    with_text = _render(raw, width, height)
+    for obj in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_TEXT], max_depth=15):
+        pdfium_c.FPDFTextObj_SetTextRenderMode(obj.raw, pdfium_c.FPDF_TEXTRENDERMODE_INVISIBLE)
+    ink = np.abs(with_text.astype(np.int16) - _render(raw, width, height)) >= INK_CONTRAST
+    dx, dy = ctypes.c_int(), ctypes.c_int()
+
+    def device(x: float, y: float) -> tuple[int, int]:
+        pdfium_c.FPDF_PageToDevice(raw, 0, 0, width, height, 0, x, y, dx, dy)
+        return dx.value, dy.value
+
+    seen = []
+    for left, right, bottom, top in boxes:
+        (ax, ay), (bx, by) = device(left, bottom), device(right, top)
+        x0, x1 = max(0, min(ax, bx)), min(width, max(ax, bx) + 1)
+        y0, y1 = max(0, min(ay, by)), min(height, max(ay, by) + 1)
+        seen.append(top - bottom >= MIN_TEXT_HEIGHT and x0 < x1 and y0 < y1 and bool(ink[y0:y1, x0:x1].any()))
+    return seen
+
+
+def _render(page: ctypes.c_void_p, width: int, height: int):  # noqa: ANN202 - a numpy array, imported lazily
+    """The page in grey on white, `width` x `height` pixels (one byte each, row by row)."""
+    import numpy as np
+
+    bitmap = pdfium_c.FPDFBitmap_Create(width, height, 0)
+    try:
+        pdfium_c.FPDFBitmap_FillRect(bitmap, 0, 0, width, height, 0xFFFFFFFF)
+        pdfium_c.FPDF_RenderPageBitmap(bitmap, page, 0, 0, width, height, 0, pdfium_c.FPDF_GRAYSCALE)
+        stride = pdfium_c.FPDFBitmap_GetStride(bitmap)
+        buffer = ctypes.cast(pdfium_c.FPDFBitmap_GetBuffer(bitmap), ctypes.POINTER(ctypes.c_uint8))
+        pixels = np.ctypeslib.as_array(buffer, shape=(height, stride))[:, : width * 4].reshape(height, width, 4)
+        return pixels[:, :, 0].copy()  # BGRx, grey: every channel the same
+    finally:
+        pdfium_c.FPDFBitmap_Destroy(bitmap)
 
 
 class _Display:
