@@ -18,7 +18,10 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 
-def _serve(conn: Connection, target: Callable[[bytes], dict]) -> None:
+def _serve(conn: Connection, parent_end: Connection, target: Callable[[bytes], dict]) -> None:
+    # the fork copied the parent's end of the pipe too: while this process holds it open, the parent closing
+    # its own never reaches recv as EOF, and every task waited out _stop's 5 s join before the kill
+    parent_end.close()
     while True:
         try:
             data = conn.recv_bytes()
@@ -54,7 +57,7 @@ class BudgetedParser:
     def __call__(self, data: bytes) -> dict:
         if self._child is None:
             parent, child = self._context.Pipe()
-            self._child = self._context.Process(target=_serve, args=(child, self.target), daemon=True)
+            self._child = self._context.Process(target=_serve, args=(child, parent, self.target), daemon=True)
             self._child.start()
             child.close()
             self._conn = parent
