@@ -338,7 +338,7 @@ def test_invoice_pdf_loads_with_every_value(spark, golden):
         == [("visa", "Visa", "card")]
     seller = golden.read(spark, "dim_seller").where(F.col("seller_key") == header["seller_key"]).first()
     assert (seller["seller_name"], seller["seller_address"], seller["country_code"]) == (
-        "East Star Retail Ltd.", "153 Harvest Lane HONG KONG", None)
+        "East Star Retail Ltd.", "153 Harvest Lane HONG KONG", "HK")
     parties = golden.read(spark, "dim_party_address")
     bill = parties.where(F.col("party_key") == header["bill_to_key"])
     ship = parties.where(F.col("party_key") == header["ship_to_key"])
@@ -665,10 +665,25 @@ def test_parse_invoice_file_gives_the_seed_invoice_with_its_allocation():
         "parsed", "HK-00001", Decimal("0.1"), Decimal("488.00"), None)
     assert [(line["discount_amount"], line["tax_amount"], line["net_amount"]) for line in row["lines"]] == [
         (Decimal("338.00"), None, Decimal("3042.00")), (Decimal("150.00"), None, Decimal("1350.00"))]
-    assert (row["seller_country_code"], row["bill_to_country_code"], row["ship_to_country_code"]) == (None, "HK", "HK")
+    # the seller's one address line ends in the country, "153 Harvest Lane HONG KONG"
+    assert (row["seller_country_code"], row["bill_to_country_code"], row["ship_to_country_code"]) == ("HK", "HK", "HK")
     assert (row["reporting_currency_code"], row["exchange_rate_date"], row["total_reporting"]) == (
         "USD", dt.date(2023, 12, 29), Decimal("562.27"))
     assert parse.parse_invoice_file(SEED_PDF.read_bytes(), "EUR")["total_reporting"] == Decimal("508.84")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("address", "country"), [
+    (("153 Harvest Lane HONG KONG",), "HK"),  # the seed's seller: one line, the country at its end
+    (("1 Market Street", "UNITED STATES"), "US"),
+    (("Port Moresby PAPUA NEW GUINEA",), "PG"),  # the longest name first, not "NEW GUINEA"
+    (("12 Peachtree Street, Atlanta GEORGIA",), None),  # one word: a US state as much as a country
+    (("99 Ocean Road NEW JERSEY",), None),
+    (("5 Main St HK",), None),  # a code ending a line is not a country
+    ((), None),
+])
+def test_the_country_of_an_address_is_named_or_absent_never_guessed(address, country):
+    assert parse._country(Party("A Seller Ltd.", address)) == country
 
 
 @pytest.mark.unit

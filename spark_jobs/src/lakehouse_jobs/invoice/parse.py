@@ -127,9 +127,20 @@ def _quarantined(reason: str, detail: str, invoice_number: str | None = None) ->
 
 
 def _country(party: Party | None) -> str | None:
+    """The country the party's last address line names: the whole line ("HONG KONG"), else a name of two to
+    four words ending it ("153 Harvest Lane HONG KONG", the seed's seller). One word ending a line is not
+    enough (Georgia and Jersey are also a state and a county; "HK" could be anything), nor a near name:
+    standardise.country_to_code matches names and aliases exactly."""
     from lakehouse_jobs.standardise import country_to_code  # pandas and friends: only where parsing runs
 
-    return country_to_code(party.address[-1]) if party and party.address else None
+    if not party or not party.address:
+        return None
+    last = party.address[-1]
+    if code := country_to_code(last):
+        return code
+    words = last.split()
+    return next((code for n in (4, 3, 2) if len(words) > n and (code := country_to_code(" ".join(words[-n:])))),
+                None)
 
 
 def _range_problem(doc: InvoiceDocument) -> tuple[str, str] | None:

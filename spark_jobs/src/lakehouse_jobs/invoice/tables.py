@@ -345,7 +345,8 @@ DIM_SELLER = TableSpec(
         Field("seller_name", "STRING", nullable=False, comment="the seller's name as first printed"),
         Field("seller_address", "STRING", comment="the address lines as first printed, joined with a line feed"),
         Field("country_code", "STRING",
-              comment="ISO 3166-1 alpha-2 code when the last address line names exactly a country, else null"),
+              comment="ISO 3166-1 alpha-2 code of the country the last address line names, whole or as its last "
+                      "two to four words (invoice.parse._country); else null"),
         *_AUDIT,
     ),
     constraints={"seller_hash_is_hex": f"seller_hash RLIKE '{_HEX64}'",
@@ -369,7 +370,8 @@ DIM_PARTY_ADDRESS = TableSpec(
         Field("address_enc", "BINARY", pii="direct",
               comment="the address lines as first printed, joined with a line feed, AES-256-GCM ciphertext"),
         Field("country_code", "STRING", pii="quasi",
-              comment="ISO 3166-1 alpha-2 code when the last address line names exactly a country, else null"),
+              comment="ISO 3166-1 alpha-2 code of the country the last address line names, whole or as its last "
+                      "two to four words (invoice.parse._country); else null"),
         *_AUDIT,
     ),
     constraints={"party_hash_is_hmac": f"party_hash RLIKE '{_HEX64}'",
