@@ -433,7 +433,7 @@ def test_grants():
         t: {"SELECT", "MODIFY"} for t in TABLES}
     readable = {g: {t for t, p in grants[g].items() if "SELECT" in p} for g in uc.GROUPS}
     invoice_star = {"fact_invoice", "fact_invoice_line", "dim_date", "dim_product", "dim_payment_method",
-                    "dim_seller", "dim_party_address", "dim_currency"}
+                    "dim_invoice_terms", "dim_seller", "dim_party_address", "dim_currency"}
     assert readable[uc.ANALYSTS] == {"member", "dim_member", "member_batches"} | invoice_star
     assert readable[uc.PII_READERS] == {"member_pii", "dim_member_pii"}
     assert readable[uc.STEWARDS] == {"member_quarantine", "member_batches", "erasure_requests",

@@ -94,8 +94,8 @@ TABLE_GRANTS: dict[str, tuple[tuple[str, str], ...]] = {
     # the invoice star schema (lakehouse_jobs.invoice.tables): facts and dimensions for analysts (bill-to and
     # ship-to names and addresses are ciphertext, masked); the quarantine and the ledger for stewards
     **{name: ((ENGINEERS, "SELECT, MODIFY"), (ANALYSTS, "SELECT")) for name in (
-        "fact_invoice", "fact_invoice_line", "dim_date", "dim_product", "dim_payment_method", "dim_seller",
-        "dim_party_address", "dim_currency")},
+        "fact_invoice", "fact_invoice_line", "dim_date", "dim_product", "dim_payment_method", "dim_invoice_terms",
+        "dim_seller", "dim_party_address", "dim_currency")},
     "invoice_quarantine": ((ENGINEERS, "SELECT, MODIFY"), (STEWARDS, "SELECT")),
     "invoice_ledger": ((ENGINEERS, "SELECT, MODIFY"), (STEWARDS, "SELECT")),
     "member_pii": ((PII_READERS, "SELECT"),),

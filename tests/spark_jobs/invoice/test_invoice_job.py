@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -41,6 +42,7 @@ from lakehouse_jobs.delta import ensure_table
 from lakehouse_jobs.invoice import job as invoice_load
 from lakehouse_jobs.invoice import members, parse
 from lakehouse_jobs.invoice.constraints import FOREIGN_KEYS, PRIMARY_KEYS, UNIQUE_KEYS
+from lakehouse_jobs.invoice.dimensions import invoice_terms_rows, terms_hash
 from lakehouse_jobs.invoice.document import (
     ADJUSTMENT_SIGNS,
     Adjustment,
@@ -315,8 +317,7 @@ def test_invoice_pdf_loads_with_every_value(spark, golden):
     assert {k: v for k, v in header.items() if not k.endswith("_key") and k not in (
         "source_path", "_updated_at")} == {
         "invoice_number": "HK-00001", "member_sk": golden.extra["sks"][M1][0], "member_resolution": "resolved",
-        "currency_code": "HKD", "member_card_number": "11134891", "po_number": "PO16700001", "payment_terms": "Visa",
-        "terms": "Payment is due within 15 days\nPlease make checks payable to: East Star Retail Ltd.",
+        "currency_code": "HKD", "member_card_number": "11134891", "po_number": "PO16700001",
         "line_count": 2, "subtotal": Decimal("4880.00"), "discount_rate": Decimal("0.100000"),
         "discount_amount": Decimal("488.00"), "tax_rate": None, "tax_amount": None, "shipping_rate": None,
         "shipping_amount": None, "total": Decimal("4392.00"), "amount_paid": Decimal("4392.00"),
@@ -332,7 +333,10 @@ def test_invoice_pdf_loads_with_every_value(spark, golden):
     assert header["invoice_date_key"] == 20240101 and header["due_date_key"] == 20240116
     assert header["source_path"].endswith("/incoming/invoice.pdf") and header["_updated_at"] is not None
 
-    # the dimension rows its keys point at
+    # the dimension rows its keys point at; the payment terms' free text in the junk dimension
+    terms = golden.read(spark, "dim_invoice_terms").where(F.col("invoice_terms_key") == header["invoice_terms_key"])
+    assert [tuple(r) for r in terms.select("payment_terms", "terms").collect()] == [
+        ("Visa", "Payment is due within 15 days\nPlease make checks payable to: East Star Retail Ltd.")]
     method = golden.read(spark, "dim_payment_method").where(F.col("payment_method_key") == header["payment_method_key"])
     assert [tuple(r) for r in method.select("payment_method_nk", "payment_method_name", "payment_category").collect()] \
         == [("visa", "Visa", "card")]
@@ -394,8 +398,9 @@ def test_hand_made_invoices_allocate_and_resolve_as_worked_out(spark, golden):
     assert (headers["HK-00002"]["member_sk"], headers["HK-00002"]["member_resolution"]) == (
         sks[M2][0], "resolved_nearest_version")
     us = headers["US-00001"]
-    assert (us["discount_rate"], us["tax_rate"], us["due_date_key"], us["payment_terms"]) == (
-        Decimal("0.05"), Decimal("0.1"), 20240304, "Net 30")
+    terms = by_key(golden.read(spark, "dim_invoice_terms").collect(), "invoice_terms_key")
+    assert (us["discount_rate"], us["tax_rate"], us["due_date_key"], terms[us["invoice_terms_key"]]["payment_terms"],
+            terms[us["invoice_terms_key"]]["terms"]) == (Decimal("0.05"), Decimal("0.1"), 20240304, "Net 30", None)
     assert us["bill_to_key"] == us["ship_to_key"]  # one party in two roles
     assert headers["HK-00002"]["ship_to_key"] is None and headers["HK-00002"]["amount_paid"] == Decimal("1161.50")
     # the T-shirt of invoice.pdf and of HK-00002 is one product
@@ -494,6 +499,12 @@ def test_generated_invoices_load_exactly_and_lines_add_up_to_totals(spark, batch
     for r in batch.read(spark, "fact_invoice_line", "first").orderBy("line_number").collect():
         lines.setdefault(r["invoice_number"], []).append(r.asDict())
     assert set(headers) == set(lines) == set(docs)
+    # the junk dimension: one row per pair as printed, the pair of neither too, every invoice pointing at its own
+    terms = by_key(batch.read(spark, "dim_invoice_terms", "first").collect(), "invoice_terms_key")
+    printed = {number: (doc.payment_terms, doc.terms) for number, doc in docs.items()}
+    assert {number: (terms[h["invoice_terms_key"]]["payment_terms"], terms[h["invoice_terms_key"]]["terms"])
+            for number, h in headers.items()} == printed
+    assert len(terms) == len(set(printed.values())) < len(printed), "a pair printed twice is one row"
     for number, doc in docs.items():
         h, ls = headers[number], lines[number]
         adjustments = {kind: [a for a in doc.adjustments if a.kind == kind] for kind in ADJUSTMENT_SIGNS}
@@ -716,6 +727,18 @@ def test_derived_amounts_too_large_for_their_column_quarantine_the_file_not_the_
     batch = pa.RecordBatch.from_pylist([{"source_path": "p", "source_sha256": "0" * 64, "content": b"%PDF-"}])
     assert [r["reason"] for b in parse.parse_arrow_batches(iter([batch]), 60) for r in b.to_pylist()] == [
         "amount_out_of_range"]
+
+
+@pytest.mark.unit
+def test_invoice_terms_key_every_pair_apart_and_neither_too(spark):
+    pairs = [("Visa", None), (None, "Visa"), (None, None), ("Net 30", "Due in 30 days"), ("Net 30", "Due in 30 days"),
+             ("Net 30", "Due in 30 days "), ("", None)]
+    headers = spark.createDataFrame(pairs, "payment_terms STRING, terms STRING").select(
+        "*", terms_hash().alias("terms_hash"))
+    rows = invoice_terms_rows(headers).collect()
+    assert sorted((r["payment_terms"] or "~", r["terms"] or "~") for r in rows) == sorted(
+        (p or "~", t or "~") for p, t in set(pairs)), "one row per pair as printed; nothing merged, nothing lost"
+    assert all(re.fullmatch("[0-9a-f]{64}", r["terms_hash"]) for r in rows)
 
 
 @pytest.mark.unit

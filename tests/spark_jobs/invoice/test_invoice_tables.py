@@ -13,9 +13,10 @@ from delta.tables import DeltaTable
 
 from dev.invoice_ddl_doc import COMMAND, current_block, ddl_block
 from lakehouse_jobs.delta import ensure_table
+from lakehouse_jobs.invoice.codes import ARITHMETIC_REASONS, QUARANTINE_REASONS
 from lakehouse_jobs.invoice.constraints import FOREIGN_KEYS, PRIMARY_KEYS, UNIQUE_KEYS, informational_constraints_ddl
 from lakehouse_jobs.invoice.document import check_arithmetic
-from lakehouse_jobs.invoice.tables import ARITHMETIC_REASONS, INVOICE_TABLES, QUARANTINE_REASONS
+from lakehouse_jobs.invoice.tables import INVOICE_TABLES
 from lakehouse_jobs.invoice.text_layer import REASONS
 from lakehouse_jobs.tables import DIM_MEMBER, TABLES
 from tests.conftest import REPO_ROOT

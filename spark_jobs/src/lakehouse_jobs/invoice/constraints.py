@@ -14,6 +14,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "dim_date": ("date_key",),
     "dim_product": ("product_key",),
     "dim_payment_method": ("payment_method_key",),
+    "dim_invoice_terms": ("invoice_terms_key",),
     "dim_seller": ("seller_key",),
     "dim_party_address": ("party_key",),
     "dim_currency": ("currency_code",),
@@ -26,6 +27,7 @@ UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
     "dim_date": ("full_date",),
     "dim_product": ("product_nk",),
     "dim_payment_method": ("payment_method_nk",),
+    "dim_invoice_terms": ("terms_hash",),
     "dim_seller": ("seller_hash",),
     "dim_party_address": ("party_hash",),
 }
@@ -36,6 +38,7 @@ _FACT_FOREIGN_KEYS = {
     "due_date_key": ("dim_date", "date_key"),
     "member_sk": ("dim_member", "member_sk"),
     "payment_method_key": ("dim_payment_method", "payment_method_key"),
+    "invoice_terms_key": ("dim_invoice_terms", "invoice_terms_key"),
     "seller_key": ("dim_seller", "seller_key"),
     "bill_to_key": ("dim_party_address", "party_key"),
     "ship_to_key": ("dim_party_address", "party_key"),

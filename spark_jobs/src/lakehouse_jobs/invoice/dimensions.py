@@ -1,5 +1,6 @@
 """Dimensions (invoice_load step 6): dim_date and dim_currency generated, new natural keys of
-products, payment methods, sellers and parties inserted, and the headers' dimension keys looked up."""
+products, payment methods, payment terms, sellers and parties inserted, and the headers' dimension keys
+looked up."""
 
 from __future__ import annotations
 
@@ -145,6 +146,17 @@ def payment_method_rows(headers: DataFrame) -> DataFrame:
                         F.coalesce(F.try_element_at(categories, F.col("payment_method_nk")), F.lit("other"))))
 
 
+def terms_hash() -> Column:
+    """dim_invoice_terms' natural key: SHA-256 (hex) of ``payment_terms`` and ``terms`` as printed, as JSON
+    (a null is left out of it, so the pair of neither has a hash too: every invoice gets a key)."""
+    return F.sha2(F.to_json(F.struct("payment_terms", "terms")), 256)
+
+
+def invoice_terms_rows(headers: DataFrame) -> DataFrame:
+    """dim_invoice_terms' candidates from headers with ``terms_hash``: terms_hash, payment_terms, terms."""
+    return headers.select("terms_hash", "payment_terms", "terms").dropDuplicates(["terms_hash"])
+
+
 def _lines(column: str) -> Column:
     """Address lines joined with a line feed; null when there are none."""
     return F.when(F.size(column) > 0, F.array_join(column, "\n"))
@@ -197,9 +209,9 @@ def party_rows(headers: DataFrame) -> DataFrame:
 
 
 def dimension_keys(spark: SparkSession, paths: dict[str, str], headers: DataFrame) -> DataFrame:
-    """Headers (with ``seller_hash``, ``bill_to_hash``, ``ship_to_hash``) + payment_method_key, seller_key,
-    bill_to_key, ship_to_key: looked up by natural key in the dimensions as they are now (after
-    insert_new_keys). NULL where the invoice prints no such element."""
+    """Headers (with ``terms_hash``, ``seller_hash``, ``bill_to_hash``, ``ship_to_hash``) + payment_method_key,
+    invoice_terms_key, seller_key, bill_to_key, ship_to_key: looked up by natural key in the dimensions as they
+    are now (after insert_new_keys). NULL where the invoice prints no such element (invoice_terms_key never)."""
     def dim(name: str, key: str, nk: str, alias_key: str, alias_nk: str) -> DataFrame:
         return spark.read.format("delta").load(paths[name]).select(
             F.col(key).alias(alias_key), F.col(nk).alias(alias_nk))
@@ -207,6 +219,8 @@ def dimension_keys(spark: SparkSession, paths: dict[str, str], headers: DataFram
     out = headers.withColumn("_pm_nk", F.lower(normalised(F.col("payment_method"))))
     out = out.join(F.broadcast(dim("dim_payment_method", "payment_method_key", "payment_method_nk",
                                    "payment_method_key", "_pm_nk")), "_pm_nk", "left")
+    out = out.join(F.broadcast(dim("dim_invoice_terms", "invoice_terms_key", "terms_hash", "invoice_terms_key",
+                                   "terms_hash")), "terms_hash", "left")
     out = out.join(dim("dim_seller", "seller_key", "seller_hash", "seller_key", "seller_hash"), "seller_hash", "left")
     for role in ("bill_to", "ship_to"):
         out = out.join(dim("dim_party_address", "party_key", "party_hash", f"{role}_key", f"{role}_hash"),

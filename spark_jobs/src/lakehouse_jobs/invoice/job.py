@@ -31,7 +31,8 @@ members, facts, ledger; shapes in their docstrings):
    last path) is loaded and the others are ``superseded``: arrival order is taken as issue order, as it is
    across runs.
 6. Dimensions: ``seed_dim_date`` and ``seed_dim_currency`` (generated), then ``insert_new_keys`` for products,
-   payment methods, sellers and bill-to/ship-to parties (names and addresses encrypted, lakehouse_jobs.pii).
+   payment methods, payment terms (a junk dimension), sellers and bill-to/ship-to parties (names and
+   addresses encrypted, lakehouse_jobs.pii).
 7. ``resolve_members``: the invoice's member number -> member_card -> dim_member version in effect at the
    invoice date, or NULL with the reason in ``member_resolution``.
 8. ``merge_fact_invoice``, then ``merge_fact_invoice_line``: MERGE on invoice_number (+ line_number). A new
@@ -50,7 +51,7 @@ member_card table as Parquet (a file, a directory, or a landing batch's ``_manif
 read exactly) with ``card_number`` (text, compared with the printed digits exactly) and ``member_id``; the
 member dimension is ``<tables-root>/dim_member`` (written by member_merge; an absent table counts as empty).
 
-Quarantine reasons (tables.QUARANTINE_REASONS): the parser's (pdf.REASONS: not_pdf,
+Quarantine reasons (codes.QUARANTINE_REASONS): the parser's (pdf.REASONS: not_pdf,
 truncated, encrypted, no_text_layer, ...), check_arithmetic's first code without its ``:<where>`` suffix
 (line_amount_mismatch, subtotal_mismatch, total_mismatch, balance_mismatch, ...; the detail lists every
 code), date_out_of_range (a date outside dim_date), amount_out_of_range (a number too large for its
@@ -77,6 +78,7 @@ from lakehouse_jobs.invoice.dimensions import (
     currency_rows,
     dimension_keys,
     insert_new_keys,
+    invoice_terms_rows,
     party_hash,
     party_rows,
     payment_method_rows,
@@ -84,6 +86,7 @@ from lakehouse_jobs.invoice.dimensions import (
     seed_dim_date,
     seller_hash,
     seller_rows,
+    terms_hash,
     upsert_changed,
 )
 from lakehouse_jobs.invoice.exchange_rates import check_reporting_currency
@@ -181,7 +184,8 @@ def load(spark: SparkSession, params: InvoiceLoadParams, paths: TablePaths) -> I
         with timed("dimensions", log):
             # the key columns are dropped before anything is kept on disk
             loaded = materialise(pii.drop_keys(pii.with_keys(spark, decided.where("outcome = 'loaded'"), keys).select(
-                "*", seller_hash().alias("seller_hash"), party_hash("bill_to").alias("bill_to_hash"),
+                "*", terms_hash().alias("terms_hash"), seller_hash().alias("seller_hash"),
+                party_hash("bill_to").alias("bill_to_hash"),
                 party_hash("ship_to").alias("ship_to_hash"))))
             lines = loaded.select(F.explode("lines").alias("l")).select("l.*")
             versions["dim_product"] = insert_new_keys(spark, paths["dim_product"], product_rows(lines),
@@ -189,6 +193,8 @@ def load(spark: SparkSession, params: InvoiceLoadParams, paths: TablePaths) -> I
             versions["dim_payment_method"] = insert_new_keys(
                 spark, paths["dim_payment_method"], payment_method_rows(loaded), "payment_method_nk", batch_id,
                 commit_tag)
+            versions["dim_invoice_terms"] = insert_new_keys(
+                spark, paths["dim_invoice_terms"], invoice_terms_rows(loaded), "terms_hash", batch_id, commit_tag)
             versions["dim_seller"] = insert_new_keys(spark, paths["dim_seller"], seller_rows(loaded), "seller_hash",
                                                      batch_id, commit_tag)
             versions["dim_party_address"] = insert_new_keys(

@@ -10,7 +10,7 @@ from pyspark.sql import types as T
 
 from lakehouse_jobs import hadoop_fs
 from lakehouse_jobs.delta import retry_on_conflict, tagged_commit
-from lakehouse_jobs.invoice.tables import RESOLVED, UNRESOLVED
+from lakehouse_jobs.invoice.codes import RESOLVED, UNRESOLVED
 from lakehouse_jobs.keys import member_key_column, trimmed_column
 from lakehouse_jobs.manifest import MANIFEST_NAME, BatchManifest
 from lakehouse_jobs.steps import materialise
@@ -68,7 +68,7 @@ def member_versions(spark: SparkSession, path: str) -> DataFrame:
 
 def resolve_members(invoices: DataFrame, cards: DataFrame, versions: DataFrame) -> DataFrame:
     """invoices (``invoice_number`` unique, ``invoice_date``, ``member_card_number``) -> invoice_number,
-    member_sk, member_resolution (invoice.tables.MEMBER_RESOLUTIONS).
+    member_sk, member_resolution (invoice.codes.MEMBER_RESOLUTIONS).
 
     The card's member (cards: read_member_cards; a number mapped to two members is ``ambiguous_card``),
     then that member's dim_member version in effect at the invoice date, 00:00 UTC: valid_from <= t <
@@ -108,7 +108,7 @@ def resolve_members(invoices: DataFrame, cards: DataFrame, versions: DataFrame) 
 
 def fix_up_members(spark: SparkSession, paths: dict[str, str], cards: DataFrame, versions: DataFrame,
                    commit_tag: str) -> tuple[dict[str, int | None], dict[str, int]]:
-    """Re-resolve every fact_invoice row whose member_resolution is unresolved (invoice.tables.UNRESOLVED)
+    """Re-resolve every fact_invoice row whose member_resolution is unresolved (invoice.codes.UNRESOLVED)
     and write what changed into both facts (member_sk, member_resolution, _updated_at), on invoice_number.
     ({"fact_invoice": version or None, "fact_invoice_line": ...}, {new member_resolution: invoices})."""
     facts = spark.read.format("delta").load(paths["fact_invoice"])
