@@ -264,7 +264,7 @@ def format_rate(rate: Decimal) -> str:
 
 
 # Label variants of the layout family (issue 24 item 1), each a map from the seed's label to the one printed
-# instead; the parser's label families (lakehouse_jobs.invoice.pdf) read them all. Everything else (geometry,
+# instead; the parser's label families (lakehouse_jobs.invoice.labels) read them all. Everything else (geometry,
 # money and date formats) is the seed's.
 LAYOUTS: dict[str, dict[str, str]] = {
     "seed": {},

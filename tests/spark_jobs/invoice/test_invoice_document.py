@@ -23,6 +23,7 @@ from lakehouse_jobs.invoice.document import (
     allocate_largest_remainder,
     check_arithmetic,
     due_date_from_terms,
+    largest_remainder,
     money_unit,
     round_money,
 )
@@ -160,6 +161,15 @@ def test_allocation_in_whole_yen():
 def test_allocation_refuses_what_has_no_exact_answer(total, weights):
     with pytest.raises(ValueError):
         allocate_largest_remainder(total, weights)
+
+
+def test_largest_remainder_of_given_quotas():
+    # quotas of 2.5 units in all, rounded up to 3 (a converted total): the 2 left over after the floors go
+    # to the largest remainders, .7 and the earlier .4
+    assert largest_remainder([Fraction(17, 10), Fraction(4, 10), Fraction(4, 10)], 3) == [
+        D("0.02"), D("0.01"), D("0.00")]
+    with pytest.raises(ValueError):  # 2 units short of the floors' sum: no part stays within a unit
+        largest_remainder([Fraction(5, 4), Fraction(3, 2)], 0)
 
 
 def test_allocation_properties_on_random_inputs():

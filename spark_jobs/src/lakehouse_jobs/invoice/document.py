@@ -238,10 +238,10 @@ def allocate_largest_remainder(total: Decimal, weights: Sequence[Decimal], unit:
     for yen): with T = total / unit and W = sum(weights), line i's exact quota is q_i = T * w_i / W
     (computed exactly, as fractions); each line first gets floor(q_i) units, and the k = T - sum(floor(q_i))
     units left over go one each to the lines with the largest fractional parts q_i - floor(q_i), ties to
-    the earlier line (list order). So every part is within one unit of its exact quota, the parts sum to
-    ``total`` exactly, and the result is deterministic. (Hamilton's method for apportioning seats, 1792;
-    the same rule as M. Fowler's Money.allocate in Patterns of Enterprise Application Architecture, with
-    the leftover units going by remainder rather than to the first lines.)
+    the earlier line (list order; ``largest_remainder``). So every part is within one unit of its exact
+    quota, the parts sum to ``total`` exactly, and the result is deterministic. (Hamilton's method for
+    apportioning seats, 1792; the same rule as M. Fowler's Money.allocate in Patterns of Enterprise
+    Application Architecture, with the leftover units going by remainder rather than to the first lines.)
 
     Signs: weights may be negative (a credit line) or mixed as long as they do not sum to zero; floor
     rounds towards minus infinity, so the leftover k is always in [0, n). A negative ``total`` works the
@@ -267,9 +267,22 @@ def allocate_largest_remainder(total: Decimal, weights: Sequence[Decimal], unit:
         if t == 0:
             return [Decimal(0).quantize(CENT)] * len(weights)
         raise ValueError("allocate_largest_remainder: the weights sum to zero, no proportional split exists")
-    quotas = [t * w / w_sum for w in fweights]
+    return largest_remainder([t * w / w_sum for w in fweights], t, unit)
+
+
+def largest_remainder(quotas: Sequence[Fraction], total: int, unit: Decimal = CENT) -> list[Decimal]:
+    """Hamilton's step: exact ``quotas`` (in units of ``unit``) rounded to whole units that sum to ``total``.
+
+    Each quota first gets floor(q_i) units; the k = ``total`` - sum(floor(q_i)) units left over go one each
+    to the quotas with the largest fractional parts q_i - floor(q_i), ties to the earlier quota (list
+    order). Returns Decimals on the 2-place scale (parts x ``unit``), in the order of ``quotas``. Raises
+    ValueError when k is outside [0, len(quotas)]: no parts summing to ``total`` are then each within one
+    unit of their quota.
+    """
     parts = [math.floor(q) for q in quotas]
-    leftover = t - sum(parts)
+    leftover = total - sum(parts)
+    if not 0 <= leftover <= len(parts):
+        raise ValueError(f"largest_remainder: {total} units cannot be split by quotas summing to {sum(quotas)}")
     # largest fractional part first; Python's sort is stable, so equal parts keep list order
     order = sorted(range(len(quotas)), key=lambda i: quotas[i] - parts[i], reverse=True)
     for i in order[:leftover]:

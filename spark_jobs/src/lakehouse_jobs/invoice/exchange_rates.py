@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
-from lakehouse_jobs.invoice.document import CENT, CURRENCY_EXPONENTS, money_unit, round_money
+from lakehouse_jobs.invoice.document import CURRENCY_EXPONENTS, largest_remainder, money_unit, round_money
 
 LOOKBACK_DAYS = 7
 RATE_SCALE = 10  # decimals kept of a cross rate: DECIMAL(18,10) in the facts (invoice.tables.EXCHANGE_RATE)
@@ -95,13 +94,9 @@ def reference_rate(currency: str, reporting_currency: str, on: dt.date) -> Refer
 
 def _converted_lines(total: Decimal, amounts: list[Decimal], rate: Decimal, unit: Decimal) -> list[Decimal]:
     """`amounts` x `rate` in whole `unit`s, summing to `total` (their sum converted and rounded half up)."""
+    # |total - sum(quotas)| <= 1/2 unit and each floor loses under one, so 0 <= units missing <= len(amounts)
     quotas = [Fraction(a) * Fraction(rate) / Fraction(unit) for a in amounts]
-    parts = [math.floor(q) for q in quotas]
-    # |total - sum(quotas)| <= 1/2 unit and each floor loses under one, so 0 <= missing <= len(amounts)
-    missing = int(Fraction(total) / Fraction(unit)) - sum(parts)
-    for i in sorted(range(len(quotas)), key=lambda i: quotas[i] - parts[i], reverse=True)[:missing]:
-        parts[i] += 1
-    return [(Decimal(p) * unit).quantize(CENT) for p in parts]
+    return largest_remainder(quotas, int(Fraction(total) / Fraction(unit)), unit)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ also defines ``InvoiceParseError`` and ``REASONS``; this module reads the layout
    right-aligned, the description left of the quantity; a line with only a description continues the item
    above, which is how a wrapped description reads), the totals (``TOTAL_LABELS``: "Subtotal:", "VAT
    (20%):", "Grand Total:", ...), then the notes and terms blocks (``BLOCK_LABELS``). Labels are matched by
-   family, case-insensitively; the families are the only layout knowledge, so an unknown label is refused.
+   family, case-insensitively; the families (``invoice.labels``) are the only layout knowledge, so an
+   unknown label is refused.
    Pages after the first may start with "# <number> (continued)" and repeat the table header; "Page i of
    n" footers are checked against the page count.
 
@@ -40,6 +41,15 @@ from lakehouse_jobs.invoice.document import (
     InvoiceLine,
     Party,
 )
+from lakehouse_jobs.invoice.labels import (
+    BLOCK_LABELS,
+    HEADER_LABELS,
+    PARTY_LABELS,
+    TABLE_COLUMNS,
+    TITLES,
+    TOTAL_LABEL,
+    TOTAL_LABELS,
+)
 from lakehouse_jobs.invoice.printed_values import parse_date, parse_money, parse_quantity
 from lakehouse_jobs.invoice.text_layer import (
     LINE_TOLERANCE,
@@ -51,61 +61,12 @@ from lakehouse_jobs.invoice.text_layer import (
     page_lines,
 )
 
-
-# Label families (issue 24 item 1): what invoices of this layout print for each field, the seed's labels and
-# the generator's defaults and their common synonyms (invoice-generator.com's defaults are "Item, Quantity,
-# Rate, Amount", "Tax", "Amount Paid", "Balance Due"; VAT and GST are the tax's name in the UK, EU, Singapore,
-# Australia). Compared case-insensitively; a label outside them is never guessed at: layout_unrecognised.
-def _family(families: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    return {label.casefold(): name for name, labels in families.items() for label in labels}
-
-
-# label/value rows of the header box -> InvoiceDocument field
-HEADER_LABELS = _family({
-    "invoice_date": ("Date:", "Invoice Date:", "Issue Date:", "Date of Issue:"),
-    "due_date": ("Due Date:", "Payment Due:"),
-    "payment_terms": ("Payment Terms:", "Terms of Payment:"),
-    "payment_method": ("Payment Method:", "Paid By:"),
-    # a membership card's number only: a shop's own customer number is another identifier, and read as a
-    # card it could name another member
-    "member_number": ("Member No.:", "Member Number:", "Member ID:", "Member #:", "Membership No.:"),
-    "po_number": ("PO Number:", "PO #:", "P.O. Number:", "Purchase Order:"),
-    "balance_due": ("Balance Due:", "Amount Due:"),
-})
-TITLES = frozenset(("invoice", "tax invoice"))
-PARTY_LABELS = _family({"bill_to": ("Bill To:", "Billed To:", "Invoice To:", "Sold To:"),
-                        "ship_to": ("Ship To:", "Shipped To:", "Deliver To:")})
-# the item table's header row: four cells, the description's first, each naming its column
-TABLE_COLUMNS = _family({
-    "item": ("Item", "Items", "Description", "Item Description", "Product"),
-    "quantity": ("Quantity", "Qty", "Qty.", "Hours", "Units"),
-    "unit": ("Unit Price", "Rate", "Price", "Unit Cost"),
-    "amount": ("Amount", "Total", "Line Total"),
-})
-# the totals block: "<label>:" or, for an adjustment, "<label> (<rate>%):"
-TOTAL_LABELS = _family({
-    "subtotal": ("Subtotal", "Sub Total", "Sub-total"),
-    "discount": ("Discount",),
-    "tax": ("Tax", "VAT", "GST", "Sales Tax"),
-    "shipping": ("Shipping", "Delivery", "Shipping & Handling", "Freight"),
-    "total": ("Total", "Grand Total", "Invoice Total"),
-    "amount_paid": ("Amount Paid", "Paid"),
-    "balance_due": ("Balance Due", "Amount Due"),
-})
-TOTAL_LABEL = re.compile(r"^(?P<name>[^():]+?)(?: \((?P<rate>\d{1,3}(?:\.\d{1,4})?)%\))?:$")
-BLOCK_LABELS = _family({"notes": ("Notes:", "Note:", "Comments:"),
-                        "terms": ("Terms:", "Terms & Conditions:", "Terms and Conditions:")})
-
-
 # values of "Payment Terms:" that name a payment method (the seed prints "Payment Terms: Visa")
 PAYMENT_METHODS = frozenset(m.casefold() for m in (
     "Visa", "Mastercard", "American Express", "UnionPay", "JCB", "Diners Club", "Discover", "Cash", "Cheque",
     "Check", "Bank Transfer", "Wire Transfer", "PayPal", "Alipay", "WeChat Pay", "Octopus", "FPS",
     "Apple Pay", "Google Pay", "Credit Card", "Debit Card",
 ))
-
-
-
 
 ALIGN_TOLERANCE = 3.0   # points: a cell edge this close to a column's edge is in the column
 WRAP_SPACING = 1.6      # x character height: a description line at most this far below continues the item
@@ -114,8 +75,6 @@ WRAP_SPACING = 1.6      # x character height: a description line at most this fa
 _MEMBER = re.compile(r"^\d{1,20}$")  # member_card.card_number: at most 20 characters (lakehouse_jobs.contracts)
 _PAGE_FOOTER = re.compile(r"^Page (\d+) of (\d+)$")
 _NUMBER_CELL = re.compile(r"^#\s*(?P<number>\S.*?)(?P<cont> \(continued\))?$")
-
-
 
 
 # ------------------------------------------------------------------------------------------ layout
@@ -174,14 +133,15 @@ class _Reader:
         for index, page in enumerate(self.pages):
             for line in self.strip_furniture(index, page_lines(page)):
                 lines.append((index, line))
-        header_end = next((i for i, (_, line) in enumerate(lines) if _columns(line)), None)
-        if header_end is None:
+        header = next(((i, columns) for i, (_, line) in enumerate(lines) if (columns := _columns(line))), None)
+        if header is None:
             raise InvoiceParseError("layout_unrecognised", "no item table header (an item, quantity, unit price "
                                     "and amount label, e.g. Item | Quantity | Rate | Amount)")
+        header_end, columns = header
         if lines[header_end][0] != 0:
             raise InvoiceParseError("layout_unrecognised", "the item table does not start on page 1")
         self.read_header([line for _, line in lines[:header_end]])
-        position = self.read_table(lines, header_end)
+        position = self.read_table(lines, header_end, columns)
         position = self.read_totals(lines, position)
         self.read_blocks(lines, position)
         return self.document()
@@ -269,10 +229,9 @@ class _Reader:
         else:
             self.set(field, text)
 
-    def read_table(self, lines: list[tuple[int, list[Cell]]], start: int) -> int:
-        """Item rows from the table header at ``start`` to the first totals label; returns that position."""
-        columns = _columns(lines[start][1])
-        assert columns is not None  # read() found the header there
+    def read_table(self, lines: list[tuple[int, list[Cell]]], start: int, columns: dict[str, float]) -> int:
+        """Item rows from the table header at ``start`` (its column edges: ``columns``) to the first totals
+        label; returns that position."""
         header_page = lines[start][0]
         previous: tuple[int, Cell] | None = None  # the current item's last line: (page, a cell of it)
         position = start + 1

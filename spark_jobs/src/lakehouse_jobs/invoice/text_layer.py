@@ -121,6 +121,21 @@ class Cell(NamedTuple):
     height: float
 
 
+@dataclass(slots=True)
+class _Read:
+    """A character as PDFium reads it, in page points (y up): its loose box, its origin, and whether it is
+    painted (a paint mode, its centre on the visible area; then set to whether ``_seen`` sees it)."""
+
+    text: str
+    left: float
+    right: float
+    bottom: float
+    top: float
+    ox: float
+    oy: float
+    painted: bool
+
+
 def _check_container(data: bytes) -> None:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"parse_invoice_pdf takes bytes, not {type(data).__name__}")
@@ -182,7 +197,7 @@ def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
             # seen only with its centre on the visible area: a glyph that merely touches the edge shows no ink
             on_page = left < (box.left + box.right) / 2 < right and bottom < (box.bottom + box.top) / 2 < top
             painted = on_page and render_mode(text_object(raw, i)) not in _UNPAINTED_MODES
-            read.append((chr(code), box.left, box.right, box.bottom, box.top, ox.value, oy.value, painted))
+            read.append(_Read(chr(code), box.left, box.right, box.bottom, box.top, ox.value, oy.value, painted))
             if painted:  # PDFium's angle of the glyph's baseline, clockwise: the quarter turn that sets it upright
                 turns[(4 - round(pdfium_c.FPDFText_GetCharAngle(raw, i) / (math.pi / 2))) % 4] += 1
         # read the way the painted text stands upright, as a reader turns a page: the /Rotate that a producer
@@ -190,16 +205,17 @@ def _page_chars(pdf: pdfium.PdfDocument, index: int) -> PageText:
         # viewer) does not; hidden text, in whatever direction, does not choose
         quarter_turns = turns.most_common(1)[0][0] if turns else page.get_rotation() // 90 % 4
         if turns:
-            seen = _seen(page, [r[1:5] for r in read if r[7]])
-            painted_rows = iter(seen)
-            read = [r[:7] + (r[7] and next(painted_rows),) for r in read]
+            painted_chars = [r for r in read if r.painted]
+            boxes = [(r.left, r.right, r.bottom, r.top) for r in painted_chars]
+            for r, seen in zip(painted_chars, _seen(page, boxes), strict=True):
+                r.painted = seen
     finally:
         textpage.close()
         page.close()
     display = _Display(quarter_turns, left, bottom, right, top)
     chars, unpainted = [], []
-    for text, x0, x1, y0, y1, x, y, painted in read:
-        (chars if painted else unpainted).append(display.char(text, x0, x1, y0, y1, x, y))
+    for r in read:
+        (chars if r.painted else unpainted).append(display.char(r))
     hidden = _not_repeated(unpainted, chars)
     if hidden:
         raise InvoiceParseError("ocr_text_layer", f"page {index + 1}: {hidden} characters nobody sees (invisible"
@@ -266,9 +282,9 @@ class _Display:
                 lambda x, y: (h - y, w - x)][quarter_turns]
         self.point = lambda x, y: turn(x - left, y - bottom)
 
-    def char(self, text: str, left: float, right: float, bottom: float, top: float, ox: float, oy: float) -> Char:
-        (ax, ay), (bx, by) = self.point(left, bottom), self.point(right, top)
-        return Char(text, min(ax, bx), max(ax, bx), self.point(ox, oy)[1], abs(ay - by))
+    def char(self, r: _Read) -> Char:
+        (ax, ay), (bx, by) = self.point(r.left, r.bottom), self.point(r.right, r.top)
+        return Char(r.text, min(ax, bx), max(ax, bx), self.point(r.ox, r.oy)[1], abs(ay - by))
 
 
 def _not_repeated(unpainted: list[Char], painted: list[Char]) -> int:
