@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 from collections import Counter
@@ -435,6 +434,11 @@ EXPECTED_ANALYTICS = {
         ("Visa", "card", "HKD", 1, Decimal("4392.00"), Decimal("0.00")),
         ("Visa", "card", "USD", 1, Decimal("209.00"), Decimal("209.00")),
     ],
+    "outstanding_by_payment_terms": [
+        ("Mastercard", "USD", 1, Decimal("148.51"), Decimal("0.00")),
+        ("Net 30", "USD", 1, Decimal("209.00"), Decimal("209.00")),
+        ("Visa", "USD", 1, Decimal("562.27"), Decimal("0.00")),
+    ],
     "net_revenue_by_ship_to_country": [
         ("HK", "HKD", 1, Decimal("4392.00")), ("US", "USD", 1, Decimal("209.00")),
         ("unknown", "HKD", 1, Decimal("1161.50")),
@@ -732,13 +736,22 @@ def test_derived_amounts_too_large_for_their_column_quarantine_the_file_not_the_
 @pytest.mark.unit
 def test_invoice_terms_key_every_pair_apart_and_neither_too(spark):
     pairs = [("Visa", None), (None, "Visa"), (None, None), ("Net 30", "Due in 30 days"), ("Net 30", "Due in 30 days"),
-             ("Net 30", "Due in 30 days "), ("", None)]
+             ("Net 30", "Due in 30 days "), ("", None), ("30 días", "Zahlbar «sofort» – 5 € / Stück\nline 2")]
     headers = spark.createDataFrame(pairs, "payment_terms STRING, terms STRING").select(
         "*", terms_hash().alias("terms_hash"))
     rows = invoice_terms_rows(headers).collect()
     assert sorted((r["payment_terms"] or "~", r["terms"] or "~") for r in rows) == sorted(
         (p or "~", t or "~") for p, t in set(pairs)), "one row per pair as printed; nothing merged, nothing lost"
-    assert all(re.fullmatch("[0-9a-f]{64}", r["terms_hash"]) for r in rows)
+    # the documented bytes, whatever the session's JSON setting
+    documented = {(r["payment_terms"], r["terms"]): hashlib.sha256(json.dumps(
+        {"payment_terms": r["payment_terms"], "terms": r["terms"]}, separators=(",", ":"),
+        ensure_ascii=False).encode()).hexdigest() for r in rows}
+    assert {(r["payment_terms"], r["terms"]): r["terms_hash"] for r in rows} == documented
+    spark.conf.set("spark.sql.jsonGenerator.ignoreNullFields", "false")
+    try:
+        assert {(r["payment_terms"], r["terms"]): r["terms_hash"] for r in headers.collect()} == documented
+    finally:
+        spark.conf.unset("spark.sql.jsonGenerator.ignoreNullFields")
 
 
 @pytest.mark.unit

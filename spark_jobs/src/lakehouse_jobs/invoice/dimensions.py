@@ -147,9 +147,12 @@ def payment_method_rows(headers: DataFrame) -> DataFrame:
 
 
 def terms_hash() -> Column:
-    """dim_invoice_terms' natural key: SHA-256 (hex) of ``payment_terms`` and ``terms`` as printed, as JSON
-    (a null is left out of it, so the pair of neither has a hash too: every invoice gets a key)."""
-    return F.sha2(F.to_json(F.struct("payment_terms", "terms")), 256)
+    """dim_invoice_terms' natural key: SHA-256 (hex) of ``payment_terms`` and ``terms`` as read, as the UTF-8
+    of the JSON object ``{"payment_terms":...,"terms":...}`` with nulls written and no spaces (Python's
+    ``json.dumps(pair, separators=(",", ":"), ensure_ascii=False)``). The pair of neither has a hash too, so
+    every invoice gets a key. Nulls are written whatever spark.sql.jsonGenerator.ignoreNullFields says: a
+    session that left them out would hash a known pair anew and insert it twice."""
+    return F.sha2(F.to_json(F.struct("payment_terms", "terms"), {"ignoreNullFields": "false"}), 256)
 
 
 def invoice_terms_rows(headers: DataFrame) -> DataFrame:

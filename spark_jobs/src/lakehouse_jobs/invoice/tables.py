@@ -311,14 +311,15 @@ DIM_PAYMENT_METHOD = TableSpec(
 DIM_INVOICE_TERMS = TableSpec(
     name="dim_invoice_terms",
     description="The free text an invoice prints about paying it, out of the facts (a junk dimension): its "
-                "Payment Terms: row and its Terms: block, one row per distinct pair as printed, the pair of "
-                "neither included, never updated (SCD type 0).",
+                "Payment Terms: row and its Terms: block, one row per distinct pair as read (each line trimmed, "
+                "blank lines dropped, case kept: NET 30 and Net 30 are two rows), the pair of neither included, "
+                "never updated (SCD type 0).",
     fields=(
         Field("invoice_terms_key", "BIGINT", nullable=False, identity=True, comment="surrogate key"),
         Field("terms_hash", "STRING", nullable=False,
-              comment="natural key: SHA-256 (hex) of the pair as printed, as JSON (invoice.dimensions.terms_hash)"),
-        Field("payment_terms", "STRING", comment="the value of the Payment Terms: row as printed; null when none"),
-        Field("terms", "STRING", comment="the Terms: block as printed, lines joined with a line feed; null when none"),
+              comment="natural key: SHA-256 (hex) of the pair as JSON, nulls written (invoice.dimensions.terms_hash)"),
+        Field("payment_terms", "STRING", comment="the value of the Payment Terms: row as read; null when none"),
+        Field("terms", "STRING", comment="the Terms: block as read, lines joined with a line feed; null when none"),
         *_AUDIT,
     ),
     constraints={"terms_hash_is_hex": f"terms_hash RLIKE '{_HEX64}'"},
