@@ -32,6 +32,9 @@ MINIO_BIN=$CACHE/bin/minio-$MINIO_VERSION
 # Toxiproxy, the TCP proxy the fault tests put in front of MariaDB and MinIO (tests/faults/)
 TOXIPROXY_VERSION=v2.5.0
 TOXIPROXY_BIN=$CACHE/bin/toxiproxy-server-$TOXIPROXY_VERSION
+# The Docker Compose CLI, which tests/test_compose.py runs (`config`) to load the compose file as Docker does
+COMPOSE_VERSION=v5.6.0
+COMPOSE_BIN=$CACHE/bin/docker-compose-$COMPOSE_VERSION
 APT_PACKAGES=(mariadb-server mariadb-client libmariadb-dev pkg-config postgresql maven openjdk-17-jre-headless)
 
 say() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
@@ -117,6 +120,23 @@ install_toxiproxy() {
     "about a minute"
 }
 
+# Compose's go.mod has exclude and replace directives, which `go install module@version` refuses: build it as
+# its own Makefile does, inside the module's source (from the module proxy), with the version stamped in.
+install_compose() {
+  if [ -x "$COMPOSE_BIN" ]; then say "Docker Compose: cached at $COMPOSE_BIN"; return; fi
+  command -v go >/dev/null || die "Go is needed to build Docker Compose from its Go module; install Go >= 1.26"
+  say "Docker Compose: building $COMPOSE_VERSION from its Go module (about a minute, once per machine)"
+  local module=github.com/docker/compose/v5 src log=$STATE/logs/compose-build.log dir
+  dir=$(GOFLAGS=-mod=mod go mod download -json "$module@$COMPOSE_VERSION" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])') \
+    || die "could not download $module@$COMPOSE_VERSION from the Go module proxy"
+  src=$(mktemp -d) && cp -r "$dir/." "$src" && chmod -R u+w "$src"
+  mkdir -p "$CACHE/bin"
+  (cd "$src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "-w -X $module/internal.Version=$COMPOSE_VERSION" \
+    -o "$COMPOSE_BIN.tmp" ./cmd) >"$log" 2>&1 || die "Docker Compose build failed; see $log"
+  mv "$COMPOSE_BIN.tmp" "$COMPOSE_BIN" && rm -rf "$src"
+}
+
 # .env from .env.example, every `change-me` replaced by a fresh random secret of the right shape. An
 # existing .env is kept as it is, but gets any variable of .env.example it lacks (with the comment lines
 # just above it, and a fresh secret for a change-me), so an older clone picks up new settings; only the
@@ -182,6 +202,7 @@ cmd_install() {
   install_jars
   install_minio
   install_toxiproxy
+  install_compose
   install_env
   say "install: done"
 }
@@ -195,6 +216,7 @@ load_env() {
   LAKEHOUSE_PROFILE=${LAKEHOUSE_PROFILE:-demo}
   LAKEHOUSE_STATE=$STATE
   TOXIPROXY_BIN=$TOXIPROXY_BIN  # started by the fault tests themselves (tests/faults/conftest.py)
+  COMPOSE_BIN=$COMPOSE_BIN  # run by tests/test_compose.py
   # Airflow's default ports for its log servers and the scheduler's health check, and every scheduled run
   AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=8793
   AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=8794
