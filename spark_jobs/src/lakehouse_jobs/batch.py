@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from lakehouse_jobs import hadoop_fs
 from lakehouse_jobs.contracts import SourceContract, arrow_schema, spark_schema
@@ -34,20 +35,13 @@ def read_manifest(spark: SparkSession, path: str, contract: SourceContract) -> B
     return manifest
 
 
-def read_batch(spark: SparkSession, manifest: BatchManifest, contract: SourceContract,
-               files: list[FileEntry] | None = None, rows: int | None = None) -> DataFrame:
-    """Exactly the manifest's files, read with the contract's landed schema (never inferred): its columns
-    plus a `<column>_raw` text column for each date or timestamp column (contracts.raw_columns), holding
-    the source text of a value that had no calendar equivalent and landed as null.
+def file_problems(spark: SparkSession, files: list[FileEntry]) -> str | None:
+    """None when every listed file is where the manifest says with its size and SHA-256; else what is
+    wrong, as "is incomplete: <file> ..." (missing, another size: a truncated or zero-byte upload) or "is
+    not what was extracted: <file> has SHA-256 ..." (the same size, other bytes).
 
-    `files` and `rows`: another list of the batch's files (its change set's) and their row count; default
-    manifest.files and manifest.row_count.
-    Raises BatchError when a listed file is missing or has another size than the manifest says (a
-    truncated or zero-byte upload shows here, before Parquet fails with a cryptic error), or when the
-    rows read differ from the manifest's count.
-    """
-    files = manifest.files if files is None else files
-    expected = manifest.row_count if rows is None else rows
+    Sizes come from a listing; the digests from one Spark job that reads the files whole (the binaryFile
+    source) and hashes them on the executors: the price is one more read of the batch's bytes."""
     problems = []
     for entry in files:
         size = hadoop_fs.file_size(spark, entry.path)
@@ -56,7 +50,33 @@ def read_batch(spark: SparkSession, manifest: BatchManifest, contract: SourceCon
         elif size != entry.bytes:
             problems.append(f"{entry.path} has {size} bytes, manifest says {entry.bytes}")
     if problems:
-        raise BatchError(f"batch {manifest.batch_id} is incomplete: " + "; ".join(problems))
+        return "is incomplete: " + "; ".join(problems)
+    if not files:
+        return None
+    listed = {hadoop_fs.qualified(spark, entry.path): entry for entry in files}
+    read = {r["path"]: r["sha256"] for r in spark.read.format("binaryFile").load(*listed)
+            .select("path", F.sha2("content", 256).alias("sha256")).collect()}
+    problems = [f"{entry.path} has SHA-256 {read.get(path)}, manifest says {entry.sha256}"
+                for path, entry in listed.items() if read.get(path) != entry.sha256]
+    return "is not what was extracted: " + "; ".join(problems) if problems else None
+
+
+def read_batch(spark: SparkSession, manifest: BatchManifest, contract: SourceContract,
+               files: list[FileEntry] | None = None, rows: int | None = None) -> DataFrame:
+    """Exactly the manifest's files, read with the contract's landed schema (never inferred): its columns
+    plus a `<column>_raw` text column for each date or timestamp column (contracts.raw_columns), holding
+    the source text of a value that had no calendar equivalent and landed as null.
+
+    `files` and `rows`: another list of the batch's files (its change set's) and their row count; default
+    manifest.files and manifest.row_count.
+    Raises BatchError when a listed file is missing or is not what the extract wrote (file_problems: its
+    size, then its SHA-256; a truncated upload shows here, before Parquet fails with a cryptic error), or
+    when the rows read differ from the manifest's count.
+    """
+    files = manifest.files if files is None else files
+    expected = manifest.row_count if rows is None else rows
+    if problem := file_problems(spark, files):
+        raise BatchError(f"batch {manifest.batch_id} {problem}")
 
     schema = spark_schema(contract, landed=True)
     if files:

@@ -46,6 +46,12 @@ def file_size(spark: SparkSession, path: str) -> int | None:
     return fs.getFileStatus(hadoop_path).getLen() if fs.exists(hadoop_path) else None
 
 
+def qualified(spark: SparkSession, path: str) -> str:
+    """`path` as Hadoop names it in listings and file sources: with its scheme (file:/tmp/x for /tmp/x)."""
+    fs, hadoop_path = _fs(spark, path)
+    return str(fs.makeQualified(hadoop_path))
+
+
 def modified_at(spark: SparkSession, path: str) -> dt.datetime:
     """The file's modification time as a naive UTC datetime; raises the JVM's FileNotFoundException (a
     Py4JJavaError) if absent."""

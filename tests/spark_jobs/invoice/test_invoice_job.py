@@ -829,6 +829,10 @@ def test_member_cards_from_a_batch_manifest_read_exactly_its_files(spark, tmp_pa
     (batch_dir / "_manifest.json").write_text(json.dumps(overstated))
     with pytest.raises(ValueError, match="read 1 rows, manifest says 2"):
         members.read_member_cards(spark, str(batch_dir / "_manifest.json"))
+    altered = manifest | {"files": [manifest["files"][0] | {"sha256": hashlib.sha256(b"other bytes").hexdigest()}]}
+    (batch_dir / "_manifest.json").write_text(json.dumps(altered))
+    with pytest.raises(ValueError, match="is not what was extracted: .* has SHA-256"):
+        members.read_member_cards(spark, str(batch_dir / "_manifest.json"))
     (batch_dir / "_manifest.json").write_text(json.dumps(manifest | {"table": "member"}))
     with pytest.raises(ValueError, match="not member_card"):
         members.read_member_cards(spark, str(batch_dir / "_manifest.json"))

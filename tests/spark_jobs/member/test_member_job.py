@@ -498,6 +498,13 @@ def _empty(data_file: Path, manifest: dict) -> None:
     data_file.write_bytes(b"")
 
 
+def _alter_a_byte(data_file: Path, manifest: dict) -> None:
+    # the same size, one bit flipped (bit rot, a botched copy): only the digest tells
+    data = bytearray(data_file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    data_file.write_bytes(bytes(data))
+
+
 def _overstate_rows(data_file: Path, manifest: dict) -> None:
     manifest["row_count"] += 1
     manifest["files"][0]["rows"] += 1
@@ -511,9 +518,10 @@ def _overstate_rows(data_file: Path, manifest: dict) -> None:
         (_remove, r"incomplete: missing file .*part-00000\.parquet"),
         (_truncate, r"incomplete: .*part-00000\.parquet has \d+ bytes, manifest says \d+"),
         (_empty, r"incomplete: .*part-00000\.parquet has 0 bytes"),
+        (_alter_a_byte, r"not what was extracted: .*part-00000\.parquet has SHA-256 [0-9a-f]{64}, manifest says"),
         (_overstate_rows, r"read 3 rows, manifest says 4"),
     ],
-    ids=["missing-file", "truncated-file", "zero-byte-file", "row-count-mismatch"],
+    ids=["missing-file", "truncated-file", "zero-byte-file", "altered-byte", "row-count-mismatch"],
 )
 def test_damaged_batch_fails_and_changes_nothing(spark, loaded_lake, damage, error):
     batch_id = f"extract_date=2026-11-22-{damage.__name__.strip('_')}"

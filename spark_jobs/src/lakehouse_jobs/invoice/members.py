@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakehouse_jobs import hadoop_fs
+from lakehouse_jobs.batch import file_problems
 from lakehouse_jobs.delta import retry_on_conflict, tagged_commit
 from lakehouse_jobs.invoice.codes import RESOLVED, UNRESOLVED
 from lakehouse_jobs.keys import member_key_column, trimmed_column
@@ -22,7 +23,7 @@ def read_member_cards(spark: SparkSession, path: str) -> DataFrame:
     member_card extract at
     `path`: a Parquet file or directory, or a landing batch's _manifest.json, whose files are read exactly
     (a landing prefix also holds other attempts' files) and checked as batch.read_batch checks them (sizes,
-    row count). card_number is text in the source (lakehouse_jobs.contracts: leading zeros kept); an integer
+    SHA-256, row count). card_number is text in the source (lakehouse_jobs.contracts: leading zeros kept); an integer
     column is read as its digits. Raises ValueError when a column is missing or card_number is neither text
     nor an integer (a floating-point 1.1134891E7 would match no card), or the manifest is not member_card's
     or does not match its files (manifest.ManifestError, a ValueError, for an invalid manifest)."""
@@ -30,13 +31,8 @@ def read_member_cards(spark: SparkSession, path: str) -> DataFrame:
         manifest = BatchManifest.from_json(hadoop_fs.read_text(spark, path), source=path)
         if manifest.table != "member_card":
             raise ValueError(f"{path} is a batch of {manifest.table!r}, not member_card")
-        problems = []
-        for entry in manifest.files:
-            size = hadoop_fs.file_size(spark, entry.path)
-            if size != entry.bytes:
-                problems.append(f"{entry.path} has {size} bytes, manifest says {entry.bytes}")
-        if problems:
-            raise ValueError(f"member_card batch {manifest.batch_id} is incomplete: " + "; ".join(problems))
+        if problem := file_problems(spark, manifest.files):
+            raise ValueError(f"member_card batch {manifest.batch_id} {problem}")
         if not manifest.files:
             return spark.createDataFrame([], "card_number string, member_id string")
         df = spark.read.parquet(*[entry.path for entry in manifest.files])
