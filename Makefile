@@ -50,6 +50,12 @@ scale: up ## the member pipeline through the DAG at 1M and 5M members (benchmark
 history-bench: install ## the member job at 5M members: a 5% change and an unchanged replay against a full overwrite (benchmarks/member_history_bench.py)
 	@.venv/bin/python -m benchmarks.member_history_bench --members 5000000 $(BENCH_ARGS)
 
+# The walkthrough notebook is stored executed; tests/docs/test_walkthrough_notebook.py fails when a new run's cells
+# or kinds of output differ from the stored ones, and this stores it again.
+.PHONY: notebook
+notebook: up ## execute docs/walkthrough.ipynb on the running stack and store it with its outputs (dev/walkthrough_notebook.py)
+	@$(STACK) run python -m dev.walkthrough_notebook
+
 # Screenshots for the docs (docs/images/*.png) from the running stack, after `make demo`; installs Debian's
 # chromium and chromium-driver when missing (needs root, as `dev/stack.sh install` does for its packages).
 .PHONY: screenshots
