@@ -25,8 +25,10 @@ from nbclient import NotebookClient
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO_ROOT / "docs" / "walkthrough.ipynb"
 # the values no output may show: keys and passwords the stack's environment holds
-SECRET_VARIABLES = ("LAKEHOUSE_PII_HMAC_KEY", "LAKEHOUSE_PII_ENCRYPTION_KEY", "MYSQL_ROOT_PASSWORD",
-                    "MYSQL_EXTRACT_PASSWORD", "S3_SECRET_ACCESS_KEY", "DATABRICKS_TOKEN")
+SECRET_VARIABLES = ("LAKEHOUSE_PII_HMAC_KEY", "LAKEHOUSE_PII_ENCRYPTION_KEY", "LAKEHOUSE_CHANGE_HASH_KEY",
+                    "MYSQL_ROOT_PASSWORD", "MYSQL_EXTRACT_PASSWORD", "S3_SECRET_ACCESS_KEY", "DATABRICKS_TOKEN",
+                    "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_ADMIN_PASSWORD",
+                    "AIRFLOW_METADATA_PASSWORD", "MINIO_KMS_SECRET_KEY")
 
 
 def new_run() -> str:
@@ -38,11 +40,12 @@ def execute(run: str, timeout_s: int = 600) -> nbformat.NotebookNode:
     """The notebook executed in a kernel of its own with this process's environment (the stack's) and
     WALKTHROUGH_RUN=`run`, the repository importable. Raises nbclient's CellExecutionError at the first cell
     that fails (its scratch database and bucket are then left for the caller to remove)."""
-    env = {**os.environ, "WALKTHROUGH_RUN": run,
+    # NO_COLOR: log lines without ANSI colour codes, which a stored notebook would show as junk
+    env = {**os.environ, "WALKTHROUGH_RUN": run, "NO_COLOR": "1",
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
     env.pop("WALKTHROUGH_KEEP", None)
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, kernel_name="python3", timeout=timeout_s,
+    NotebookClient(nb, kernel_name="python3", timeout=timeout_s, record_timing=False,
                    resources={"metadata": {"path": str(REPO_ROOT)}}).execute(env=env)
     return nb
 

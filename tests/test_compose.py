@@ -37,7 +37,8 @@ AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-proce
 # run once and exit 0; everything else runs for good and must report health
 ONE_SHOT = {"airflow-init", "member-seed", "minio-init"}
 EXPECTED_SERVICES = {"postgres", "mysql", "minio", "databricks-runner", *ONE_SHOT, *AIRFLOW_SERVICES}
-SECRET_NAME = re.compile(r"PASSWORD|SECRET(?!_SCOPE)|TOKEN|FERNET|KMS")  # a scope is a name
+# a scope is a name, and an access key id a user name; every other *_KEY is key material
+SECRET_NAME = re.compile(r"PASSWORD|SECRET(?!_SCOPE)|TOKEN|FERNET|KMS|(?<!ACCESS)_KEY$")
 
 
 # ------------------------------------------------------------------------------------ the Compose CLI
@@ -210,7 +211,8 @@ def test_env_example_satisfies_every_required_variable(variables, env_example, t
 
 def test_secrets_are_required_never_defaulted(variables, services):
     secrets = {name: v for name, v in variables.items() if SECRET_NAME.search(name)}
-    assert {"MYSQL_ROOT_PASSWORD", "DATABRICKS_TOKEN", "AIRFLOW__CORE__FERNET_KEY"} <= set(secrets)
+    assert {"MYSQL_ROOT_PASSWORD", "DATABRICKS_TOKEN", "AIRFLOW__CORE__FERNET_KEY", "LAKEHOUSE_PII_HMAC_KEY",
+            "LAKEHOUSE_PII_ENCRYPTION_KEY", "LAKEHOUSE_CHANGE_HASH_KEY"} <= set(secrets)
     defaulted = sorted(name for name, v in secrets.items() if not v["Required"] or v["DefaultValue"])
     assert not defaulted, f"secrets must be ${{VAR:?...}}, never defaulted or optional: {defaulted}"
     for name, svc in services.items():

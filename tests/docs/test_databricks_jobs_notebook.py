@@ -59,14 +59,15 @@ def run_notebook(values: dict[str, str], monkeypatch) -> tuple[DbUtils, list]:
 
         def load(self):
             def main(argv, spark):
-                calls.append((self.name, argv, spark))
+                calls.append((self.name, argv, spark, os.environ.get(pii.HMAC_KEY_ENV),
+                              os.environ.get(pii.ENCRYPTION_KEY_ENV)))
                 return type("Result", (), {"to_dict": lambda _: {"ok": True}})()
             return main
 
     monkeypatch.setattr(importlib.metadata, "entry_points",
                         lambda group, name: [EntryPoint(name)] if group == "console_scripts" else [])
     for name in (pii.HMAC_KEY_ENV, pii.ENCRYPTION_KEY_ENV):
-        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name, raising=False)
     dbutils = DbUtils(values)
     namespace = {"dbutils": dbutils, "spark": "the cluster's spark"}
     cells = NOTEBOOK.read_text().split(SEPARATOR)
@@ -84,25 +85,31 @@ def test_the_file_is_a_databricks_source_notebook():
 
 def test_it_offers_every_parameter_and_calls_the_entry_point_with_the_keys_from_the_scope(monkeypatch):
     values = {"job": "member_merge", "secret_scope": "lakehouse-test",
-              "manifest": "s3://landing/member/extract_date=2026-12-08/_manifest.json",
-              "tables_root": "s3://lakehouse/delta", "result_path": "s3://lakehouse/_results/member/x.json"}
+              "member_merge.manifest": "s3://landing/member/extract_date=2026-12-08/_manifest.json",
+              "member_merge.tables_root": "s3://lakehouse/delta",
+              "member_merge.result_path": "s3://lakehouse/_results/member/x.json",
+              # another job's values, left from an earlier run: never passed to this one
+              "invoice_load.incoming": "s3://l/invoices/", "invoice_load.result_path": "s3://other.json"}
     dbutils, calls = run_notebook(values, monkeypatch)
-    every_parameter = {f.name for cls in JobParams.__subclasses__() for f in dataclasses.fields(cls)}
+    every_parameter = {f"{cls.ENTRY_POINT}.{f.name}" for cls in JobParams.__subclasses__()
+                       for f in dataclasses.fields(cls)}
     assert set(dbutils.widgets.created) == {"job", "secret_scope"} | every_parameter
-    [(name, argv, spark)] = calls
+    [(name, argv, spark, hmac_key, aes_key)] = calls
     assert (name, spark) == ("member_merge", "the cluster's spark")
     params = next(c for c in JobParams.__subclasses__() if c.ENTRY_POINT == "member_merge").parse(argv)
     assert (params.manifest, params.tables_root, params.result_path) == (
-        values["manifest"], values["tables_root"], values["result_path"])
-    assert (os.environ[pii.HMAC_KEY_ENV], os.environ[pii.ENCRYPTION_KEY_ENV]) == ("hmac-from-scope", "aes-from-scope")
+        values["member_merge.manifest"], values["member_merge.tables_root"], values["member_merge.result_path"])
+    assert (hmac_key, aes_key) == ("hmac-from-scope", "aes-from-scope"), "the job sees the scope's keys"
+    assert pii.HMAC_KEY_ENV not in os.environ and pii.ENCRYPTION_KEY_ENV not in os.environ, "and nothing after"
     assert not any("from-scope" in a for a in argv), "keys never on the command line"
 
 
 def test_an_empty_widget_leaves_the_jobs_default(monkeypatch):
-    values = {"job": "invoice_load", "secret_scope": "lakehouse-test", "member_cards": "s3://l/mc/_manifest.json",
-              "tables_root": "s3://lakehouse/delta", "result_path": "s3://r.json", "incoming": "s3://l/invoices/",
-              "max_files": "  "}
-    _, [(_, argv, _)] = run_notebook(values, monkeypatch)
+    values = {"job": "invoice_load", "secret_scope": "lakehouse-test",
+              **{f"invoice_load.{k}": v for k, v in {
+                  "member_cards": "s3://l/mc/_manifest.json", "tables_root": "s3://lakehouse/delta",
+                  "result_path": "s3://r.json", "incoming": "s3://l/invoices/", "max_files": "  "}.items()}}
+    _, [(_, argv, *_)] = run_notebook(values, monkeypatch)
     params = next(c for c in JobParams.__subclasses__() if c.ENTRY_POINT == "invoice_load").parse(argv)
     default = {f.name: f.default for f in dataclasses.fields(type(params))}["max_files"]
     assert params.max_files == default and not any(a.startswith("--max-files") for a in argv)
