@@ -54,7 +54,7 @@ def file_problems(spark: SparkSession, files: list[FileEntry]) -> str | None:
     if not files:
         return None
     listed = {hadoop_fs.qualified(spark, entry.path): entry for entry in files}
-    read = {r["path"]: r["sha256"] for r in spark.read.format("binaryFile").load(*listed)
+    read = {r["path"]: r["sha256"] for r in spark.read.format("binaryFile").load(list(listed))
             .select("path", F.sha2("content", 256).alias("sha256")).collect()}
     problems = [f"{entry.path} has SHA-256 {read.get(path)}, manifest says {entry.sha256}"
                 for path, entry in listed.items() if read.get(path) != entry.sha256]
