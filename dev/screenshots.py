@@ -1,8 +1,12 @@
 """Screenshots of the running stack for the docs (docs/images/*.png): the DAG list, the graph of the latest
-successful member_pipeline and invoice_pipeline runs in the Airflow web UI, and the local Databricks runner's
-page of that member run's Spark job.
+successful member_pipeline run that submitted a Databricks run and of the latest one that skipped it (an
+unchanged day), the latest successful invoice_pipeline run in the Airflow web UI, and the local Databricks
+runner's page of that member run's Spark job.
 
     make screenshots        # = dev/stack.sh run python -m dev.screenshots (after `make demo`)
+
+An unchanged day is a member_pipeline run over a source nothing changed in since the last one: after `make
+demo`, `dev/stack.sh run airflow dags trigger member_pipeline` gives one.
 
 Headless Chromium and ChromeDriver from Debian's packages (chromium, chromium-driver: the make target
 installs them), driven by Selenium. It logs in as the stack's admin the way the UI does: a JWT from
@@ -29,11 +33,17 @@ IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
 WINDOW = (1440, 1100)
 
 
-def latest_success(api: AirflowApi, dag_id: str) -> str:
-    runs = api.get(f"dags/{dag_id}/dagRuns?state=success&order_by=-run_after&limit=1").json()["dag_runs"]
-    if not runs:
-        raise SystemExit(f"no successful {dag_id} run to show: run `make demo` first")
-    return runs[0]["dag_run_id"]
+def latest_success(api: AirflowApi, dag_id: str, merge: str | None = None) -> str:
+    """The newest successful run of `dag_id`; with `merge`, the newest whose merge_members task ended in that
+    state ("success": a Databricks run was submitted; "skipped": an unchanged day)."""
+    runs = api.get(f"dags/{dag_id}/dagRuns?state=success&order_by=-run_after&limit=20").json()["dag_runs"]
+    for run in runs:
+        task = f"dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/merge_members"
+        if merge is None or api.get(task).json()["state"] == merge:
+            return run["dag_run_id"]
+    what = {"skipped": "unchanged-day (trigger one after `make demo`: dev/stack.sh run airflow dags trigger "
+                       "member_pipeline)"}.get(merge or "", "")
+    raise SystemExit(f"no successful {what} {dag_id} run to show: run `make demo` first")
 
 
 def browser() -> webdriver.Chrome:
@@ -70,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     api = AirflowApi()
-    member_run, invoice_run = latest_success(api, "member_pipeline"), latest_success(api, "invoice_pipeline")
+    member_run, invoice_run = latest_success(api, "member_pipeline", "success"), latest_success(api, "invoice_pipeline")
+    unchanged_run = latest_success(api, "member_pipeline", "skipped")
     run_page = api.get(f"dags/member_pipeline/dagRuns/{member_run}/taskInstances/merge_members/xcomEntries/"
                        "run_page_url").json()["value"].strip('"')
     IMAGES.mkdir(parents=True, exist_ok=True)
@@ -79,9 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         page.get(api.base_url + "/auth/login")  # a page of the UI's origin, so the cookie can be set on it
         page.add_cookie({"name": "_token", "value": api.token(), "path": "/"})
         shoot(page, f"{api.base_url}/dags", "airflow-dags", "member_pipeline")
-        for dag_id, run_id in (("member_pipeline", member_run), ("invoice_pipeline", invoice_run)):
-            shoot(page, f"{api.base_url}/dags/{dag_id}/runs/{run_id}", f"airflow-{dag_id}-run", run_id,
-                  click=("Show Graph (Press g)",))
+        for dag_id, run_id, name in (("member_pipeline", member_run, "airflow-member_pipeline-run"),
+                                     ("member_pipeline", unchanged_run, "airflow-member_pipeline-unchanged-run"),
+                                     ("invoice_pipeline", invoice_run, "airflow-invoice_pipeline-run")):
+            shoot(page, f"{api.base_url}/dags/{dag_id}/runs/{run_id}", name, run_id, click=("Show Graph (Press g)",))
         shoot(page, run_page, "databricks-run-page", "member_merge")
     finally:
         page.quit()
