@@ -14,6 +14,7 @@ and removes both in its last cell.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 import uuid
@@ -79,7 +80,7 @@ def problems(nb: nbformat.NotebookNode, env: dict[str, str] | None = None) -> li
         for out in cell.get("outputs", []):
             if out.output_type == "error":
                 found.append(f"cell {i} raised {out.ename}")
-            text = nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[out])]))
+            text = json.dumps(out, ensure_ascii=False)
             found += [f"cell {i} shows a secret" for s in secrets if s in text]
     return found
 

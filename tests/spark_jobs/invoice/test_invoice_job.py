@@ -41,7 +41,7 @@ from lakehouse_jobs.delta import ensure_table
 from lakehouse_jobs.invoice import job as invoice_load
 from lakehouse_jobs.invoice import members, parse
 from lakehouse_jobs.invoice.constraints import FOREIGN_KEYS, PRIMARY_KEYS, UNIQUE_KEYS
-from lakehouse_jobs.invoice.dimensions import invoice_terms_rows, terms_hash
+from lakehouse_jobs.invoice.dimensions import invoice_terms_rows, seller_hash, terms_hash
 from lakehouse_jobs.invoice.document import (
     ADJUSTMENT_SIGNS,
     Adjustment,
@@ -752,6 +752,21 @@ def test_invoice_terms_key_every_pair_apart_and_neither_too(spark):
         assert {(r["payment_terms"], r["terms"]): r["terms_hash"] for r in headers.collect()} == documented
     finally:
         spark.conf.unset("spark.sql.jsonGenerator.ignoreNullFields")
+
+
+@pytest.mark.unit
+def test_seller_and_party_keys_do_not_change_with_the_sessions_json_setting(spark):
+    headers = spark.createDataFrame(
+        [("Shop", None), ("Shop", ["1 Main St", "HONG KONG"])], "seller_name STRING, seller_address ARRAY<STRING>")
+    # seller_hash and party_hash hash the same text (dimensions._party_key_text); the seller's needs no key
+    keyed = headers.select(seller_hash().alias("h"))
+    default = [r["h"] for r in keyed.collect()]
+    spark.conf.set("spark.sql.jsonGenerator.ignoreNullFields", "false")
+    try:
+        assert [r["h"] for r in keyed.collect()] == default
+    finally:
+        spark.conf.unset("spark.sql.jsonGenerator.ignoreNullFields")
+    assert len(set(default)) == 2
 
 
 @pytest.mark.unit

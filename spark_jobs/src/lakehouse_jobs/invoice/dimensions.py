@@ -166,9 +166,12 @@ def _lines(column: str) -> Column:
 
 
 def _party_key_text(role: str) -> Column:
-    """The normalised name and address lines of a party, as JSON (unambiguous): what its hash is of."""
+    """The normalised name and address lines of a party, as JSON (unambiguous): what its hash is of. A null
+    field is left out whatever spark.sql.jsonGenerator.ignoreNullFields says (Spark's default, so the
+    hashes of existing rows stand): a session that wrote it would hash a known party anew."""
     return F.to_json(F.struct(normalised(F.col(f"{role}_name")).alias("name"),
-                              F.transform(f"{role}_address", normalised).alias("address")))
+                              F.transform(f"{role}_address", normalised).alias("address")),
+                     {"ignoreNullFields": "true"})
 
 
 def seller_hash() -> Column:
